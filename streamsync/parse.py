@@ -1,0 +1,212 @@
+"""Parse processed changelog text (what libgfchangelog publishes, what gsyncd reads).
+
+One record per ``\\n``-terminated line, fields separated by single spaces::
+
+    D <gfid>
+    M <gfid> <FOP>                                   (xsync: + uid gid mode atime mtime)
+    E <gfid> CREATE|MKNOD|MKDIR <mode> <uid> <gid> <pgfid>/<bname>
+    E <gfid> LINK|SYMLINK <pgfid>/<bname>
+    E <gfid> RENAME <pgfid>/<bname> <pgfid1>/<bname1>
+    E <gfid> UNLINK|RMDIR <pgfid>/<bname> [<path>]
+
+Names are unescaped (:mod:`streamsync.escaping`). :func:`render_processed` is
+the exact inverse for everything libgfchangelog writes, so text -> records ->
+text is byte-identical.
+
+A malformed line raises :class:`~streamsync.errors.ParseError` naming the file
+and the 1-based line number; pass ``errors=[]`` to collect the errors and go on.
+
+>>> text = b"E 5b1c2d3e-0000-4000-8000-00000000000a CREATE 33188 0 0 " \\
+...        b"00000000-0000-0000-0000-000000000001/my%20notes.txt\\n" \\
+...        b"D 5b1c2d3e-0000-4000-8000-00000000000a\\n"
+>>> [r.TYPE for r in parse_processed(text)]
+['E', 'D']
+>>> render_processed(parse_processed(text)) == text
+True
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Iterator
+
+from .errors import ParseError
+from .escaping import escape, unescape
+from .fops import DELETE_FOPS, FOP_NUMBERS, NAMED_FOPS, NEWENTRY_FOPS
+from .records import DataRecord, EntryRecord, MetaRecord, Record, Stat
+
+__all__ = ["parse_processed", "parse_line", "render_record", "render_processed",
+           "is_gfid", "split_entry"]
+
+_GFID_MATCH = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z").match
+
+
+def is_gfid(text: str) -> bool:
+    """True for a canonical lower-case 36-character gfid.
+
+    >>> is_gfid("00000000-0000-0000-0000-000000000001"), is_gfid("../../etc")
+    (True, False)
+    """
+    return len(text) == 36 and _GFID_MATCH(text) is not None
+
+
+def _uint(text: str, what: str) -> int:
+    if not (text.isdigit() and text.isascii()) or len(text) > 10:
+        raise ValueError(f"{what} is not an unsigned decimal: {text!r}")
+    value = int(text)
+    if value > 0xFFFFFFFF:
+        raise ValueError(f"{what} out of range: {text!r}")
+    return value
+
+
+def split_entry(field: str) -> tuple[str, str]:
+    """Split an escaped ``pgfid/bname`` field into ``(pgfid, unescaped bname)``.
+
+    >>> split_entry("00000000-0000-0000-0000-000000000001/a%20b")
+    ('00000000-0000-0000-0000-000000000001', 'a b')
+    """
+    pgfid = field[:36]
+    if field[36:37] != "/" or not is_gfid(pgfid):
+        raise ValueError(f"not a <pgfid>/<name> field: {field[:80]!r}")
+    bname = unescape(field[37:])
+    if not bname or "/" in bname or "\0" in bname or bname in (".", ".."):
+        raise ValueError(f"invalid entry name: {bname[:80]!r}")
+    return pgfid, bname
+
+
+def parse_line(line: str) -> Record:
+    """Parse one processed line (without its newline) into a record.
+
+    Raises ``ValueError`` with a reason; :func:`parse_processed` adds file/line.
+
+    >>> parse_line("M 00000000-0000-0000-0000-000000000001 SETXATTR")
+    MetaRecord(gfid='00000000-0000-0000-0000-000000000001', fop='SETXATTR', stat=None)
+    """
+    kind = line[:2]
+    if kind not in ("D ", "M ", "E "):
+        raise ValueError(f"unknown record type {line[:1]!r}")
+    parts = line[2:].split(" ")
+    gfid = parts[0]
+    if not is_gfid(gfid):
+        raise ValueError(f"bad gfid {gfid[:80]!r}")
+    n = len(parts)
+    if kind == "D ":
+        if n != 1:
+            raise ValueError(f"D record takes 1 field, got {n}")
+        return DataRecord(gfid)
+    if n < 2:
+        raise ValueError("record has no fop")
+    fop = parts[1]
+    if kind == "M ":
+        if fop not in FOP_NUMBERS:
+            raise ValueError(f"unknown fop {fop[:40]!r}")
+        if n == 2:
+            return MetaRecord(gfid, fop)
+        if n == 7 and fop == "SETATTR":  # xsync inline stat
+            st = Stat(_uint(parts[2], "uid"), _uint(parts[3], "gid"),
+                      _uint(parts[4], "mode"), float(parts[5]), float(parts[6]))
+            return MetaRecord(gfid, fop, st)
+        raise ValueError(f"M {fop} record with {n} fields")
+    if fop in NEWENTRY_FOPS:
+        if n != 6:
+            raise ValueError(f"E {fop} takes 6 fields, got {n}")
+        pgfid, bname = split_entry(parts[5])
+        return EntryRecord(gfid, fop, pgfid, bname, _uint(parts[2], "mode"),
+                           _uint(parts[3], "uid"), _uint(parts[4], "gid"))
+    if fop in NAMED_FOPS:
+        if n != 3:
+            raise ValueError(f"E {fop} takes 3 fields, got {n}")
+        pgfid, bname = split_entry(parts[2])
+        return EntryRecord(gfid, fop, pgfid, bname)
+    if fop in DELETE_FOPS:
+        if n == 3:
+            pgfid, bname = split_entry(parts[2])
+            return EntryRecord(gfid, fop, pgfid, bname)
+        if n == 4:
+            pgfid, bname = split_entry(parts[2])
+            path = unescape(parts[3])
+            if not path:
+                raise ValueError("empty delete path")
+            return EntryRecord(gfid, fop, pgfid, bname, path=path)
+        raise ValueError(f"E {fop} takes 3 or 4 fields, got {n}")
+    if fop == "RENAME":
+        if n != 4:
+            raise ValueError(f"E RENAME takes 4 fields, got {n}")
+        pgfid, bname = split_entry(parts[2])
+        pgfid1, bname1 = split_entry(parts[3])
+        return EntryRecord(gfid, fop, pgfid, bname, pgfid1=pgfid1, bname1=bname1)
+    if fop in FOP_NUMBERS:
+        raise ValueError(f"{fop} is not an entry fop")
+    raise ValueError(f"unknown fop {fop[:40]!r}")
+
+
+def parse_processed(data: bytes | str, *, path: str = "<string>",
+                    errors: list[ParseError] | None = None,
+                    first_line: int = 1) -> Iterator[Record]:
+    """Records of a processed changelog, in file order.
+
+    ``data`` is the whole file (bytes are decoded with ``surrogateescape``, so
+    any byte survives). A malformed line raises :class:`ParseError` naming
+    ``path`` and the line number, unless ``errors`` is a list: then the error
+    is appended there and the line skipped (nothing is dropped silently).
+
+    >>> bad = []
+    >>> list(parse_processed(b"X what\\n", path="C.1", errors=bad)), str(bad[0])
+    ([], "C.1:1: unknown record type 'X'")
+    """
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    if not text:
+        return
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    for lineno, line in enumerate(lines, first_line):
+        try:
+            yield parse_line(line)
+        except ValueError as exc:
+            err = ParseError(str(exc), path=path, line=lineno, text=line[:200])
+            if errors is None:
+                raise err from None
+            errors.append(err)
+
+
+def _float_text(x: float) -> str:
+    return str(float(x))
+
+
+def render_record(record: Record) -> str:
+    """One processed line (no newline) for a record; inverse of :func:`parse_line`.
+
+    >>> render_record(EntryRecord("5b1c2d3e-0000-4000-8000-00000000000a", "UNLINK",
+    ...     "00000000-0000-0000-0000-000000000001", "a b", path="a b"))
+    'E 5b1c2d3e-0000-4000-8000-00000000000a UNLINK 00000000-0000-0000-0000-000000000001/a%20b a%20b'
+    """
+    t = record.TYPE
+    if t == "D":
+        return "D " + record.gfid
+    if t == "M":
+        st = record.stat  # type: ignore[union-attr]
+        if st is None:
+            return f"M {record.gfid} {record.fop}"  # type: ignore[union-attr]
+        return (f"M {record.gfid} {record.fop} {st.uid} {st.gid} {st.mode} "  # type: ignore[union-attr]
+                f"{_float_text(st.atime)} {_float_text(st.mtime)}")
+    r: EntryRecord = record  # type: ignore[assignment]
+    name = f"{r.pgfid}/{escape(r.bname)}"
+    if r.mode is not None:
+        return f"E {r.gfid} {r.fop} {r.mode} {r.uid} {r.gid} {name}"
+    if r.pgfid1 is not None:
+        return f"E {r.gfid} {r.fop} {name} {r.pgfid1}/{escape(r.bname1)}"  # type: ignore[arg-type]
+    if r.path is not None:
+        return f"E {r.gfid} {r.fop} {name} {escape(r.path)}"
+    return f"E {r.gfid} {r.fop} {name}"
+
+
+def render_processed(records: Iterable[Record]) -> bytes:
+    """Processed text for records, byte-identical to libgfchangelog's output.
+
+    >>> render_processed([DataRecord("00000000-0000-0000-0000-000000000001")])
+    b'D 00000000-0000-0000-0000-000000000001\\n'
+    """
+    out = "".join(render_record(r) + "\n" for r in records)
+    return out.encode("utf-8", "surrogateescape")
