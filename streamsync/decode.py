@@ -1,0 +1,415 @@
+"""Decode raw brick journals (``CHANGELOG.<ts>`` as the changelog translator writes them).
+
+A raw journal is one header line followed by records with no newline between
+them (spec section 2)::
+
+    GlusterFS Changelog | version: v1.2 | encoding : 2\\n
+    E<gfid>\\0<fop>\\0<mode>\\0<uid>\\0<gid>\\0<pgfid>/<name>\\0D<gfid>\\0...
+
+* **ascii** (encoding 2): gfids as 36-character text, numbers as decimal text.
+  Decoded exactly as libgfchangelog's ``gf_changelog_parse_ascii``, so
+  :func:`journal_to_processed` gives byte-identical processed text.
+* **binary** (encoding 1): 16 raw gfid bytes and 4-byte little-endian
+  integers, same field layout, parsed by position (raw bytes may hold NUL and
+  newline). libgfchangelog 10.3 cannot decode these; we can.
+* versions **v1.1** (UNLINK/RMDIR carry one name) and **v1.2** (plus a
+  captured-delete-path slot, empty when not captured).
+
+Whole-file validation: a truncated or corrupt journal raises
+:class:`~streamsync.errors.JournalError` naming the file and the byte offset
+where decoding failed, and no record of it is returned. Memory is bounded by
+one file's bytes plus its records.
+
+>>> raw = (b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"
+...        b"E5b1c2d3e-0000-4000-8000-00000000000a\\x0023\\x0033188\\x000\\x000\\x00"
+...        b"00000000-0000-0000-0000-000000000001/my notes\\x00"
+...        b"D5b1c2d3e-0000-4000-8000-00000000000a\\x00")
+>>> print(journal_to_processed(raw).decode(), end="")
+E 5b1c2d3e-0000-4000-8000-00000000000a CREATE 33188 0 0 00000000-0000-0000-0000-000000000001/my%20notes
+D 5b1c2d3e-0000-4000-8000-00000000000a
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import NamedTuple
+
+from .errors import JournalError, UnsupportedJournal
+from .fops import DELETE_FOPS, FOP_NAMES, NAMED_FOPS, NEWENTRY_FOPS
+from .parse import is_gfid, render_processed
+from .records import DataRecord, EntryRecord, MetaRecord, Record
+
+__all__ = [
+    "JournalHeader",
+    "HEADER_PREFIX",
+    "ASCII",
+    "BINARY",
+    "read_header",
+    "is_raw_journal",
+    "decode_journal",
+    "decode_file",
+    "journal_to_processed",
+]
+
+#: every raw journal starts with these bytes
+HEADER_PREFIX = b"GlusterFS Changelog | version: v"
+#: encoding numbers of the header
+BINARY = 1
+ASCII = 2
+
+_HEADER_RE = re.compile(rb"GlusterFS Changelog \| version: v(\d{1,9})\.(\d{1,9}) \| encoding : (\d{1,9})\n")
+_SUPPORTED_VERSIONS = ((1, 1), (1, 2))
+_MAX_HEADER = 128
+
+
+class JournalHeader(NamedTuple):
+    """What a raw journal's first line says.
+
+    >>> read_header(b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n")
+    JournalHeader(major=1, minor=2, encoding=2, body_offset=52)
+    """
+
+    major: int
+    minor: int
+    encoding: int
+    body_offset: int
+
+    @property
+    def version(self) -> str:
+        """``"v1.2"``."""
+        return f"v{self.major}.{self.minor}"
+
+    @property
+    def delete_path_slot(self) -> bool:
+        """True when UNLINK/RMDIR records carry the captured-path slot (v1.2)."""
+        return (self.major, self.minor) >= (1, 2)
+
+
+def is_raw_journal(data: bytes) -> bool:
+    """True when ``data`` starts like a raw brick journal (not processed text).
+
+    >>> is_raw_journal(b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"), is_raw_journal(b"D ...")
+    (True, False)
+    """
+    return data.startswith(HEADER_PREFIX)
+
+
+def read_header(data: bytes, *, path: str = "<bytes>") -> JournalHeader:
+    """Parse and check the header line; the body starts at ``body_offset``.
+
+    Raises :class:`JournalError` for anything that is not a journal header and
+    :class:`UnsupportedJournal` for a version other than v1.1/v1.2 or an
+    encoding other than 1 (binary) / 2 (ascii).
+    """
+    m = _HEADER_RE.match(data, 0, _MAX_HEADER)
+    if m is None:
+        nl = data.find(b"\n", 0, _MAX_HEADER)
+        what = "no header line" if nl < 0 else f"bad header line {data[:nl][:80]!r}"
+        raise JournalError(f"not a GlusterFS changelog: {what}", path=path, offset=0)
+    major, minor, encoding = int(m[1]), int(m[2]), int(m[3])
+    if (major, minor) not in _SUPPORTED_VERSIONS:
+        raise UnsupportedJournal(f"unsupported changelog version v{major}.{minor} "
+                                 f"(only v1.1 and v1.2 exist)", path=path, offset=m.start(1) - 1)
+    if encoding not in (BINARY, ASCII):
+        raise UnsupportedJournal(f"invalid encoding {encoding} (1 = binary, 2 = ascii)",
+                                 path=path, offset=m.start(3))
+    return JournalHeader(major, minor, encoding, m.end())
+
+
+def decode_journal(data: bytes, *, path: str = "<bytes>") -> list[Record]:
+    """All records of a raw journal, in file order, after validating the whole file.
+
+    >>> decode_journal(b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"
+    ...                b"M00000000-0000-0000-0000-000000000001\\x0017\\x00")
+    [MetaRecord(gfid='00000000-0000-0000-0000-000000000001', fop='SETXATTR', stat=None)]
+    """
+    header = read_header(data, path=path)
+    if header.encoding == ASCII:
+        return _decode_ascii(data, header, path)
+    return _decode_binary(data, header, path)
+
+
+def decode_file(path: str | os.PathLike[str]) -> list[Record]:
+    """Read and decode one raw journal file (see :func:`decode_journal`)."""
+    p = os.fspath(path)
+    with open(p, "rb") as fh:
+        data = fh.read()
+    return decode_journal(data, path=p)
+
+
+def journal_to_processed(data: bytes, *, path: str = "<bytes>") -> bytes:
+    """The processed text libgfchangelog publishes for a raw journal.
+
+    Byte-identical to libgfchangelog for ascii journals; binary journals are
+    rendered the same way (text gfids, decimal numbers).
+    """
+    return render_processed(decode_journal(data, path=path))
+
+
+# --------------------------------------------------------------------------- ascii
+
+#: canonical decimal text of a fop number -> fop name ("23" -> "CREATE")
+_FOP_BY_TEXT: dict[str, str] = {str(num): name for num, name in FOP_NAMES.items()}
+_UINT_MAX = 0xFFFFFFFF
+
+
+def _ascii_uint(text: str) -> int:
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 10 \
+            or (text[0] == "0" and len(text) > 1):
+        raise ValueError(f"expected an unsigned decimal, got {text[:40]!r}")
+    value = int(text)
+    if value > _UINT_MAX:
+        raise ValueError(f"number out of range: {text!r}")
+    return value
+
+
+def _raw_entry(field: str) -> tuple[str, str]:
+    """``pgfid/name`` of a raw journal (names are not escaped in raw journals)."""
+    pgfid = field[:36]
+    if field[36:37] != "/" or not is_gfid(pgfid):
+        raise ValueError(f"expected <pgfid>/<name>, got {field[:80]!r}")
+    bname = field[37:]
+    if not bname:
+        raise ValueError("empty entry name")
+    if "/" in bname or bname in (".", ".."):
+        raise ValueError(f"invalid entry name {bname[:80]!r}")
+    return pgfid, bname
+
+
+def _token_offset(toks: list[str], index: int, base: int) -> int:
+    """Byte offset of token ``index`` (only computed when reporting an error)."""
+    off = base
+    for tok in toks[:index]:
+        off += len(tok.encode("utf-8", "surrogateescape")) + 1
+    return off
+
+
+def _decode_ascii(data: bytes, header: JournalHeader, path: str) -> list[Record]:
+    base = header.body_offset
+    body = data[base:]
+    if not body:
+        return []
+    if body[-1:] != b"\0":
+        raise JournalError("truncated journal: the last record is not terminated",
+                           path=path, offset=len(data))
+    toks = body.decode("utf-8", "surrogateescape").split("\0")
+    last = len(toks) - 1  # toks[last] == "" (after the final NUL)
+    slot = header.delete_path_slot
+    out: list[Record] = []
+    append = out.append
+    fop_by_text = _FOP_BY_TEXT
+    known: set[str] = set()
+    i = 0
+    try:
+        while i < last:
+            head = toks[i]
+            gfid = head[1:]
+            if len(head) != 37 or (gfid not in known and not _remember_gfid(gfid, known)):
+                raise ValueError(f"expected a record type and a 36-character gfid, got {head[:60]!r}")
+            kind = head[0]
+            if kind == "D":
+                append(DataRecord(gfid))
+                i += 1
+                continue
+            if i + 1 >= last:
+                raise ValueError("record ends before its fop")
+            fop = fop_by_text.get(toks[i + 1])
+            if fop is None:
+                raise ValueError(f"unknown fop number {toks[i + 1][:20]!r}")
+            if kind == "M":
+                append(MetaRecord(gfid, fop))
+                i += 2
+                continue
+            if kind != "E":
+                raise ValueError(f"unknown record type {kind!r}")
+            if fop in NEWENTRY_FOPS:
+                if i + 5 >= last:
+                    raise ValueError(f"truncated {fop} record")
+                mode = _ascii_uint(toks[i + 2])
+                uid = _ascii_uint(toks[i + 3])
+                gid = _ascii_uint(toks[i + 4])
+                pgfid, bname = _raw_entry(toks[i + 5])
+                append(EntryRecord(gfid, fop, pgfid, bname, mode, uid, gid))
+                i += 6
+            elif fop in NAMED_FOPS:
+                if i + 2 >= last:
+                    raise ValueError(f"truncated {fop} record")
+                pgfid, bname = _raw_entry(toks[i + 2])
+                append(EntryRecord(gfid, fop, pgfid, bname))
+                i += 3
+            elif fop in DELETE_FOPS:
+                if i + 2 >= last:
+                    raise ValueError(f"truncated {fop} record")
+                pgfid, bname = _raw_entry(toks[i + 2])
+                if not slot:
+                    append(EntryRecord(gfid, fop, pgfid, bname))
+                    i += 3
+                    continue
+                if i + 3 >= last:
+                    raise ValueError(f"truncated {fop} record (no delete-path slot)")
+                dpath = toks[i + 3]
+                if dpath:
+                    append(EntryRecord(gfid, fop, pgfid, bname, path=dpath))
+                    i += 4
+                else:
+                    # empty slot: its NUL plus one more byte, which must be the terminator
+                    if i + 4 > last or toks[i + 4] != "":
+                        raise ValueError(f"{fop} record: empty delete-path slot is not terminated")
+                    append(EntryRecord(gfid, fop, pgfid, bname))
+                    i += 5
+            elif fop == "RENAME":
+                if i + 3 >= last:
+                    raise ValueError("truncated RENAME record")
+                pgfid, bname = _raw_entry(toks[i + 2])
+                pgfid1, bname1 = _raw_entry(toks[i + 3])
+                append(EntryRecord(gfid, fop, pgfid, bname, pgfid1=pgfid1, bname1=bname1))
+                i += 4
+            else:
+                raise ValueError(f"E record with non-entry fop {fop}")
+    except (ValueError, IndexError) as exc:
+        raise JournalError(f"record {len(out) + 1}: {exc}", path=path,
+                           offset=_token_offset(toks, i, base)) from None
+    if i != last:
+        raise JournalError("trailing bytes after the last record", path=path,
+                           offset=_token_offset(toks, i, base))
+    return out
+
+
+def _remember_gfid(gfid: str, known: set[str]) -> bool:
+    if is_gfid(gfid):
+        known.add(gfid)
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------- binary
+
+def _gfid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class _BinaryCursor:
+    """Position-based reader over a binary journal body; errors carry the offset."""
+
+    __slots__ = ("data", "pos", "end", "path")
+
+    def __init__(self, data: bytes, pos: int, path: str) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data)
+        self.path = path
+
+    def fail(self, message: str, at: int | None = None) -> JournalError:
+        return JournalError(message, path=self.path, offset=self.pos if at is None else at)
+
+    def nul(self, what: str) -> None:
+        p = self.pos
+        if p >= self.end:
+            raise self.fail(f"truncated journal: missing NUL after {what}")
+        if self.data[p] != 0:
+            raise self.fail(f"expected NUL after {what}, got byte 0x{self.data[p]:02x}")
+        self.pos = p + 1
+
+    def gfid(self, what: str) -> str:
+        p = self.pos
+        if p + 16 > self.end:
+            raise self.fail(f"truncated journal: {what} needs 16 bytes")
+        self.pos = p + 16
+        return _gfid_text(self.data[p:p + 16])
+
+    def uint32(self, what: str) -> int:
+        p = self.pos
+        if p + 4 > self.end:
+            raise self.fail(f"truncated journal: {what} needs 4 bytes")
+        self.pos = p + 4
+        return int.from_bytes(self.data[p:p + 4], "little")
+
+    def text(self, what: str) -> bytes:
+        """Bytes up to (not including) the next NUL; the cursor stays on the NUL."""
+        p = self.pos
+        q = self.data.find(b"\0", p)
+        if q < 0:
+            raise self.fail(f"truncated journal: unterminated {what}")
+        self.pos = q
+        return self.data[p:q]
+
+    def entry(self, what: str) -> tuple[str, str]:
+        start = self.pos
+        pgfid = self.gfid(f"parent gfid of {what}")
+        if self.pos >= self.end or self.data[self.pos] != 0x2F:  # "/"
+            raise self.fail(f"expected '/' after the parent gfid of {what}")
+        self.pos += 1
+        name = self.text(what)
+        bname = name.decode("utf-8", "surrogateescape")
+        if not bname or "/" in bname or bname in (".", ".."):
+            raise self.fail(f"invalid entry name {bname[:80]!r} in {what}", at=start)
+        return pgfid, bname
+
+
+def _decode_binary(data: bytes, header: JournalHeader, path: str) -> list[Record]:
+    cur = _BinaryCursor(data, header.body_offset, path)
+    slot = header.delete_path_slot
+    out: list[Record] = []
+    append = out.append
+    names = FOP_NAMES
+    while cur.pos < cur.end:
+        start = cur.pos
+        kind = data[start]
+        cur.pos += 1
+        if kind not in (0x44, 0x45, 0x4D):  # D E M
+            raise cur.fail(f"unknown record type byte 0x{kind:02x}", at=start)
+        gfid = cur.gfid("record gfid")
+        cur.nul("the gfid")
+        if kind == 0x44:
+            append(DataRecord(gfid))
+            continue
+        at = cur.pos
+        num = cur.uint32("fop")
+        fop = names.get(num)
+        if fop is None:
+            raise cur.fail(f"unknown fop number {num}", at=at)
+        cur.nul("the fop")
+        if kind == 0x4D:
+            append(MetaRecord(gfid, fop))
+            continue
+        if fop in NEWENTRY_FOPS:
+            mode = cur.uint32("mode")
+            cur.nul("mode")
+            uid = cur.uint32("uid")
+            cur.nul("uid")
+            gid = cur.uint32("gid")
+            cur.nul("gid")
+            pgfid, bname = cur.entry(fop)
+            cur.nul(f"the {fop} name")
+            append(EntryRecord(gfid, fop, pgfid, bname, mode, uid, gid))
+        elif fop in NAMED_FOPS:
+            pgfid, bname = cur.entry(fop)
+            cur.nul(f"the {fop} name")
+            append(EntryRecord(gfid, fop, pgfid, bname))
+        elif fop == "RENAME":
+            pgfid, bname = cur.entry("RENAME source")
+            cur.nul("the RENAME source")
+            pgfid1, bname1 = cur.entry("RENAME target")
+            cur.nul("the RENAME target")
+            append(EntryRecord(gfid, fop, pgfid, bname, pgfid1=pgfid1, bname1=bname1))
+        elif fop in DELETE_FOPS:
+            pgfid, bname = cur.entry(fop)
+            if not slot:
+                cur.nul(f"the {fop} name")
+                append(EntryRecord(gfid, fop, pgfid, bname))
+                continue
+            cur.nul(f"the {fop} name")
+            dpath = cur.text("delete path")
+            if dpath:
+                cur.nul("the delete path")
+                append(EntryRecord(gfid, fop, pgfid, bname,
+                                   path=dpath.decode("utf-8", "surrogateescape")))
+            else:
+                cur.nul("the empty delete-path slot")
+                cur.nul(f"the {fop} record")
+                append(EntryRecord(gfid, fop, pgfid, bname))
+        else:
+            raise cur.fail(f"E record with non-entry fop {fop}", at=at)
+    return out
