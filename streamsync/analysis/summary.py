@@ -1,0 +1,532 @@
+"""Mergeable summaries of changelog history.
+
+A :class:`Summary` is an immutable value describing a set of journals: counts
+per record type and fop (``D`` counted as ``DATA``), per time bucket, per
+directory, per gfid, creations and name removals (create-then-delete churn),
+data re-sends (files written in many changelogs), rename chains and the lag
+behind a data stime.
+
+Summaries form a commutative monoid: :func:`merge` is associative and
+commutative, and ``Summary.empty(...)`` is its identity, so partial results over
+any split of the input (per file, per directory, per Dask partition) combine to
+exactly the summary of the whole. Everything that depends on the *order* of
+events (the latest name of a gfid, the sequence of renames) is keyed by
+``(ts, seq)`` so merging picks the same answer whatever the split.
+
+>>> from streamsync.records import Changelog, DataRecord, EntryRecord, ROOT_GFID
+>>> g = "5b1c2d3e-0000-4000-8000-00000000000a"
+>>> a = summarize_changelog(Changelog("CHANGELOG.1700000000", 1700000000, 10),
+...     [EntryRecord(g, "CREATE", ROOT_GFID, "f", 33188, 0, 0), DataRecord(g)])
+>>> b = summarize_changelog(Changelog("CHANGELOG.1700000015", 1700000015, 10),
+...     [DataRecord(g)])
+>>> s = merge(a, b)
+>>> s.changelogs, s.records, s.fops, s.data_changelogs[g]
+(2, 3, {'CREATE': 1, 'DATA': 2}, 2)
+>>> merge(s, Summary.empty()) == s
+True
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, fields, replace
+from functools import reduce
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from ..records import ROOT_GFID, Changelog, Record, Stime
+
+__all__ = [
+    "Summary",
+    "SummaryBuilder",
+    "merge",
+    "merge_all",
+    "summarize_changelog",
+    "summarize",
+    "summarize_paths",
+    "summarize_journals",
+    "parse_duration",
+    "NEW_FOPS",
+    "REMOVE_FOPS",
+]
+
+#: fops that bring a new inode into the namespace
+NEW_FOPS = frozenset({"CREATE", "MKNOD", "MKDIR", "SYMLINK"})
+#: fops that remove a name
+REMOVE_FOPS = frozenset({"UNLINK", "RMDIR"})
+_NAMING = NEW_FOPS | {"LINK"}
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int) -> int:
+    """Seconds of a duration like ``"90"``, ``"15m"``, ``"1h"``, ``"2d"``.
+
+    >>> parse_duration("1h"), parse_duration("90"), parse_duration(30)
+    (3600, 90, 30)
+    """
+    if isinstance(text, int):
+        value = text
+    else:
+        t = text.strip().lower()
+        mult = 1
+        if t and t[-1] in _UNITS:
+            mult = _UNITS[t[-1]]
+            t = t[:-1]
+        if not t.isdigit():
+            raise ValueError(f"not a duration: {text!r} (use e.g. 30, 15m, 1h, 2d)")
+        value = int(t) * mult
+    if value <= 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return value
+
+
+def _add_counts(a: Mapping[Any, int], b: Mapping[Any, int]) -> dict[Any, int]:
+    if len(a) < len(b):
+        a, b = b, a
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return {k: v for k, v in out.items() if v} if any(v == 0 for v in out.values()) else out
+
+
+def _merge_nested(a: Mapping[Any, Mapping[Any, int]], b: Mapping[Any, Mapping[Any, int]]):
+    out = {k: dict(v) for k, v in a.items()}
+    for k, v in b.items():
+        out[k] = _add_counts(out[k], v) if k in out else dict(v)
+    return out
+
+
+def _merge_with(a: Mapping, b: Mapping, pick: Callable[[Any, Any], Any]) -> dict:
+    if len(a) < len(b):
+        a, b = b, a
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = pick(out[k], v) if k in out else v
+    return out
+
+
+def _merge_sorted(x: tuple, y: tuple) -> tuple:
+    return tuple(heapq.merge(x, y))
+
+
+def _opt(fn, a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return fn(a, b)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a set of journals did. Treat as immutable; combine with :func:`merge`.
+
+    Configuration (must be equal to merge): ``bucket`` (seconds per time
+    bucket) and ``data_stime`` (the replica's data sync point, for lag; ``None``
+    when unknown).
+
+    Counters (``fop -> n``, ``gfid -> n``...) hold no zero entries.
+
+    * ``fops``: every E and M fop by name, D records as ``"DATA"``;
+    * ``types``: ``{"E": n, "D": n, "M": n}``;
+    * ``buckets``: ``bucket start -> {fop: n}``; ``bucket_changelogs``: journals per bucket;
+    * ``dir_entries``: parent gfid -> entry records naming something in it
+      (a RENAME counts in both directories);
+    * ``gfid_records``: gfid -> records about it; ``gfid_dm``: gfid -> its D and M records;
+    * ``data_changelogs``: gfid -> journals with a ``D`` record for it (what
+      gsyncd re-sends: each such journal queues the file again);
+    * ``link_delta``: gfid -> names gained minus names removed (CREATE, MKNOD,
+      MKDIR, SYMLINK, LINK: +1; UNLINK, RMDIR: -1);
+    * ``created``: gfid -> ts of its creation record;
+    * ``names``: gfid -> ``(ts, seq, pgfid, bname)`` of its latest naming event
+      (creation, LINK, RENAME destination);
+    * ``renames``: gfid -> sorted ``(ts, seq, pgfid, bname, pgfid1, bname1)``;
+    * ``pending_*``: journals with ``ts >= data_stime`` (what a worker would still process).
+    """
+
+    bucket: int = 3600
+    data_stime: int | None = None
+    changelogs: int = 0
+    records: int = 0
+    journal_bytes: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    types: dict[str, int] = field(default_factory=dict)
+    fops: dict[str, int] = field(default_factory=dict)
+    buckets: dict[int, dict[str, int]] = field(default_factory=dict)
+    bucket_changelogs: dict[int, int] = field(default_factory=dict)
+    dir_entries: dict[str, int] = field(default_factory=dict)
+    gfid_records: dict[str, int] = field(default_factory=dict)
+    data_changelogs: dict[str, int] = field(default_factory=dict)
+    gfid_dm: dict[str, int] = field(default_factory=dict)
+    link_delta: dict[str, int] = field(default_factory=dict)
+    created: dict[str, int] = field(default_factory=dict)
+    names: dict[str, tuple[int, int, str, str]] = field(default_factory=dict)
+    renames: dict[str, tuple[tuple[int, int, str, str, str, str], ...]] = field(default_factory=dict)
+    pending_changelogs: int = 0
+    pending_records: int = 0
+    pending_bytes: int = 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def empty(cls, *, bucket: int | str = 3600, data_stime: Stime | int | None = None) -> "Summary":
+        """The identity of :func:`merge` for this configuration."""
+        return cls(bucket=parse_duration(bucket), data_stime=_stime_sec(data_stime))
+
+    # ------------------------------------------------------------------ derived views
+    def top(self, counter: Mapping[str, int], n: int = 20) -> list[tuple[str, int]]:
+        """The ``n`` largest entries of a counter, ties broken by key (deterministic)."""
+        return heapq.nsmallest(n, counter.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def hot_files(self, n: int = 20) -> list[tuple[str, int]]:
+        """gfids written in the most journals: ``[(gfid, journals), ...]``."""
+        return self.top(self.data_changelogs, n)
+
+    def resends(self) -> int:
+        """Data transfers beyond the first per file: sum of ``journals - 1`` over written gfids."""
+        return sum(self.data_changelogs.values()) - len(self.data_changelogs)
+
+    def created_then_deleted(self) -> list[str]:
+        """gfids created inside the window that have no name left at its end (sorted).
+
+        A gfid loses its last name by UNLINK/RMDIR, or by being the target of a
+        RENAME onto its name (no UNLINK is journaled for the replaced inode).
+        """
+        overwritten = self.overwritten()
+        return sorted(g for g in self.created
+                      if self.link_delta.get(g, 0) <= 0 or g in overwritten)
+
+    def overwritten(self) -> set[str]:
+        """gfids whose latest name was later taken by a RENAME of another gfid."""
+        holder: dict[tuple[str, str], tuple[tuple, str]] = {}
+        for g, (ts, seq, p, b) in self.names.items():
+            key = (p, b)
+            cur = holder.get(key)
+            if cur is None or (ts, seq) > cur[0]:
+                holder[key] = ((ts, seq), g)
+        out = set()
+        for g, (ts, seq, p, b) in self.names.items():
+            if holder[(p, b)][1] != g:
+                out.add(g)
+        return out
+
+    def wasted_records(self) -> int:
+        """Records spent on inodes created and gone inside the window (work a replica undoes)."""
+        gr = self.gfid_records
+        return sum(gr.get(g, 0) for g in self.created_then_deleted())
+
+    def rename_chains(self, n: int = 20, *, min_length: int = 2) -> list[tuple[str, int]]:
+        """gfids renamed at least ``min_length`` times, longest first: ``[(gfid, renames)]``."""
+        counts = {g: len(r) for g, r in self.renames.items() if len(r) >= min_length}
+        return self.top(counts, n)
+
+    def lag(self) -> dict[str, Any] | None:
+        """Replication lag behind ``data_stime``: seconds, journals, records, bytes pending."""
+        if self.data_stime is None:
+            return None
+        seconds = 0 if self.last_ts is None else max(0, self.last_ts - self.data_stime)
+        return {"data_stime": self.data_stime, "seconds": seconds,
+                "changelogs": self.pending_changelogs, "records": self.pending_records,
+                "bytes": self.pending_bytes}
+
+    def parents(self) -> dict[str, str]:
+        """gfid -> parent gfid of its latest known name (from the journals alone)."""
+        return {g: v[2] for g, v in self.names.items()}
+
+    def dir_activity(self) -> dict[str, int]:
+        """Directory gfid -> records about it: entry records naming something in it plus
+        D/M records of its children whose name the journals know."""
+        out = dict(self.dir_entries)
+        names = self.names
+        for g, n in self.gfid_dm.items():
+            v = names.get(g)
+            if v is not None:
+                out[v[2]] = out.get(v[2], 0) + n
+        return out
+
+    def to_dict(self, *, top: int = 20, paths: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """A JSON-safe report (orjson), the shape ``streamsync analyze --json`` prints.
+
+        ``paths`` maps a gfid to a display path (e.g. a :class:`~streamsync.analysis.resolve.Resolver`).
+        """
+        show = paths or (lambda g: g)
+        dirs = self.top(self.dir_activity(), top)
+        return {
+            "changelogs": self.changelogs,
+            "records": self.records,
+            "journal_bytes": self.journal_bytes,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "bucket": self.bucket,
+            "types": dict(sorted(self.types.items())),
+            "fops": dict(sorted(self.fops.items())),
+            "timeline": [{"start": b, "changelogs": self.bucket_changelogs.get(b, 0),
+                          "fops": dict(sorted(self.buckets.get(b, {}).items()))}
+                         for b in sorted(self.buckets.keys() | self.bucket_changelogs.keys())],
+            "gfids": len(self.gfid_records),
+            "hot_dirs": [{"gfid": g, "path": show(g), "records": n} for g, n in dirs],
+            "hot_files": [{"gfid": g, "path": show(g), "changelogs": n}
+                          for g, n in self.hot_files(top)],
+            "churn": {
+                "created": len(self.created),
+                "created_then_deleted": len(self.created_then_deleted()),
+                "wasted_records": self.wasted_records(),
+                "written_files": len(self.data_changelogs),
+                "data_resends": self.resends(),
+                "renamed": len(self.renames),
+                "rename_chains": [{"gfid": g, "path": show(g), "renames": n}
+                                  for g, n in self.rename_chains(top)],
+            },
+            "lag": self.lag(),
+        }
+
+
+def _stime_sec(value: Stime | int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return int(value[0])
+    return int(value)
+
+
+# fields merged by adding counters
+_COUNTER_FIELDS = ("types", "fops", "bucket_changelogs", "dir_entries", "gfid_records",
+                   "data_changelogs", "gfid_dm", "link_delta")
+_SUM_FIELDS = ("changelogs", "records", "journal_bytes", "pending_changelogs",
+               "pending_records", "pending_bytes")
+
+
+def merge(a: Summary, b: Summary) -> Summary:
+    """The summary of both inputs. Associative and commutative; ``Summary.empty()`` is neutral.
+
+    Raises ``ValueError`` when the two were made with different ``bucket`` or ``data_stime``.
+    """
+    if a.bucket != b.bucket or a.data_stime != b.data_stime:
+        raise ValueError(f"cannot merge summaries with different configuration: "
+                         f"bucket {a.bucket}/{b.bucket}, data_stime {a.data_stime}/{b.data_stime}")
+    kw: dict[str, Any] = {"bucket": a.bucket, "data_stime": a.data_stime}
+    for name in _SUM_FIELDS:
+        kw[name] = getattr(a, name) + getattr(b, name)
+    for name in _COUNTER_FIELDS:
+        kw[name] = _add_counts(getattr(a, name), getattr(b, name))
+    kw["first_ts"] = _opt(min, a.first_ts, b.first_ts)
+    kw["last_ts"] = _opt(max, a.last_ts, b.last_ts)
+    kw["buckets"] = _merge_nested(a.buckets, b.buckets)
+    kw["created"] = _merge_with(a.created, b.created, min)
+    kw["names"] = _merge_with(a.names, b.names, max)
+    kw["renames"] = _merge_with(a.renames, b.renames, _merge_sorted)
+    return Summary(**kw)
+
+
+def merge_all(summaries: Iterable[Summary], *, bucket: int | str = 3600,
+              data_stime: Stime | int | None = None) -> Summary:
+    """Merge many summaries (in place on a builder: linear, not quadratic)."""
+    builder = SummaryBuilder(bucket=bucket, data_stime=data_stime)
+    for s in summaries:
+        builder.update(s)
+    return builder.freeze()
+
+
+class SummaryBuilder:
+    """A mutable accumulator producing a :class:`Summary` (the fast path for streams).
+
+    >>> from streamsync.records import Changelog, DataRecord, ROOT_GFID
+    >>> b = SummaryBuilder(bucket="1h")
+    >>> b.add_changelog(Changelog("CHANGELOG.7200", 7200, 1), [DataRecord(ROOT_GFID)])
+    >>> b.freeze().buckets
+    {7200: {'DATA': 1}}
+    """
+
+    def __init__(self, *, bucket: int | str = 3600, data_stime: Stime | int | None = None) -> None:
+        self.bucket = parse_duration(bucket)
+        self.data_stime = _stime_sec(data_stime)
+        self.changelogs = self.records = self.journal_bytes = 0
+        self.pending_changelogs = self.pending_records = self.pending_bytes = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.types: dict[str, int] = {}
+        self.fops: dict[str, int] = {}
+        self.buckets: dict[int, dict[str, int]] = {}
+        self.bucket_changelogs: dict[int, int] = {}
+        self.dir_entries: dict[str, int] = {}
+        self.gfid_records: dict[str, int] = {}
+        self.gfid_dm: dict[str, int] = {}
+        self.data_changelogs: dict[str, int] = {}
+        self.link_delta: dict[str, int] = {}
+        self.created: dict[str, int] = {}
+        self.names: dict[str, tuple[int, int, str, str]] = {}
+        self.renames: dict[str, list[tuple[int, int, str, str, str, str]]] = {}
+
+    def add_changelog(self, changelog: Changelog, records: Iterable[Record]) -> None:
+        """Account one journal and its records (in file order)."""
+        ts = changelog.ts
+        self.changelogs += 1
+        self.journal_bytes += changelog.size
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+        if self.last_ts is None or ts > self.last_ts:
+            self.last_ts = ts
+        bstart = ts - ts % self.bucket
+        self.bucket_changelogs[bstart] = self.bucket_changelogs.get(bstart, 0) + 1
+        local: dict[str, int] = {}
+        gfid_records = self.gfid_records
+        gfid_dm = self.gfid_dm
+        dir_entries = self.dir_entries
+        link_delta = self.link_delta
+        names = self.names
+        written: set[str] = set()
+        n = n_e = n_m = 0
+        for seq, rec in enumerate(records):
+            n += 1
+            g = rec.gfid
+            gfid_records[g] = gfid_records.get(g, 0) + 1
+            t = rec.TYPE
+            if t == "D":
+                local["DATA"] = local.get("DATA", 0) + 1
+                written.add(g)
+                gfid_dm[g] = gfid_dm.get(g, 0) + 1
+                continue
+            fop = rec.fop  # type: ignore[union-attr]
+            local[fop] = local.get(fop, 0) + 1
+            if t == "M":
+                n_m += 1
+                gfid_dm[g] = gfid_dm.get(g, 0) + 1
+                continue
+            n_e += 1
+            p = rec.pgfid  # type: ignore[union-attr]
+            dir_entries[p] = dir_entries.get(p, 0) + 1
+            if fop in _NAMING:
+                link_delta[g] = link_delta.get(g, 0) + 1
+                key = (ts, seq, p, rec.bname)  # type: ignore[union-attr]
+                old = names.get(g)
+                if old is None or key > old:
+                    names[g] = key
+                if fop != "LINK":
+                    old_ts = self.created.get(g)
+                    if old_ts is None or ts < old_ts:
+                        self.created[g] = ts
+            elif fop in REMOVE_FOPS:
+                link_delta[g] = link_delta.get(g, 0) - 1
+            elif fop == "RENAME":
+                p1 = rec.pgfid1  # type: ignore[union-attr]
+                b1 = rec.bname1  # type: ignore[union-attr]
+                if p1 != p:
+                    dir_entries[p1] = dir_entries.get(p1, 0) + 1
+                key = (ts, seq, p1, b1)
+                old = names.get(g)
+                if old is None or key > old:
+                    names[g] = key
+                self.renames.setdefault(g, []).append((ts, seq, p, rec.bname, p1, b1))  # type: ignore
+        self.records += n
+        for g in written:
+            self.data_changelogs[g] = self.data_changelogs.get(g, 0) + 1
+        types = self.types
+        fops = self.fops
+        if local:
+            bucket = self.buckets.setdefault(bstart, {})
+            for fop, c in local.items():
+                fops[fop] = fops.get(fop, 0) + c
+                bucket[fop] = bucket.get(fop, 0) + c
+        for key, c in (("E", n_e), ("D", n - n_e - n_m), ("M", n_m)):
+            if c:
+                types[key] = types.get(key, 0) + c
+        if self.data_stime is not None and ts >= self.data_stime:
+            self.pending_changelogs += 1
+            self.pending_records += n
+            self.pending_bytes += changelog.size
+
+    def update(self, s: Summary) -> None:
+        """Merge a finished summary into this builder (same configuration)."""
+        if s.bucket != self.bucket or s.data_stime != self.data_stime:
+            raise ValueError("cannot merge summaries with different configuration")
+        for name in _SUM_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(s, name))
+        self.first_ts = _opt(min, self.first_ts, s.first_ts)
+        self.last_ts = _opt(max, self.last_ts, s.last_ts)
+        for name in _COUNTER_FIELDS:
+            mine = getattr(self, name)
+            for k, v in getattr(s, name).items():
+                nv = mine.get(k, 0) + v
+                if nv:
+                    mine[k] = nv
+                else:
+                    mine.pop(k, None)
+        for b, counts in s.buckets.items():
+            mine = self.buckets.setdefault(b, {})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
+        for g, ts in s.created.items():
+            old = self.created.get(g)
+            if old is None or ts < old:
+                self.created[g] = ts
+        for g, key in s.names.items():
+            old = self.names.get(g)
+            if old is None or key > old:
+                self.names[g] = key
+        for g, rs in s.renames.items():
+            self.renames.setdefault(g, []).extend(rs)
+
+    def freeze(self) -> Summary:
+        """The immutable :class:`Summary` of everything added so far."""
+        return Summary(
+            bucket=self.bucket, data_stime=self.data_stime, changelogs=self.changelogs,
+            records=self.records, journal_bytes=self.journal_bytes, first_ts=self.first_ts,
+            last_ts=self.last_ts, types=dict(self.types), fops=dict(self.fops),
+            buckets={b: dict(c) for b, c in self.buckets.items() if c},
+            bucket_changelogs=dict(self.bucket_changelogs),
+            dir_entries={k: v for k, v in self.dir_entries.items() if v},
+            gfid_records=dict(self.gfid_records),
+            data_changelogs=dict(self.data_changelogs),
+            link_delta={k: v for k, v in self.link_delta.items() if v},
+            created=dict(self.created), names=dict(self.names),
+            renames={g: tuple(sorted(r)) for g, r in self.renames.items()},
+            pending_changelogs=self.pending_changelogs, pending_records=self.pending_records,
+            pending_bytes=self.pending_bytes, gfid_dm=dict(self.gfid_dm))
+
+
+def summarize_changelog(changelog: Changelog, records: Iterable[Record], *,
+                        bucket: int | str = 3600,
+                        data_stime: Stime | int | None = None) -> Summary:
+    """The summary of one journal's records."""
+    b = SummaryBuilder(bucket=bucket, data_stime=data_stime)
+    b.add_changelog(changelog, records)
+    return b.freeze()
+
+
+def summarize(pairs: Iterable[tuple[Changelog, Iterable[Record]]], *,
+              bucket: int | str = 3600, data_stime: Stime | int | None = None,
+              progress: Callable[[Changelog], None] | None = None) -> Summary:
+    """The summary of ``(changelog, records)`` pairs (streaming; one pass).
+
+    ``progress`` is called after each journal (e.g. to draw a progress bar).
+    """
+    b = SummaryBuilder(bucket=bucket, data_stime=data_stime)
+    for changelog, records in pairs:
+        b.add_changelog(changelog, records)
+        if progress is not None:
+            progress(changelog)
+    return b.freeze()
+
+
+def summarize_journals(changelogs: Iterable[Changelog], *, bucket: int | str = 3600,
+                       data_stime: Stime | int | None = None,
+                       progress: Callable[[Changelog], None] | None = None) -> Summary:
+    """Read and summarise journals (each read with the library's journal reader)."""
+    from ._input import read_records
+    return summarize(((c, read_records(c)) for c in changelogs), bucket=bucket,
+                     data_stime=data_stime, progress=progress)
+
+
+def summarize_paths(paths: Iterable[str], *, bucket: int | str = 3600,
+                    data_stime: Stime | int | None = None,
+                    progress: Callable[[Changelog], None] | None = None) -> Summary:
+    """Summarise every journal under ``paths`` (files, changelog directories, bricks).
+
+    >>> s = summarize_paths(["tests/data/gluster-10.3/processed/ascii-delpath-on"])
+    >>> s.changelogs, s.fops["MKDIR"]
+    (34, 48)
+    """
+    from ._input import iter_journals
+    return summarize_journals(iter_journals(paths), bucket=bucket, data_stime=data_stime,
+                              progress=progress)
