@@ -1,0 +1,51 @@
+"""Shared fixtures: the bundled real GlusterFS 10.3 corpus (``tests/data/gluster-10.3``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+CORPUS = DATA / "gluster-10.3"
+SCENARIOS = ("ascii-delpath-on", "ascii-delpath-off", "binary-delpath-on", "binary-delpath-off")
+ASCII_SCENARIOS = SCENARIOS[:2]
+BINARY_SCENARIOS = SCENARIOS[2:]
+
+
+def raw_journals(scenario: str) -> list[Path]:
+    """Raw ``CHANGELOG.<ts>`` files of a corpus scenario, in stamp order."""
+    return sorted((CORPUS / "raw" / scenario).glob("CHANGELOG.*"),
+                  key=lambda p: int(p.name.split(".")[1]))
+
+
+def processed_journals(scenario: str) -> list[Path]:
+    """libgfchangelog's processed files of a corpus scenario, in stamp order."""
+    return sorted((CORPUS / "processed" / scenario).glob("CHANGELOG.*"),
+                  key=lambda p: int(p.name.split(".")[1]))
+
+
+def handles(scenario: str) -> list[tuple[str, str, str]]:
+    """``(gfid, type, path)`` rows of ``handles/<scenario>.tsv`` with names unescaped."""
+    rows = []
+    table = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+    for line in (CORPUS / "handles" / f"{scenario}.tsv").read_text("utf-8").splitlines():
+        gfid, kind, path = line.split("\t")
+        out, i = [], 0
+        while i < len(path):
+            two = path[i:i + 2]
+            if two in table:
+                out.append(table[two])
+                i += 2
+            else:
+                out.append(path[i])
+                i += 1
+        rows.append((gfid, kind, "".join(out)))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    assert CORPUS.is_dir(), "tests/data/gluster-10.3 is missing"
+    return CORPUS
