@@ -1,0 +1,152 @@
+"""``streamsync plan``: what a replica would be sent for each changelog, as JSON lines.
+
+::
+
+    streamsync plan --changelogs DIR (--source-state FILE | --brick DIR | --mount DIR)
+                    [--data-stime SEC] [--entry-stime SEC] [-o NAME=VALUE ...]
+                    [--config FILE] [--summary]
+
+One JSON object per changelog, in order::
+
+    {"changelog": "CHANGELOG.<ts>", "ts": <int>, "batch": <int|null>, "skipped": <bool>,
+     "entries_gated": <bool>, "entry_ops": [<gsyncd entry dicts in order>],
+     "meta_ops": [<META dicts sorted by go>], "data": [<".gfid/<gfid>" sorted>],
+     "stats": {"<FOP>": <count>, ...}}
+
+``batch`` numbers the batches of non-skipped changelogs from 0 (``null`` for
+skipped ones). Metadata ops carry the source's stat now; gfids gone from the
+source are dropped. Names that are not UTF-8 appear as ``{"b64": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Iterator
+
+import orjson
+
+from ..discover import discover
+from ..errors import ConfigError
+from ..ops import Batch, ChangelogPlan, EntryOp
+from ..options import Options
+from ..records import GFID_PREFIX, Stime, name_to_json
+
+__all__ = ["register", "plan_rows", "entry_op_json"]
+
+
+def _stime(text: str) -> Stime:
+    try:
+        sec, _, nsec = text.partition(",")
+        return Stime(int(sec), int(nsec) if nsec else 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a stime (SEC or SEC,NSEC): {text!r}") from None
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "plan", help="dry run: entry/meta/data ops per changelog as gsyncd would send them",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--changelogs", required=True, action="append", metavar="DIR",
+                   help="directory (or file, archive) of processed or raw journals; repeatable")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--source-state", metavar="FILE",
+                     help="JSON namespace of the source now (MemoryView format)")
+    src.add_argument("--brick", metavar="DIR", help="a brick directory (.glusterfs handles)")
+    src.add_argument("--mount", metavar="DIR", help="an aux-gfid GlusterFS mount")
+    p.add_argument("--data-stime", type=_stime, metavar="SEC",
+                   help="data stime: changelogs with ts < SEC are skipped")
+    p.add_argument("--entry-stime", type=_stime, metavar="SEC",
+                   help="entry stime: with --data-stime, gates entry ops of ts <= max")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="gsyncd option, e.g. -o changelog-batch-size=727040 "
+                        "-o ignore-deletes=true -o sync-method=tarssh -o hot-tier=true")
+    p.add_argument("--config", metavar="FILE", help="gsyncd-style config file (before -o)")
+    p.add_argument("--summary", action="store_true", help="a readable table instead of JSON")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="look names and gfids up one at a time (default: in bulk, concurrently)")
+    p.set_defaults(func=run)
+
+
+def entry_op_json(op: EntryOp) -> dict[str, Any]:
+    """The gsyncd entry dict with names made JSON-safe."""
+    d = op.to_gsyncd()
+    d["entry"] = name_to_json(d["entry"])
+    if d.get("entry1") is not None:
+        d["entry1"] = name_to_json(d["entry1"])
+    if d.get("link") is not None:
+        d["link"] = name_to_json(d["link"])
+    return d
+
+
+def _view(args: argparse.Namespace):
+    from ..views import BrickView, MemoryView, MountView
+    if args.source_state:
+        return MemoryView.from_json(args.source_state)
+    if args.brick:
+        return BrickView(args.brick)
+    return MountView(args.mount)
+
+
+def plan_rows(batches: Iterator[Batch], view) -> Iterator[dict[str, Any]]:
+    """One output object per changelog (meta ops with the view's stat now)."""
+    for batch in batches:
+        index = None if batch.index < 0 else batch.index
+        for plan in batch.plans:
+            yield _row(plan, index, view)
+
+
+def _row(plan: ChangelogPlan, index: int | None, view) -> dict[str, Any]:
+    meta = []
+    if plan.meta_gfids:
+        v = view.prefetch(plan.meta_gfids)
+        for g in plan.meta_gfids:
+            st = v.lstat(g)
+            if st is not None:
+                meta.append({"op": "META", "go": GFID_PREFIX + g, "stat": st.to_dict()})
+    return {"changelog": plan.changelog.name, "ts": plan.ts, "batch": index,
+            "skipped": plan.skipped, "entries_gated": plan.entries_gated,
+            "entry_ops": [entry_op_json(op) for op in plan.entry_ops],
+            "meta_ops": meta, "data": [GFID_PREFIX + g for g in plan.data_gfids],
+            "stats": dict(plan.stats) if not plan.skipped else {}}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import batch_plans, plan_changelogs
+    opts = Options.from_file(args.config) if args.config else Options()
+    opts = Options.from_pairs(args.option, base=opts)
+    if args.entry_stime is not None and args.data_stime is None:
+        print("streamsync plan: note: --entry-stime gates nothing without --data-stime "
+              "(as in gsyncd)", file=sys.stderr)
+    view = _view(args)
+    plans = plan_changelogs(discover(args.changelogs), view=view, options=opts,
+                            data_stime=args.data_stime, entry_stime=args.entry_stime,
+                            prefetch=not args.no_prefetch)
+    rows = plan_rows(batch_plans(plans, batch_size=opts.changelog_batch_size), view)
+    out = sys.stdout.buffer
+    if not args.summary:
+        dumps = orjson.dumps
+        for row in rows:
+            out.write(dumps(row) + b"\n")
+        out.flush()
+        return 0
+    header = f"{'changelog':<26} {'batch':>5} {'state':<8} {'entry':>6} {'meta':>6} {'data':>6}"
+    lines = [header, "-" * len(header)]
+    tot = [0, 0, 0, 0]
+    for row in rows:
+        state = "skipped" if row["skipped"] else ("gated" if row["entries_gated"] else "")
+        batch = "-" if row["batch"] is None else str(row["batch"])
+        n = (len(row["entry_ops"]), len(row["meta_ops"]), len(row["data"]))
+        tot[0] += 1
+        for i in range(3):
+            tot[i + 1] += n[i]
+        lines.append(f"{row['changelog']:<26} {batch:>5} {state:<8} {n[0]:>6} {n[1]:>6} {n[2]:>6}")
+    lines.append("-" * len(header))
+    lines.append(f"{str(tot[0]) + ' changelogs':<26} {'':>5} {'':<8} {tot[1]:>6} {tot[2]:>6} "
+                 f"{tot[3]:>6}")
+    out.write(("\n".join(lines) + "\n").encode())
+    out.flush()
+    return 0
+
+
+_ = ConfigError  # re-exported errors surface through the CLI's error handler

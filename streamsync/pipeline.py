@@ -1,0 +1,127 @@
+"""Public entry points of the pure pipeline: changelogs in, plans and batches out.
+
+:func:`plan_changelogs` runs skip -> read -> classify -> plan -> gate over
+changelog files (raw brick journals or processed text, detected per file) and
+yields one :class:`~streamsync.ops.ChangelogPlan` per changelog, lazily;
+:func:`batch_plans` groups plans by ``changelog-batch-size`` as the seed does.
+Nothing here writes anywhere: what the source looks like comes from a
+:class:`~streamsync.views.SourceView`.
+
+The default path is *fused*: one loop per processed changelog that parses,
+classifies and plans without building intermediate records or decisions, with
+exactly the results of the composed stages (``fused=False``), which remain the
+reference. Lookups of each changelog are resolved in bulk and concurrently
+through :meth:`SourceView.prefetch` before it is classified.
+
+>>> import os, tempfile
+>>> from streamsync.discover import discover
+>>> from streamsync.options import Options
+>>> from streamsync.views import MemoryView
+>>> d = tempfile.mkdtemp()
+>>> _ = open(os.path.join(d, "CHANGELOG.1700000015"), "w").write(
+...     "E 5b1c2d3e-0000-4000-8000-00000000000a MKDIR 16877 0 0 "
+...     "00000000-0000-0000-0000-000000000001/a%20dir\\n")
+>>> plans = list(plan_changelogs(discover(d), view=MemoryView(), options=Options(),
+...                              data_stime=None, entry_stime=None))
+>>> plans[0].entry_ops[0].to_gsyncd()["entry"]
+'.gfid/00000000-0000-0000-0000-000000000001/a dir'
+>>> [b.index for b in batch_plans(plans, batch_size=727040)]
+[0]
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from .decode import decode_journal, is_raw_journal
+from .discover import read_changelog_bytes
+from .ops import ChangelogPlan
+from .options import Options
+from .parse import parse_processed, render_processed
+from .records import Changelog, Record, Stime
+from .stages.batch import batch_plans
+from .stages.classify import classify
+from .stages.gate import gate_limit, gate_plan
+from .stages.plan import fold_plan
+from .stages.skip import skip_processed
+from .views.base import SourceView
+
+__all__ = ["plan_changelogs", "batch_plans", "load_changelog", "plan_records",
+           "plan_processed_text"]
+
+
+def _where(changelog: Changelog) -> str:
+    if changelog.member is None:
+        return changelog.path
+    return f"{changelog.path}[{changelog.member}]"
+
+
+def load_changelog(changelog: Changelog) -> tuple[Changelog, list[Record]]:
+    """Read one journal: its records, and the changelog with ``size`` set to the
+    byte size of its processed form (a raw journal counts as the size of its
+    processed rendering, so raw and processed inputs batch identically)."""
+    data = read_changelog_bytes(changelog)
+    where = _where(changelog)
+    if is_raw_journal(data):
+        records = decode_journal(data, path=where)
+        size = len(render_processed(records))
+    else:
+        records = list(parse_processed(data, path=where))
+        size = len(data)
+    if size != changelog.size:
+        changelog = changelog._replace(size=size)
+    return changelog, records
+
+
+def plan_records(changelog: Changelog, records: Iterable[Record], *, view: SourceView,
+                 options: Options, gated: bool = False, prefetch: bool = True
+                 ) -> ChangelogPlan:
+    """The plan of one changelog from its records (composed stages)."""
+    (cl, decisions), = classify([(changelog, records)], view=view, options=options,
+                                prefetch=prefetch)
+    p = fold_plan(cl, decisions)
+    return gate_plan(p) if gated else p
+
+
+def plan_processed_text(changelog: Changelog, data: bytes, *, view: SourceView,
+                        options: Options, gated: bool = False,
+                        prefetch: bool = True) -> ChangelogPlan:
+    """The plan of one processed changelog's bytes (the fused fast path)."""
+    from .stages.fused import fused_plan
+    return fused_plan(changelog, data, view=view, options=options, gated=gated,
+                      prefetch=prefetch)
+
+
+def plan_changelogs(changelogs: Iterable[Changelog], *, view: SourceView, options: Options,
+                    data_stime: Stime | tuple[int, int] | None,
+                    entry_stime: Stime | tuple[int, int] | None,
+                    fused: bool = True, prefetch: bool = True) -> Iterator[ChangelogPlan]:
+    """One plan per changelog, in order, lazily.
+
+    Changelogs with ``ts < data_stime[0]`` give ``skipped`` plans (not read);
+    changelogs with ``ts <= max(entry_stime, data_stime)[0]`` (both known) give
+    plans with ``entries_gated`` and no entry ops. ``fused=False`` composes the
+    individual stages instead of the fused loop (same results).
+    """
+    limit = gate_limit(entry_stime, data_stime)
+    for changelog, skipped in skip_processed(changelogs, data_stime=data_stime):
+        if skipped:
+            yield ChangelogPlan(changelog, skipped=True)
+            continue
+        gated = limit is not None and changelog.ts <= limit
+        if fused:
+            data = read_changelog_bytes(changelog)
+            if not is_raw_journal(data):
+                if len(data) != changelog.size:
+                    changelog = changelog._replace(size=len(data))
+                yield plan_processed_text(changelog, data, view=view, options=options,
+                                          gated=gated, prefetch=prefetch)
+                continue
+            records = decode_journal(data, path=_where(changelog))
+            size = len(render_processed(records))
+            if size != changelog.size:
+                changelog = changelog._replace(size=size)
+        else:
+            changelog, records = load_changelog(changelog)
+        yield plan_records(changelog, records, view=view, options=options, gated=gated,
+                           prefetch=prefetch)
