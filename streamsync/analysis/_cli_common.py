@@ -1,0 +1,67 @@
+"""Small helpers shared by the analysis subcommands (timestamps, bricks, progress)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from typing import Callable
+
+from ..errors import ConfigError
+from ..records import Changelog
+
+__all__ = ["parse_ts", "brick_of", "progress_bar"]
+
+
+def parse_ts(text: str) -> int:
+    """Epoch seconds from ``1795467032`` or an ISO date/time (UTC unless it has an offset).
+
+    >>> parse_ts("1795467032"), parse_ts("2026-11-23T21:51:29")
+    (1795467032, 1795470689)
+    """
+    t = text.strip()
+    if t.isdigit():
+        return int(t)
+    try:
+        d = _dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"not a timestamp: {text!r} (epoch seconds or ISO 8601)") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return int(d.timestamp())
+
+
+def brick_of(path: str) -> str | None:
+    """``path`` itself when it is a brick root (has ``.glusterfs/``), else ``None``."""
+    if os.path.isdir(os.path.join(path, ".glusterfs")):
+        return path
+    return None
+
+
+def progress_bar(total: int | None, *, stream=None, label: str = "journals"
+                 ) -> Callable[[Changelog], None] | None:
+    """A callback drawing a one-line progress bar on ``stream`` (stderr), or ``None``
+    when that stream is not a terminal (no progress output in pipes and logs)."""
+    stream = stream if stream is not None else sys.stderr
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    state = {"n": 0}
+    width = 30
+
+    def tick(changelog: Changelog) -> None:
+        state["n"] += 1
+        n = state["n"]
+        if total:
+            frac = min(1.0, n / total)
+            bar = "#" * int(frac * width)
+            stream.write(f"\r[{bar:<{width}}] {n}/{total} {label} (ts {changelog.ts})")
+            if n >= total:
+                stream.write("\n")
+        else:
+            stream.write(f"\r{n} {label} (ts {changelog.ts})")
+        stream.flush()
+
+    return tick
