@@ -164,10 +164,10 @@ def _ascii_uint(text: str) -> int:
     return value
 
 
-def _raw_entry(field: str) -> tuple[str, str]:
+def _raw_entry(field: str, known: set[str]) -> tuple[str, str]:
     """``pgfid/name`` of a raw journal (names are not escaped in raw journals)."""
     pgfid = field[:36]
-    if field[36:37] != "/" or not is_gfid(pgfid):
+    if field[36:37] != "/" or (pgfid not in known and not _remember_gfid(pgfid, known)):
         raise ValueError(f"expected <pgfid>/<name>, got {field[:80]!r}")
     bname = field[37:]
     if not bname:
@@ -200,6 +200,7 @@ def _decode_ascii(data: bytes, header: JournalHeader, path: str) -> list[Record]
     append = out.append
     fop_by_text = _FOP_BY_TEXT
     known: set[str] = set()
+    uints: dict[str, int] = {}
     i = 0
     try:
         while i < last:
@@ -226,22 +227,25 @@ def _decode_ascii(data: bytes, header: JournalHeader, path: str) -> list[Record]
             if fop in NEWENTRY_FOPS:
                 if i + 5 >= last:
                     raise ValueError(f"truncated {fop} record")
-                mode = _ascii_uint(toks[i + 2])
-                uid = _ascii_uint(toks[i + 3])
-                gid = _ascii_uint(toks[i + 4])
-                pgfid, bname = _raw_entry(toks[i + 5])
+                t = toks[i + 2]
+                mode = uints[t] if t in uints else _remember_uint(t, uints)
+                t = toks[i + 3]
+                uid = uints[t] if t in uints else _remember_uint(t, uints)
+                t = toks[i + 4]
+                gid = uints[t] if t in uints else _remember_uint(t, uints)
+                pgfid, bname = _raw_entry(toks[i + 5], known)
                 append(EntryRecord(gfid, fop, pgfid, bname, mode, uid, gid))
                 i += 6
             elif fop in NAMED_FOPS:
                 if i + 2 >= last:
                     raise ValueError(f"truncated {fop} record")
-                pgfid, bname = _raw_entry(toks[i + 2])
+                pgfid, bname = _raw_entry(toks[i + 2], known)
                 append(EntryRecord(gfid, fop, pgfid, bname))
                 i += 3
             elif fop in DELETE_FOPS:
                 if i + 2 >= last:
                     raise ValueError(f"truncated {fop} record")
-                pgfid, bname = _raw_entry(toks[i + 2])
+                pgfid, bname = _raw_entry(toks[i + 2], known)
                 if not slot:
                     append(EntryRecord(gfid, fop, pgfid, bname))
                     i += 3
@@ -261,8 +265,8 @@ def _decode_ascii(data: bytes, header: JournalHeader, path: str) -> list[Record]
             elif fop == "RENAME":
                 if i + 3 >= last:
                     raise ValueError("truncated RENAME record")
-                pgfid, bname = _raw_entry(toks[i + 2])
-                pgfid1, bname1 = _raw_entry(toks[i + 3])
+                pgfid, bname = _raw_entry(toks[i + 2], known)
+                pgfid1, bname1 = _raw_entry(toks[i + 3], known)
                 append(EntryRecord(gfid, fop, pgfid, bname, pgfid1=pgfid1, bname1=bname1))
                 i += 4
             else:
@@ -274,6 +278,11 @@ def _decode_ascii(data: bytes, header: JournalHeader, path: str) -> list[Record]
         raise JournalError("trailing bytes after the last record", path=path,
                            offset=_token_offset(toks, i, base))
     return out
+
+
+def _remember_uint(text: str, uints: dict[str, int]) -> int:
+    value = uints[text] = _ascii_uint(text)
+    return value
 
 
 def _remember_gfid(gfid: str, known: set[str]) -> bool:
