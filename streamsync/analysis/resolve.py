@@ -224,6 +224,15 @@ class Resolver:
             ns.feed(read_records(c))
         return cls(namespace=ns, **kw)
 
+    @classmethod
+    def from_summary(cls, summary, **kw) -> "Resolver":
+        """A resolver knowing the latest name of every gfid a
+        :class:`~streamsync.analysis.summary.Summary` saw named (for reports)."""
+        ns = JournalNamespace()
+        for g, (_ts, _seq, p, b) in summary.names.items():
+            ns.names[g] = [(p, b)]
+        return cls(namespace=ns, **kw)
+
     # -- brick lookups -----------------------------------------------------
     def _handle(self, gfid: str) -> str | None:
         if self.brick is None or not _GFID.match(gfid):

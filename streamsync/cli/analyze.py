@@ -1,0 +1,166 @@
+"""``streamsync analyze``: what changed, when, where, how much churn."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+
+import orjson
+
+from ..analysis._cli_common import brick_of, parse_ts, progress_bar
+from ..analysis._input import iter_journals
+from ..analysis.resolve import Resolver
+from ..analysis.summary import parse_duration, summarize_journals
+
+HELP = "summarise journals: op mix over time, hot files/directories, churn, lag"
+
+DESCRIPTION = """\
+Analyse changelog history offline.
+
+PATH may be journal files (raw or processed), changelog directories (flat or
+YYYY/MM/DD), bricks (their .glusterfs/changelogs) or gsyncd archive_*.tar files.
+
+The report counts records per type and fop (D records as DATA), per time
+bucket (--bucket), the hottest directories and files (--top), churn (inodes
+created and gone inside the window, files written in several journals that
+gsyncd would send again, rename chains) and, with --data-stime, the replication
+lag. gfids are shown as paths, resolved through the brick when PATH is one and
+through the journals' own entry records otherwise.
+
+--json prints one JSON object (changelogs, records, first_ts, last_ts, fops,
+timeline, hot_dirs, hot_files, churn, lag). --dask runs the same analysis on
+Dask (local scheduler, or the cluster named by --scheduler) and prints the same
+result.
+"""
+
+EPILOG = """\
+examples:
+  streamsync analyze BRICK
+  streamsync analyze --json --bucket 10m /archive/dir /other/brick
+  streamsync analyze --dask --scheduler tcp://127.0.0.1:8786 /many/journals
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="journal files, changelog directories, bricks or archive_*.tar files")
+    p.add_argument("--bucket", default="1h", type=_duration, metavar="WIDTH",
+                   help="time bucket width, e.g. 30, 15m, 1h, 1d (default 1h)")
+    p.add_argument("--top", type=int, default=20, metavar="N",
+                   help="entries in the hot lists (default 20)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--dask", action="store_true", help="compute with Dask (streamsync[dask])")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="with --dask: 'sync', 'threads', 'processes' or a distributed "
+                        "scheduler address (default: threads)")
+    p.add_argument("--partitions", type=int, metavar="N", help="with --dask: bag partitions")
+    p.add_argument("--data-stime", type=parse_ts, metavar="TS",
+                   help="replica's data stime, to report the replication lag")
+    p.add_argument("--since", type=parse_ts, metavar="TS", help="only journals with stamp >= TS")
+    p.add_argument("--until", type=parse_ts, metavar="TS", help="only journals with stamp <= TS")
+    p.add_argument("--brick", metavar="DIR", help="brick used to resolve gfids to paths")
+    p.set_defaults(func=run)
+
+
+def _duration(text: str) -> int:
+    return parse_duration(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    journals = list(iter_journals(args.paths, since=args.since, until=args.until))
+    if args.dask:
+        from ..analysis.dask import summarize_dask
+        scheduler = args.scheduler or "threads"
+        client = None
+        if "://" in scheduler or (":" in scheduler and scheduler[0].isdigit()):
+            from distributed import Client
+            client = Client(scheduler)
+            sched = client
+        else:
+            sched = scheduler
+        try:
+            summary = summarize_dask(journals, bucket=args.bucket, data_stime=args.data_stime,
+                                     npartitions=args.partitions, scheduler=sched)
+        finally:
+            if client is not None:
+                client.close()
+    else:
+        summary = summarize_journals(journals, bucket=args.bucket, data_stime=args.data_stime,
+                                     progress=progress_bar(len(journals)))
+    brick = args.brick
+    if brick is None:
+        bricks = [b for b in map(brick_of, args.paths) if b is not None]
+        brick = bricks[0] if bricks else None
+    resolver = Resolver.from_summary(summary, brick=brick)
+    report = summary.to_dict(top=args.top, paths=resolver.path)
+    out = sys.stdout.buffer
+    if args.json:
+        out.write(orjson.dumps(report) + b"\n")
+    else:
+        out.write(render_text(report).encode("utf-8", "surrogateescape"))
+    out.flush()
+    return 0
+
+
+def _when(ts: int | None) -> str:
+    if ts is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _show(path) -> str:
+    if isinstance(path, dict):  # {"b64": ...}: not UTF-8
+        return "<b64:" + path["b64"] + ">"
+    return path.replace("\n", "\\n").replace("\t", "\\t")
+
+
+def render_text(r: dict) -> str:
+    """The terminal report for a :meth:`Summary.to_dict` result."""
+    lines = []
+    add = lines.append
+    add(f"journals   {r['changelogs']}  ({r['journal_bytes']} bytes)")
+    add(f"records    {r['records']}  " + "  ".join(f"{k} {v}" for k, v in r["types"].items()))
+    add(f"window     {_when(r['first_ts'])} .. {_when(r['last_ts'])}")
+    add(f"gfids      {r['gfids']}")
+    add("")
+    add("fops")
+    width = max((len(k) for k in r["fops"]), default=4)
+    total = max(1, r["records"])
+    for k, v in sorted(r["fops"].items(), key=lambda kv: (-kv[1], kv[0])):
+        add(f"  {k:<{width}}  {v:>9}  {100.0 * v / total:5.1f}%")
+    if r["timeline"]:
+        add("")
+        add(f"timeline (bucket {r['bucket']} s)")
+        peak = max(sum(b["fops"].values()) for b in r["timeline"]) or 1
+        for b in r["timeline"]:
+            n = sum(b["fops"].values())
+            bar = "#" * max(1 if n else 0, round(40 * n / peak))
+            add(f"  {_when(b['start'])}  {b['changelogs']:>5} journals  {n:>9} records  {bar}")
+    if r["hot_dirs"]:
+        add("")
+        add("hot directories (records)")
+        for d in r["hot_dirs"]:
+            add(f"  {d['records']:>9}  {_show(d['path'])}")
+    if r["hot_files"]:
+        add("")
+        add("most re-sent files (journals with a data record)")
+        for d in r["hot_files"]:
+            add(f"  {d['changelogs']:>9}  {_show(d['path'])}")
+    c = r["churn"]
+    add("")
+    add("churn")
+    add(f"  created {c['created']}, created and gone again {c['created_then_deleted']} "
+        f"({c['wasted_records']} records of wasted replication work)")
+    add(f"  files written {c['written_files']}, extra data transfers {c['data_resends']}")
+    add(f"  renamed inodes {c['renamed']}")
+    for d in c["rename_chains"]:
+        add(f"  {d['renames']:>9} renames  {_show(d['path'])}")
+    if r.get("lag"):
+        lag = r["lag"]
+        add("")
+        add(f"lag behind data stime {_when(lag['data_stime'])}: {lag['seconds']} s, "
+            f"{lag['changelogs']} journals, {lag['records']} records, {lag['bytes']} bytes pending")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,122 @@
+"""``streamsync analyze``: JSON contract against independent oracles (the corpus
+lines, the demo brick README's record totals), text report, --dask equality."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from streamsync.analysis._cli_common import parse_ts, progress_bar
+from streamsync.cli import main
+from streamsync.records import Changelog
+
+REPO = Path(__file__).parent.parent
+DATA = REPO / "tests" / "data" / "gluster-10.3"
+DEMO = REPO / "examples" / "demo-brick"
+
+
+def _line_oracle(scenario):
+    fops = Counter()
+    files = sorted((DATA / "processed" / scenario).glob("CHANGELOG.*"))
+    for f in files:
+        for line in f.read_bytes().splitlines():
+            parts = line.split(b" ")
+            fops["DATA" if parts[0] == b"D" else parts[2].decode()] += 1
+    return files, fops
+
+
+def _analyze_json(capsys, *args):
+    assert main(["analyze", "--json", *map(str, args)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 1  # ONE JSON object
+    return json.loads(lines[0]), captured.err
+
+
+@pytest.mark.parametrize("kind", ["raw", "processed"])
+def test_json_contract(capsys, kind):
+    files, fops = _line_oracle("ascii-delpath-on")
+    doc, err = _analyze_json(capsys, DATA / kind / "ascii-delpath-on")
+    assert err == ""  # no progress bar when stderr is not a terminal
+    assert doc["changelogs"] == len(files)
+    assert doc["records"] == sum(fops.values())
+    assert doc["first_ts"] == int(files[0].name.split(".")[1])
+    assert doc["last_ts"] == int(files[-1].name.split(".")[1])
+    assert doc["fops"] == dict(fops)
+    assert doc["hot_files"][0]["path"] == "top/slow_growing"
+
+
+def test_brick_path_matches_readme_totals(capsys, tmp_path):
+    brick = tmp_path / "brick"
+    brick.mkdir()
+    subprocess.run(["tar", "-xzf", str(DEMO / "demo.tar.gz"), "-C", str(brick)], check=True,
+                   capture_output=True)
+    doc, _ = _analyze_json(capsys, brick, "--bucket", "5", "--top", "3")
+    # demo-brick/README.md: "Record totals: D 313; E CREATE 316, MKDIR 37, MKNOD 2, SYMLINK 8,
+    # LINK 4, RENAME 10, UNLINK 28, RMDIR 3; M SETATTR 24, SETXATTR 7." and 11 journals
+    assert doc["fops"] == {"DATA": 313, "CREATE": 316, "MKDIR": 37, "MKNOD": 2, "SYMLINK": 8,
+                           "LINK": 4, "RENAME": 10, "UNLINK": 28, "RMDIR": 3, "SETATTR": 24,
+                           "SETXATTR": 7}
+    assert doc["changelogs"] == 11
+    assert (doc["first_ts"], doc["last_ts"]) == (1795470689, 1795470714)
+    assert len(doc["hot_dirs"]) == 3
+    assert all(b["start"] % 5 == 0 for b in doc["timeline"])
+    assert sum(b["changelogs"] for b in doc["timeline"]) == 11
+    # paths come from the brick's handles: no raw gfids among the hot directories
+    assert not any(d["path"].startswith(".gfid/") for d in doc["hot_dirs"])
+
+
+def test_dask_prints_the_same_result(capsys):
+    src = DATA / "raw" / "ascii-delpath-off"
+    plain, _ = _analyze_json(capsys, src, "--bucket", "15m")
+    dasked, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--partitions", "4")
+    assert dasked == plain
+    sync, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--scheduler", "sync")
+    assert sync == plain
+
+
+def test_text_report_and_lag(capsys):
+    src = DATA / "processed" / "ascii-delpath-on"
+    assert main(["analyze", str(src), "--data-stime", "1795467060", "--bucket", "30s"]) == 0
+    out = capsys.readouterr().out
+    assert "records    4472" in out
+    assert "top/slow_growing" in out
+    assert "lag behind data stime" in out
+    doc, _ = _analyze_json(capsys, src, "--data-stime", "1795467060")
+    names = sorted(p.name for p in src.iterdir())
+    pending = [n for n in names if int(n.split(".")[1]) >= 1795467060]
+    assert doc["lag"]["changelogs"] == len(pending)
+    assert doc["lag"]["seconds"] == int(names[-1].split(".")[1]) - 1795467060
+
+
+def test_bad_input_is_a_one_line_error(capsys, tmp_path):
+    bad = tmp_path / "CHANGELOG.1700000000"
+    bad.write_bytes(b"E not-a-gfid CREATE\n")
+    assert main(["analyze", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and ":1:" in err
+    assert main(["analyze", str(tmp_path / "missing")]) == 2
+
+
+def test_progress_bar_only_on_a_terminal():
+    assert progress_bar(3, stream=io.StringIO()) is None
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    tick = progress_bar(2, stream=tty)
+    tick(Changelog("CHANGELOG.1", 1, 0))
+    tick(Changelog("CHANGELOG.2", 2, 0))
+    assert "2/2 journals" in tty.getvalue() and tty.getvalue().endswith("\n")
+
+
+def test_parse_ts():
+    assert parse_ts("2026-11-23T21:51:29Z") == 1795470689
+    assert parse_ts("2026-11-23T22:51:29+01:00") == 1795470689
