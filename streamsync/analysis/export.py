@@ -1,0 +1,207 @@
+"""Exports: JSON lines (orjson) and DataFrame-friendly rows (pandas optional).
+
+* :func:`record_rows` - one flat dict per record with its journal (``ts``,
+  ``changelog``, ``seq``), the same columns for every record type;
+* :func:`summary_rows` - a summary's tables (``fops``, ``timeline``,
+  ``gfids``, ``dirs``) as flat rows;
+* :func:`to_jsonl` / :func:`write_jsonl` - JSON lines of anything with
+  ``to_dict()`` (records, ops, changes) or of plain dicts;
+* :func:`summary_to_dict` / :func:`summary_from_dict` - a lossless JSON form of
+  a :class:`~streamsync.analysis.summary.Summary`, so partial summaries can be
+  stored and merged later;
+* :func:`to_pandas` - a ``pandas.DataFrame`` of rows; pandas is imported only
+  here (``pip install 'streamsync[analysis]'``).
+
+>>> from streamsync.records import Changelog, DataRecord, ROOT_GFID
+>>> rows = list(record_rows([(Changelog("CHANGELOG.5", 5, 1), [DataRecord(ROOT_GFID)])]))
+>>> rows[0]["type"], rows[0]["fop"], rows[0]["ts"]
+('D', 'DATA', 5)
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any, Iterable, Iterator
+
+import orjson
+
+from ..records import Changelog, Record, name_from_json, name_to_json
+from .summary import Summary
+
+__all__ = ["record_rows", "summary_rows", "to_jsonl", "write_jsonl", "summary_to_dict",
+           "summary_from_dict", "summary_to_json", "summary_from_json", "to_pandas",
+           "RECORD_COLUMNS"]
+
+#: the columns of :func:`record_rows`, in order
+RECORD_COLUMNS = ("ts", "changelog", "seq", "type", "fop", "gfid", "pgfid", "bname", "pgfid1",
+                  "bname1", "mode", "uid", "gid", "path")
+
+
+def _json_name(name: str | None) -> Any:
+    if name is None:
+        return None
+    v = name_to_json(name)
+    # a DataFrame column wants one type: non-UTF-8 names keep their bytes escaped
+    return v if isinstance(v, str) else name.encode("utf-8", "surrogateescape").decode(
+        "utf-8", "backslashreplace")
+
+
+def record_rows(journals: Iterable[tuple[Changelog, Iterable[Record]]]) -> Iterator[dict[str, Any]]:
+    """Flat rows (:data:`RECORD_COLUMNS`) for every record; ``D`` rows have fop ``"DATA"``."""
+    for c, records in journals:
+        name = c.name
+        ts = c.ts
+        for seq, r in enumerate(records):
+            t = r.TYPE
+            row = dict.fromkeys(RECORD_COLUMNS)
+            row.update(ts=ts, changelog=name, seq=seq, type=t, gfid=r.gfid)
+            if t == "D":
+                row["fop"] = "DATA"
+            elif t == "M":
+                row["fop"] = r.fop  # type: ignore[union-attr]
+            else:
+                row.update(fop=r.fop, pgfid=r.pgfid, bname=_json_name(r.bname),  # type: ignore
+                           pgfid1=r.pgfid1, bname1=_json_name(r.bname1), mode=r.mode,  # type: ignore
+                           uid=r.uid, gid=r.gid, path=_json_name(r.path))  # type: ignore
+            yield row
+
+
+def summary_rows(summary: Summary, table: str = "fops", *, paths=None) -> list[dict[str, Any]]:
+    """One of a summary's tables as rows.
+
+    ``fops``: fop, count; ``timeline``: start, fop, count (long form) plus a
+    ``changelogs`` row per bucket; ``gfids``: gfid, records, dm_records,
+    data_changelogs, created, path; ``dirs``: gfid, records, path.
+    ``paths`` maps a gfid to a path (e.g. a Resolver) for the last two.
+    """
+    show = paths or (lambda g: None)
+    if table == "fops":
+        return [{"fop": k, "count": v} for k, v in sorted(summary.fops.items())]
+    if table == "timeline":
+        out = []
+        for start in sorted(summary.buckets.keys() | summary.bucket_changelogs.keys()):
+            out.append({"start": start, "fop": "changelogs",
+                        "count": summary.bucket_changelogs.get(start, 0)})
+            for fop, n in sorted(summary.buckets.get(start, {}).items()):
+                out.append({"start": start, "fop": fop, "count": n})
+        return out
+    if table == "gfids":
+        return [{"gfid": g, "records": n, "dm_records": summary.gfid_dm.get(g, 0),
+                 "data_changelogs": summary.data_changelogs.get(g, 0),
+                 "created": summary.created.get(g), "path": show(g)}
+                for g, n in sorted(summary.gfid_records.items())]
+    if table == "dirs":
+        return [{"gfid": g, "records": n, "path": show(g)}
+                for g, n in sorted(summary.dir_activity().items())]
+    raise ValueError(f"unknown table {table!r} (fops, timeline, gfids, dirs)")
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"cannot export {type(obj).__name__}")
+
+
+def to_jsonl(items: Iterable[Any]) -> bytes:
+    """JSON lines of records, ops, changes (``to_dict()``), summaries or plain dicts.
+
+    >>> to_jsonl([{"a": 1}, {"b": 2}])
+    b'{"a":1}\\n{"b":2}\\n'
+    """
+    dumps = orjson.dumps
+    out = []
+    for it in items:
+        if isinstance(it, Summary):
+            it = summary_to_dict(it)
+        elif hasattr(it, "to_dict"):
+            it = it.to_dict()
+        out.append(dumps(it, default=_default) + b"\n")
+    return b"".join(out)
+
+
+def write_jsonl(items: Iterable[Any], fh: IO[bytes], *, chunk: int = 4096) -> int:
+    """Stream JSON lines to a binary file; returns the number of lines written."""
+    n = 0
+    buf: list[Any] = []
+    for it in items:
+        buf.append(it)
+        if len(buf) >= chunk:
+            fh.write(to_jsonl(buf))
+            n += len(buf)
+            buf = []
+    if buf:
+        fh.write(to_jsonl(buf))
+        n += len(buf)
+    return n
+
+
+def summary_to_dict(s: Summary) -> dict[str, Any]:
+    """A lossless JSON-safe dict of a summary (inverse: :func:`summary_from_dict`)."""
+    return {
+        "kind": "streamsync.summary", "version": 1,
+        "bucket": s.bucket, "data_stime": s.data_stime, "changelogs": s.changelogs,
+        "records": s.records, "journal_bytes": s.journal_bytes, "first_ts": s.first_ts,
+        "last_ts": s.last_ts, "types": s.types, "fops": s.fops,
+        "buckets": {str(k): v for k, v in s.buckets.items()},
+        "bucket_changelogs": {str(k): v for k, v in s.bucket_changelogs.items()},
+        "dir_entries": s.dir_entries, "gfid_records": s.gfid_records,
+        "data_changelogs": s.data_changelogs, "gfid_dm": s.gfid_dm,
+        "link_delta": s.link_delta, "created": s.created,
+        "names": {g: [ts, seq, p, name_to_json(b)] for g, (ts, seq, p, b) in s.names.items()},
+        "renames": {g: [[ts, seq, p, name_to_json(b), p1, name_to_json(b1)]
+                        for ts, seq, p, b, p1, b1 in rs] for g, rs in s.renames.items()},
+        "pending_changelogs": s.pending_changelogs, "pending_records": s.pending_records,
+        "pending_bytes": s.pending_bytes,
+    }
+
+
+def summary_from_dict(d: dict[str, Any]) -> Summary:
+    """Rebuild a summary from :func:`summary_to_dict` output."""
+    if d.get("kind") != "streamsync.summary":
+        raise ValueError("not a streamsync summary document")
+    return Summary(
+        bucket=d["bucket"], data_stime=d["data_stime"], changelogs=d["changelogs"],
+        records=d["records"], journal_bytes=d["journal_bytes"], first_ts=d["first_ts"],
+        last_ts=d["last_ts"], types=dict(d["types"]), fops=dict(d["fops"]),
+        buckets={int(k): dict(v) for k, v in d["buckets"].items()},
+        bucket_changelogs={int(k): v for k, v in d["bucket_changelogs"].items()},
+        dir_entries=dict(d["dir_entries"]), gfid_records=dict(d["gfid_records"]),
+        data_changelogs=dict(d["data_changelogs"]), gfid_dm=dict(d["gfid_dm"]),
+        link_delta=dict(d["link_delta"]), created=dict(d["created"]),
+        names={g: (v[0], v[1], v[2], name_from_json(v[3])) for g, v in d["names"].items()},
+        renames={g: tuple((r[0], r[1], r[2], name_from_json(r[3]), r[4], name_from_json(r[5]))
+                          for r in rs) for g, rs in d["renames"].items()},
+        pending_changelogs=d["pending_changelogs"], pending_records=d["pending_records"],
+        pending_bytes=d["pending_bytes"])
+
+
+def summary_to_json(s: Summary) -> bytes:
+    """:func:`summary_to_dict` through orjson."""
+    return orjson.dumps(summary_to_dict(s))
+
+
+def summary_from_json(data: bytes | str) -> Summary:
+    """Inverse of :func:`summary_to_json`."""
+    return summary_from_dict(orjson.loads(data))
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("to_pandas() needs pandas: pip install 'streamsync[analysis]'") from None
+    return pandas
+
+
+def to_pandas(rows: Iterable[dict[str, Any]] | Summary, table: str = "fops", *, paths=None):
+    """A ``pandas.DataFrame`` of rows (e.g. :func:`record_rows`), or of a summary's ``table``.
+
+    Raises ``ImportError`` with an install hint when pandas is missing.
+    """
+    pd = _pandas()
+    if isinstance(rows, Summary):
+        rows = summary_rows(rows, table, paths=paths)
+        return pd.DataFrame(rows)
+    rows = list(rows)
+    if rows and set(rows[0]) == set(RECORD_COLUMNS):
+        return pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    return pd.DataFrame(rows)
