@@ -1,0 +1,187 @@
+"""Replicate a brick: the library function behind ``streamsync replicate``.
+
+Reads the journals of a GlusterFS brick (``<brick>/.glusterfs/changelogs``
+unless told otherwise), plans them with the pure pipeline against a
+:class:`~streamsync.views.BrickView` of the brick, and drives the batches
+through a :class:`~streamsync.sinks.replica.ReplicaSink` and a data engine with
+the :class:`~streamsync.dispatch.Dispatcher`, keeping progress in a state store
+so a killed run resumes where it stopped.
+
+>>> import tempfile
+>>> replicate(tempfile.mkdtemp(), tempfile.mkdtemp())
+Traceback (most recent call last):
+...
+streamsync.errors.SourceError: ...: not a brick (no .glusterfs directory)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, NamedTuple
+
+from .archive import archive_and_purge
+from .discover import changelog_dir_of, discover
+from .dispatch import Dispatcher
+from .errors import ConfigError, SourceError
+from .options import Options
+from .pipeline import batch_plans, plan_changelogs
+from .records import Stime
+from .sinks.replica import GLUSTERFS_DIR, ReplicaSink
+from .sinks.rsync import RsyncEngine
+from .sinks.tar import TarEngine
+from .state.lock import WorkerLock
+from .state.sqlite import SqliteState
+from .views import BrickView
+
+__all__ = ["replicate", "ReplicateSummary", "default_state_path", "ENGINES"]
+
+log = logging.getLogger("streamsync.replicate")
+
+#: data engines by CLI name
+ENGINES = ("rsync", "tar")
+
+
+class ReplicateSummary(NamedTuple):
+    """Totals of one ``replicate`` run."""
+
+    batches: int = 0
+    changelogs: int = 0
+    entry_ops: int = 0
+    entry_failures: int = 0
+    meta_ops: int = 0
+    meta_failures: int = 0
+    data_files: int = 0
+    data_abandoned: int = 0
+    retried_resolved: int = 0
+    open_failures: int = 0
+    data_stime: Stime | None = None
+    entry_stime: Stime | None = None
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self._asdict()
+        d["data_stime"] = list(self.data_stime) if self.data_stime else None
+        d["entry_stime"] = list(self.entry_stime) if self.entry_stime else None
+        return d
+
+
+def default_state_path(replica: str) -> str:
+    """``<replica>/.glusterfs/streamsync/state.sqlite``."""
+    return os.path.join(replica, GLUSTERFS_DIR, "streamsync", "state.sqlite")
+
+
+def _engine(name: str, source: str, replica: str, options: Options) -> Any:
+    if name == "rsync":
+        return RsyncEngine(source, replica, options)
+    if name in ("tar", "tarssh"):
+        return TarEngine(source, replica, options)
+    raise ConfigError(f"unknown data engine {name!r} (choose from {', '.join(ENGINES)})")
+
+
+def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *,
+              state: Any = None, state_path: str | None = None,
+              options: Options | None = None, engine: str | None = None,
+              changelogs: str | os.PathLike[str] | None = None, follow: bool = False,
+              retry_failed: bool = False, archive: bool = False,
+              progress: Callable[[int, int], None] | None = None,
+              stop: threading.Event | None = None, retry_delay: float = 0.5) -> ReplicateSummary:
+    """Bring ``replica`` up to date with the brick ``source``.
+
+    * ``state``: a state store (default: :class:`SqliteState` at ``state_path``
+      or :func:`default_state_path`);
+    * ``engine``: ``"rsync"`` (default, or the ``sync-method`` option) or ``"tar"``;
+    * ``changelogs``: journal directory (default ``<source>/.glusterfs/changelogs``);
+    * ``follow``: keep scanning every ``change-interval`` seconds until ``stop`` is set;
+    * ``retry_failed``: first re-queue the open items of the failure ledger;
+    * ``archive``: archive processed journals (only for a directory we own);
+    * ``progress(done, total)``: called after every batch.
+
+    Raises :class:`~streamsync.errors.LockHeld` when another worker owns the replica.
+    """
+    start = time.monotonic()
+    source = os.path.abspath(os.fspath(source))
+    replica = os.path.abspath(os.fspath(replica))
+    if not os.path.isdir(os.path.join(source, GLUSTERFS_DIR)):
+        raise SourceError(f"{source}: not a brick (no {GLUSTERFS_DIR} directory)")
+    if os.path.realpath(source) == os.path.realpath(replica):
+        raise ConfigError(f"{replica}: the replica cannot be the source brick itself")
+    options = options or Options()
+    engine = engine or ("tar" if options.get("sync-method") == "tarssh" else "rsync")
+    cl_dir = os.fspath(changelogs) if changelogs is not None else changelog_dir_of(source)
+    if not os.path.isdir(cl_dir):
+        raise SourceError(f"{cl_dir}: no changelog directory")
+
+    sink = ReplicaSink(replica)
+    lock = WorkerLock(os.path.join(replica, GLUSTERFS_DIR, "streamsync.lock"),
+                      what=f"{source} -> {replica}")
+    own_state = state is None
+    try:
+        lock.acquire()
+        if state is None:
+            state = SqliteState(state_path or default_state_path(replica))
+        view = BrickView(source)
+        eng = _engine(engine, source, replica, options)
+        fmt = options.get("changelog-archive-format")
+        dispatcher = Dispatcher(
+            sink=sink, engine=eng, state=state, view=view, options=options,
+            retry_delay=retry_delay, data_filter=sink.is_data_target,
+            archive=(lambda cls: archive_and_purge([c.path for c in cls if c.member is None],
+                                                   fmt=fmt)) if archive else None)
+        totals = dict.fromkeys(("batches", "changelogs", "entry_ops", "entry_failures",
+                                "meta_ops", "meta_failures", "data_files", "data_abandoned",
+                                "retried_resolved"), 0)
+        state.set_status(worker_status="Active", crawl_status="Changelog Crawl",
+                         slave_node="localhost", entry=0, data=0, meta=0)
+        try:
+            if retry_failed:
+                resolved, still = dispatcher.retry_failed()
+                totals["retried_resolved"] = resolved
+                log.info("retried the failure ledger: %d resolved, %d still failing",
+                         resolved, still)
+            batch_size = options.get("changelog-batch-size")
+            while True:
+                done = state.done_names()
+                todo = [c for c in discover(cl_dir) if c.name not in done]
+                total = len(todo)
+                n = 0
+                if todo:
+                    plans = plan_changelogs(todo, view=view, options=options,
+                                            data_stime=state.data_stime(),
+                                            entry_stime=state.entry_stime())
+                    for batch in batch_plans(plans, batch_size=batch_size):
+                        r = dispatcher.run_batch(batch)
+                        totals["batches"] += 1
+                        totals["changelogs"] += r.changelogs
+                        totals["entry_ops"] += r.entry_ops
+                        totals["entry_failures"] += r.entry_failures
+                        totals["meta_ops"] += r.meta_ops
+                        totals["meta_failures"] += r.meta_failures
+                        totals["data_files"] += r.data_files
+                        totals["data_abandoned"] += r.data_abandoned
+                        n += r.changelogs
+                        if progress is not None:
+                            progress(n, total)
+                        if stop is not None and stop.is_set():
+                            break
+                if not follow or (stop is not None and stop.is_set()):
+                    break
+                interval = max(0.2, float(options.get("change-interval")))
+                if stop is not None:
+                    if stop.wait(interval):
+                        break
+                else:
+                    time.sleep(interval)
+        finally:
+            dispatcher.close()
+            state.set_status(worker_status="Stopped" if not follow else "Stopped")
+        return ReplicateSummary(**totals, open_failures=len(state.failures()),
+                                data_stime=state.data_stime(), entry_stime=state.entry_stime(),
+                                duration=time.monotonic() - start)
+    finally:
+        if own_state and state is not None:
+            state.close()
+        lock.release()
+        sink.close()

@@ -1,0 +1,932 @@
+"""A local replica in GlusterFS brick layout: entry ops and meta ops, confined.
+
+The replica is a plain directory tree a person can browse, plus the brick's gfid
+index under ``.glusterfs``:
+
+* ``.glusterfs/<g[0:2]>/<g[2:4]>/<gfid>`` is a hard link of every file, symlink
+  and special file;
+* for a directory it is a symlink ``../../<p[0:2]>/<p[2:4]>/<pgfid>/<name>``
+  (the root's handle points to ``../../..``);
+* every object carries its gfid in the ``trusted.gfid`` xattr (16 raw bytes,
+  as on a brick; ``user.streamsync.gfid`` when not running as root).
+
+So the same brick view class that reads a GlusterFS brick reads a replica, and
+a replica can be the source of a next hop.
+
+Confinement: every operation goes through directory file descriptors opened
+with ``O_DIRECTORY | O_NOFOLLOW`` one component at a time, starting from the
+replica root; names from a changelog are validated (no ``/``, NUL, ``.``,
+``..``, empty, nor ``.glusterfs`` at the root) and never followed. A name that
+fails validation becomes a recorded :class:`~streamsync.ops.EntryFailure`
+(``EINVAL``/``EPERM``); a symlink planted where a directory is expected makes
+the op fail (``ELOOP``/``ENOTDIR``) instead of being followed.
+
+Entry-op semantics and failure tuples follow gsyncd's replica side
+(``resource.py``, spec sections 4.3-4.5); every op is idempotent, so replaying
+a batch after a crash converges.
+
+>>> import tempfile
+>>> from streamsync.ops import EntryOp
+>>> from streamsync.records import ROOT_GFID
+>>> root = tempfile.mkdtemp()
+>>> with ReplicaSink(root) as sink:
+...     sink.apply_entries([EntryOp("MKDIR", "5b1c2d3e-0000-4000-8000-00000000000a",
+...                                 ROOT_GFID, "d", mode=0o40755, uid=0, gid=0)])
+[]
+>>> os.path.isdir(os.path.join(root, "d"))
+True
+"""
+
+from __future__ import annotations
+
+import errno as E
+import logging
+import os
+import re
+import stat as S
+import uuid
+from typing import Iterable, Iterator, Sequence
+
+from ..errors import SourceError
+from ..ops import EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp
+from ..records import GFID_PREFIX, ROOT_GFID, Stat
+
+__all__ = ["ReplicaSink", "valid_name", "valid_gfid", "handle_relpath", "GLUSTERFS_DIR"]
+
+log = logging.getLogger(__name__)
+
+GLUSTERFS_DIR = ".glusterfs"
+_GFID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_ROOT_LINK = "../../.."
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_DEPTH = 4096
+_RESERVED_AT_ROOT = frozenset({GLUSTERFS_DIR})
+
+
+class _Fail(Exception):
+    """Internal: an op failed with this errno (and optional failure info)."""
+
+    def __init__(self, err: int, info: FailureInfo | None = None) -> None:
+        super().__init__(err)
+        self.err = err
+        self.info = info
+
+
+def valid_gfid(gfid: object) -> bool:
+    """True for a canonical lower-case gfid text.
+
+    >>> valid_gfid(ROOT_GFID), valid_gfid("../../etc")
+    (True, False)
+    """
+    return isinstance(gfid, str) and _GFID_RE.match(gfid) is not None
+
+
+def valid_name(name: object) -> bool:
+    """True when ``name`` is a single safe path component.
+
+    >>> [valid_name(n) for n in ("a b", "..", "a/b", "", "x\\0")]
+    [True, False, False, False, False]
+    """
+    if not isinstance(name, str) or not name or name in (".", ".."):
+        return False
+    if "/" in name or "\0" in name:
+        return False
+    try:
+        return len(os.fsencode(name)) <= 255
+    except UnicodeError:
+        return False
+
+
+def handle_relpath(gfid: str) -> str:
+    """The handle of ``gfid`` relative to a brick root.
+
+    >>> handle_relpath("5b1c2d3e-0000-4000-8000-00000000000a")
+    '.glusterfs/5b/1c/5b1c2d3e-0000-4000-8000-00000000000a'
+    """
+    return f"{GLUSTERFS_DIR}/{gfid[0:2]}/{gfid[2:4]}/{gfid}"
+
+
+def _dir_link(pgfid: str, name: str) -> str:
+    if pgfid == ROOT_GFID and name == "":
+        return _ROOT_LINK
+    return f"../../{pgfid[0:2]}/{pgfid[2:4]}/{pgfid}/{name}"
+
+
+def _parse_dir_link(target: str) -> tuple[str, str] | None:
+    """``../../xx/yy/<pgfid>/<name>`` -> ``(pgfid, name)``; the root link -> ``("", "")``."""
+    if target == _ROOT_LINK:
+        return ("", "")
+    parts = target.split("/")
+    if len(parts) != 6 or parts[0] != ".." or parts[1] != "..":
+        return None
+    pgfid, name = parts[4], parts[5]
+    if not valid_gfid(pgfid) or parts[2] != pgfid[0:2] or parts[3] != pgfid[2:4]:
+        return None
+    if not valid_name(name):
+        return None
+    return pgfid, name
+
+
+def _proc(fd: int, name: str | None = None) -> bytes:
+    p = b"/proc/self/fd/%d" % fd
+    if name is not None:
+        p += b"/" + os.fsencode(name)
+    return p
+
+
+def _gfid_text(raw: bytes) -> str:
+    if len(raw) == 16:
+        return str(uuid.UUID(bytes=raw))
+    text = raw.rstrip(b"\0").decode("ascii", "replace").strip().lower()
+    return text
+
+
+class ReplicaSink:
+    """Entry and meta ops applied to a local directory in brick layout.
+
+    ``root`` is created if missing. The sink keeps directory descriptors open
+    during one call only (they are dropped at the start of every
+    ``apply_*`` call), so a tree changed behind its back between calls is
+    re-resolved from the root.
+
+    Lookups (:meth:`lstat`, :meth:`entry_gfid`, :meth:`dir_entry`,
+    :meth:`data_path`) answer like a source view over the replica; conflict
+    resolution and the data engines use them.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, gfid_xattr: str | None = None) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        os.makedirs(self.root, exist_ok=True)
+        self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._closed = False
+        if gfid_xattr is None:
+            gfid_xattr = "trusted.gfid" if os.geteuid() == 0 else "user.streamsync.gfid"
+        self.gfid_xattr = gfid_xattr
+        self._dcache: dict[str, int] = {}
+        self._hcache: dict[str, int] = {}
+        self._gfs_fd = self._mkdir_open(self._root_fd, GLUSTERFS_DIR, 0o700)
+        self._init_root()
+
+    # ------------------------------------------------------------------ setup
+    def _mkdir_open(self, dfd: int, name: str, mode: int) -> int:
+        try:
+            os.mkdir(name, mode, dir_fd=dfd)
+        except FileExistsError:
+            pass
+        return os.open(name, _DIR_FLAGS, dir_fd=dfd)
+
+    def _init_root(self) -> None:
+        try:
+            cur = os.getxattr(self._root_fd, self.gfid_xattr)
+        except OSError:
+            cur = None
+        if cur is None:
+            try:
+                os.setxattr(self._root_fd, self.gfid_xattr, uuid.UUID(ROOT_GFID).bytes)
+            except OSError as exc:  # pragma: no cover - filesystems without xattrs
+                log.warning("replica %s: cannot set %s on the root: %s", self.root,
+                            self.gfid_xattr, exc)
+        hfd = self._hdir(ROOT_GFID, create=True)
+        try:
+            os.readlink(ROOT_GFID, dir_fd=hfd)
+        except FileNotFoundError:
+            os.symlink(_ROOT_LINK, ROOT_GFID, dir_fd=hfd)
+
+    def close(self) -> None:
+        """Release every descriptor."""
+        if self._closed:
+            return
+        self._drop_caches()
+        for fd in self._hcache.values():
+            os.close(fd)
+        self._hcache.clear()
+        os.close(self._gfs_fd)
+        os.close(self._root_fd)
+        self._closed = True
+
+    def __enter__(self) -> "ReplicaSink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _drop_caches(self) -> None:
+        for fd in self._dcache.values():
+            os.close(fd)
+        self._dcache.clear()
+        # handle dirs (.glusterfs/xx/yy) are re-opened too: they could have been
+        # swapped for symlinks between calls
+        for fd in self._hcache.values():
+            os.close(fd)
+        self._hcache.clear()
+
+    # ------------------------------------------------------------ gfid index
+    def _hdir(self, gfid: str, *, create: bool = False) -> int:
+        """fd of ``.glusterfs/<g[0:2]>/<g[2:4]>`` (raises FileNotFoundError)."""
+        key = gfid[0:4]
+        fd = self._hcache.get(key)
+        if fd is not None:
+            return fd
+        if create:
+            x = self._mkdir_open(self._gfs_fd, gfid[0:2], 0o700)
+            try:
+                fd = self._mkdir_open(x, gfid[2:4], 0o700)
+            finally:
+                os.close(x)
+        else:
+            x = os.open(gfid[0:2], _DIR_FLAGS, dir_fd=self._gfs_fd)
+            try:
+                fd = os.open(gfid[2:4], _DIR_FLAGS, dir_fd=x)
+            finally:
+                os.close(x)
+        if len(self._hcache) > 4096:
+            for old in self._hcache.values():
+                os.close(old)
+            self._hcache.clear()
+        self._hcache[key] = fd
+        return fd
+
+    def _handle_lstat(self, gfid: str) -> os.stat_result | None:
+        try:
+            return os.stat(gfid, dir_fd=self._hdir(gfid), follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _is_dir_handle(self, st: os.stat_result) -> bool:
+        # a directory's handle is a symlink of its own (one link); a symlink
+        # inode's handle is a hard link of the visible symlink (two or more)
+        return S.S_ISLNK(st.st_mode) and st.st_nlink == 1
+
+    def _present(self, gfid: str) -> bool:
+        return gfid == ROOT_GFID or self._handle_lstat(gfid) is not None
+
+    def _read_dir_handle(self, gfid: str) -> tuple[str, str] | None:
+        try:
+            target = os.readlink(gfid, dir_fd=self._hdir(gfid))
+        except (FileNotFoundError, NotADirectoryError, OSError):
+            return None
+        loc = _parse_dir_link(target)
+        if loc is None or loc == ("", ""):
+            return None
+        return loc
+
+    def _write_dir_handle(self, gfid: str, pgfid: str, name: str) -> None:
+        hfd = self._hdir(gfid, create=True)
+        target = _dir_link(pgfid, name)
+        try:
+            if os.readlink(gfid, dir_fd=hfd) == target:
+                return
+        except OSError:
+            pass
+        tmp = f".{gfid}.tmp"
+        try:
+            os.unlink(tmp, dir_fd=hfd)
+        except FileNotFoundError:
+            pass
+        os.symlink(target, tmp, dir_fd=hfd)
+        os.rename(tmp, gfid, src_dir_fd=hfd, dst_dir_fd=hfd)
+
+    def _remove_handle(self, gfid: str) -> None:
+        try:
+            os.unlink(gfid, dir_fd=self._hdir(gfid))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+
+    def _link_handle(self, pfd: int, name: str, gfid: str) -> None:
+        """Make the handle of ``gfid`` a hard link of ``name`` (if missing)."""
+        hfd = self._hdir(gfid, create=True)
+        try:
+            os.link(name, gfid, src_dir_fd=pfd, dst_dir_fd=hfd, follow_symlinks=False)
+        except FileExistsError:
+            pass
+
+    def _drop_handle_if_orphan(self, gfid: str | None) -> None:
+        """Remove the handle of a non-directory whose last visible name was just
+        removed (only the handle link is left)."""
+        if not gfid or gfid == ROOT_GFID:
+            return
+        st = self._handle_lstat(gfid)
+        if st is not None and st.st_nlink <= 1:
+            self._remove_handle(gfid)
+
+    # --------------------------------------------------------- name lookups
+    def _name_gfid(self, pfd: int, name: str) -> str | None:
+        """gfid held by ``name`` in directory ``pfd``; ``None`` when the name is
+        missing, ``""`` when it exists without a gfid."""
+        try:
+            raw = os.getxattr(_proc(pfd, name), self.gfid_xattr, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (E.ENOENT, E.ENOTDIR):
+                return None
+            if exc.errno in (E.ENODATA, E.EOPNOTSUPP, E.EPERM):
+                return self._gfid_by_inode(pfd, name)
+            raise
+        return _gfid_text(raw)
+
+    def _gfid_by_inode(self, pfd: int, name: str) -> str | None:
+        """Fallback for objects that cannot carry a user xattr (non-root): find
+        the handle with the same inode by scanning the index."""
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if S.S_ISDIR(st.st_mode) or st.st_nlink < 2:
+            return ""
+        for xx in os.scandir(self._gfs_fd):
+            if len(xx.name) != 2 or not xx.is_dir(follow_symlinks=False):
+                continue
+            for yy in os.scandir(os.path.join(self.root, GLUSTERFS_DIR, xx.name)):
+                if not yy.is_dir(follow_symlinks=False):
+                    continue
+                for h in os.scandir(yy.path):
+                    try:
+                        hst = h.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if hst.st_ino == st.st_ino and hst.st_dev == st.st_dev:
+                        return h.name
+        return ""
+
+    def _set_gfid(self, fd_or_path: int | bytes, gfid: str) -> None:
+        try:
+            if isinstance(fd_or_path, int):
+                os.setxattr(fd_or_path, self.gfid_xattr, uuid.UUID(gfid).bytes)
+            else:
+                os.setxattr(fd_or_path, self.gfid_xattr, uuid.UUID(gfid).bytes,
+                            follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (E.EPERM, E.EOPNOTSUPP) or self.gfid_xattr.startswith("trusted."):
+                raise
+
+    def _dir_fd(self, gfid: str) -> int:
+        """fd of directory ``gfid`` in the replica, resolved from the root through
+        the handles one component at a time (raises :class:`_Fail`)."""
+        if gfid == ROOT_GFID:
+            return self._root_fd
+        fd = self._dcache.get(gfid)
+        if fd is not None:
+            return fd
+        if not valid_gfid(gfid):
+            raise _Fail(E.EINVAL)
+        chain: list[tuple[str, str]] = []
+        cur = gfid
+        seen = set()
+        while cur != ROOT_GFID and cur not in self._dcache:
+            if cur in seen or len(chain) > _MAX_DEPTH:
+                raise _Fail(E.ELOOP)
+            seen.add(cur)
+            loc = self._read_dir_handle(cur)
+            if loc is None:
+                raise _Fail(E.ENOENT)
+            chain.append((cur, loc[1]))
+            cur = loc[0]
+        pfd = self._root_fd if cur == ROOT_GFID else self._dcache[cur]
+        for g, name in reversed(chain):
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            except OSError as exc:
+                raise _Fail(E.ENOENT if exc.errno == E.ENOENT else exc.errno) from None
+            try:
+                held = _gfid_text(os.getxattr(fd, self.gfid_xattr))
+            except OSError:
+                held = ""
+            if held != g:
+                os.close(fd)
+                raise _Fail(E.ENOENT)  # stale handle: not where the index says
+            self._dcache[g] = fd
+            pfd = fd
+        return pfd
+
+    def _try_dir(self, gfid: str) -> int | None:
+        try:
+            return self._dir_fd(gfid)
+        except _Fail:
+            return None
+
+    # ------------------------------------------------ public lookups (view-like)
+    def lstat(self, gfid: str) -> Stat | None:
+        """Current stat of ``gfid`` in the replica, ``None`` when absent."""
+        if not valid_gfid(gfid):
+            return None
+        if gfid == ROOT_GFID:
+            return Stat.from_os(os.fstat(self._root_fd))
+        st = self._handle_lstat(gfid)
+        if st is None:
+            return None
+        if self._is_dir_handle(st):
+            fd = self._try_dir(gfid)
+            return None if fd is None else Stat.from_os(os.fstat(fd))
+        return Stat.from_os(st)
+
+    def entry_gfid(self, pgfid: str, bname: str) -> str | None:
+        """gfid the name ``bname`` in directory ``pgfid`` holds in the replica."""
+        if not valid_name(bname):
+            return None
+        pfd = self._try_dir(pgfid)
+        if pfd is None:
+            return None
+        return self._name_gfid(pfd, bname) or None
+
+    def dir_entry(self, gfid: str) -> tuple[str, str] | None:
+        """``(pgfid, bname)`` of directory ``gfid`` per the replica's handle."""
+        if not valid_gfid(gfid) or gfid == ROOT_GFID:
+            return None
+        return self._read_dir_handle(gfid)
+
+    def data_path(self, gfid: str) -> str | None:
+        """Path of the handle of a non-directory ``gfid`` (None when absent)."""
+        if not valid_gfid(gfid):
+            return None
+        st = self._handle_lstat(gfid)
+        if st is None or self._is_dir_handle(st):
+            return None
+        return os.path.join(self.root, handle_relpath(gfid))
+
+    def is_data_target(self, gfid: str) -> bool:
+        """True when the replica has a regular-file handle for ``gfid`` (what a
+        data engine may write into)."""
+        st = self._handle_lstat(gfid) if valid_gfid(gfid) else None
+        return st is not None and S.S_ISREG(st.st_mode)
+
+    def has_handle(self, gfid: str) -> bool:
+        """True when the replica has a non-directory handle for ``gfid``."""
+        st = self._handle_lstat(gfid) if valid_gfid(gfid) else None
+        return st is not None and not self._is_dir_handle(st)
+
+    # ------------------------------------------------------------ entry ops
+    def apply_entries(self, ops: Iterable[EntryOp]) -> list[EntryFailure]:
+        """Apply entry ops in order; return the failures (gsyncd's ``entry_ops``)."""
+        self._drop_caches()
+        failures: list[EntryFailure] = []
+        for op in ops:
+            try:
+                self._apply_entry(op)
+            except _Fail as f:
+                failures.append(EntryFailure(op, f.err, f.info or FailureInfo()))
+            except OSError as exc:
+                failures.append(self._collect(op, exc.errno or E.EIO))
+        return [f for f in failures if f is not None]
+
+    def _collect(self, op: EntryOp, err: int, *, dst: bool = False) -> EntryFailure | None:
+        """gsyncd's ``collect_failure``: EEXIST/ESTALE are failures only when the
+        name holds another gfid; other errnos always are."""
+        if err not in (E.EEXIST, E.ESTALE):
+            return EntryFailure(op, err, FailureInfo(dst=dst))
+        pgfid, name = (op.pgfid1, op.bname1) if dst else (op.pgfid, op.bname)
+        pfd = self._try_dir(pgfid) if pgfid is not None else None
+        disk = self._name_gfid(pfd, name) if pfd is not None and valid_name(name) else None
+        if disk is None or disk == op.gfid:
+            return None
+        isdir = False
+        slave_name = None
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            isdir = S.S_ISDIR(st.st_mode)
+        except OSError:
+            pass
+        if isdir and disk:
+            loc = self._read_dir_handle(disk)
+            if loc is not None:
+                slave_name = f"{GFID_PREFIX}{loc[0]}/{loc[1]}"
+        return EntryFailure(op, err, FailureInfo(gfid_mismatch=True, dst=dst, slave_isdir=isdir,
+                                                 slave_name=slave_name, slave_gfid=disk or None))
+
+    def _fail(self, op: EntryOp, err: int, *, dst: bool = False) -> None:
+        f = self._collect(op, err, dst=dst)
+        if f is not None:
+            raise _Fail(f.errno, f.info)
+
+    def _check(self, op: EntryOp) -> None:
+        if not valid_gfid(op.gfid) or not valid_gfid(op.pgfid):
+            raise _Fail(E.EINVAL)
+        if not valid_name(op.bname):
+            raise _Fail(E.EINVAL)
+        if op.pgfid == ROOT_GFID and op.bname in _RESERVED_AT_ROOT:
+            raise _Fail(E.EPERM)
+        if op.op == "RENAME":
+            if op.pgfid1 is None or not valid_gfid(op.pgfid1) or not valid_name(op.bname1):
+                raise _Fail(E.EINVAL)
+            if op.pgfid1 == ROOT_GFID and op.bname1 in _RESERVED_AT_ROOT:
+                raise _Fail(E.EPERM)
+        if op.gfid == ROOT_GFID:
+            raise _Fail(E.EPERM)
+
+    def _apply_entry(self, op: EntryOp) -> None:
+        self._check(op)
+        kind = op.op
+        if kind in ("UNLINK", "RMDIR"):
+            self._op_purge(op)
+        elif kind in ("CREATE", "MKNOD"):
+            self._op_create(op)
+        elif kind == "MKDIR":
+            self._op_mkdir(op)
+        elif kind == "LINK":
+            self._op_link(op)
+        elif kind == "SYMLINK":
+            self._op_symlink(op)
+        elif kind == "RENAME":
+            self._op_rename(op)
+        else:
+            raise _Fail(E.EINVAL)
+
+    # UNLINK / RMDIR
+    def _op_purge(self, op: EntryOp) -> None:
+        pfd = self._try_dir(op.pgfid)
+        if pfd is None:
+            return
+        disk = self._name_gfid(pfd, op.bname)
+        if disk is None or not self._present(op.gfid):
+            return
+        if disk != op.gfid:
+            self._fail(op, E.EEXIST)
+            return
+        try:
+            st = os.stat(op.bname, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if op.op == "UNLINK":
+            if S.S_ISDIR(st.st_mode):
+                return  # EISDIR: safe to ignore (gsyncd does the same)
+            os.unlink(op.bname, dir_fd=pfd)
+            self._drop_handle_if_orphan(op.gfid)
+            return
+        if not S.S_ISDIR(st.st_mode):
+            raise _Fail(E.ENOTDIR)
+        try:
+            os.rmdir(op.bname, dir_fd=pfd)
+        except OSError as exc:
+            if exc.errno != E.ENOTEMPTY:
+                raise
+            self._purge_dir(pfd, op.bname, op.gfid)
+        self._forget_dir(op.gfid)
+        self._remove_handle(op.gfid)
+
+    def _forget_dir(self, gfid: str) -> None:
+        # a directory moved or removed invalidates every cached descendant
+        if self._dcache:
+            for fd in self._dcache.values():
+                os.close(fd)
+            self._dcache.clear()
+
+    def _purge_dir(self, pfd: int, name: str, gfid: str) -> None:
+        """Remove a non-empty directory recursively, re-checking its gfid, through
+        descriptors only (never following a symlink)."""
+        dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        try:
+            if _gfid_text(os.getxattr(dfd, self.gfid_xattr)) != gfid:
+                raise _Fail(E.EEXIST)
+            self._empty_dir(dfd)
+        finally:
+            os.close(dfd)
+        os.rmdir(name, dir_fd=pfd)
+
+    def _empty_dir(self, dfd: int) -> None:
+        for ent in list(os.scandir(dfd)):
+            child = self._name_gfid(dfd, ent.name)
+            if ent.is_dir(follow_symlinks=False):
+                cfd = os.open(ent.name, _DIR_FLAGS, dir_fd=dfd)
+                try:
+                    self._empty_dir(cfd)
+                finally:
+                    os.close(cfd)
+                os.rmdir(ent.name, dir_fd=dfd)
+                if child:
+                    self._remove_handle(child)
+            else:
+                os.unlink(ent.name, dir_fd=dfd)
+                self._drop_handle_if_orphan(child)
+
+    # CREATE / MKNOD
+    def _op_create(self, op: EntryOp) -> None:
+        if not self._present(op.gfid):
+            pfd = self._dir_fd(op.pgfid)
+            mode = op.mode if op.mode is not None else 0o100644
+            self._make_node(op, pfd, op.bname, mode, op.uid or 0, op.gid or 0)
+        elif op.op == "MKNOD":
+            self._hardlink(op, op.pgfid, op.bname)
+
+    def _make_node(self, op: EntryOp, pfd: int, name: str, mode: int, uid: int, gid: int,
+                   *, dst: bool = False) -> None:
+        """Create a non-directory, non-symlink inode with gfid ``op.gfid`` at name."""
+        ftype = S.S_IFMT(mode) or S.S_IFREG
+        perm = S.S_IMODE(mode)
+        try:
+            if ftype == S.S_IFREG:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+                try:
+                    self._set_gfid(fd, op.gfid)
+                    if uid or gid:
+                        os.fchown(fd, uid, gid)
+                    os.fchmod(fd, perm)
+                finally:
+                    os.close(fd)
+            else:
+                if ftype == S.S_IFDIR or ftype == S.S_IFLNK:
+                    raise _Fail(E.EINVAL)
+                os.mknod(name, ftype | 0o600, 0, dir_fd=pfd)
+                self._finish_special(pfd, name, op.gfid, perm, uid, gid)
+        except FileExistsError:
+            self._adopt_or_fail(op, pfd, name, ftype, dst=dst)
+            return
+        self._link_handle(pfd, name, op.gfid)
+
+    def _finish_special(self, pfd: int, name: str, gfid: str, perm: int | None,
+                        uid: int, gid: int) -> None:
+        p = _proc(pfd, name)
+        self._set_gfid(p, gfid)
+        if uid or gid:
+            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+        if perm is not None:
+            # not a symlink (checked by the caller): chmod through a descriptor
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            try:
+                os.chmod(_proc(fd), perm)
+            finally:
+                os.close(fd)
+
+    def _adopt_or_fail(self, op: EntryOp, pfd: int, name: str, ftype: int, *,
+                       dst: bool = False) -> None:
+        """EEXIST at create: the same gfid (a replay) -> make sure the handle
+        exists; an object without gfid of the right type (our own create cut short
+        by a crash) -> adopt it; else gsyncd's failure."""
+        disk = self._name_gfid(pfd, name)
+        if disk == op.gfid:
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if S.S_ISDIR(st.st_mode):
+                self._write_dir_handle(op.gfid, op.pgfid1 if dst else op.pgfid, name)
+            else:
+                self._link_handle(pfd, name, op.gfid)
+            return
+        if disk == "":
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is not None and S.S_IFMT(st.st_mode) == ftype and not self._present(op.gfid):
+                if ftype == S.S_IFDIR:
+                    fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+                    try:
+                        self._set_gfid(fd, op.gfid)
+                    finally:
+                        os.close(fd)
+                    self._write_dir_handle(op.gfid, op.pgfid1 if dst else op.pgfid, name)
+                else:
+                    self._set_gfid(_proc(pfd, name), op.gfid)
+                    self._link_handle(pfd, name, op.gfid)
+                return
+        self._fail(op, E.EEXIST, dst=dst)
+
+    def _hardlink(self, op: EntryOp, pgfid: str, name: str, *, dst: bool = False) -> None:
+        """Add ``name`` as another link of the existing inode ``op.gfid``."""
+        pfd = self._dir_fd(pgfid)
+        st = self._handle_lstat(op.gfid)
+        if st is None:
+            raise _Fail(E.ENOENT)
+        if self._is_dir_handle(st):
+            raise _Fail(E.EPERM)
+        try:
+            os.link(op.gfid, name, src_dir_fd=self._hdir(op.gfid), dst_dir_fd=pfd,
+                    follow_symlinks=False)
+        except FileExistsError:
+            self._fail(op, E.EEXIST, dst=dst)
+
+    # MKDIR
+    def _op_mkdir(self, op: EntryOp) -> None:
+        if not self._present(op.gfid):
+            pfd = self._dir_fd(op.pgfid)
+            self._make_dir(op, pfd, op.bname, op.mode if op.mode is not None else 0o40755,
+                           op.uid or 0, op.gid or 0)
+            return
+        pfd = self._try_dir(op.pgfid)
+        disk = self._name_gfid(pfd, op.bname) if pfd is not None else None
+        if disk == op.gfid:
+            return
+        cur = self._read_dir_handle(op.gfid)
+        if cur is None:
+            raise _Fail(E.ENOENT)
+        if cur != (op.pgfid, op.bname):
+            raise _Fail(E.EEXIST, FailureInfo(
+                name_mismatch=True, slave_isdir=True, slave_gfid=op.gfid,
+                slave_entry=f"{GFID_PREFIX}{cur[0]}/{cur[1]}"))
+
+    def _make_dir(self, op: EntryOp, pfd: int, name: str, mode: int, uid: int, gid: int) -> None:
+        try:
+            os.mkdir(name, 0o700, dir_fd=pfd)
+        except FileExistsError:
+            self._adopt_or_fail(op, pfd, name, S.S_IFDIR)
+            return
+        fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        try:
+            self._set_gfid(fd, op.gfid)
+            if uid or gid:
+                os.fchown(fd, uid, gid)
+            os.fchmod(fd, S.S_IMODE(mode))
+        finally:
+            os.close(fd)
+        self._write_dir_handle(op.gfid, op.pgfid, name)
+
+    # LINK
+    def _op_link(self, op: EntryOp) -> None:
+        if not self._present(op.gfid):
+            pfd = self._dir_fd(op.pgfid)
+            st = op.stat
+            if st is None:
+                raise _Fail(E.EINVAL)
+            if S.S_ISLNK(st.mode) and op.link is not None:
+                self._make_symlink(op, pfd, op.bname, op.link, st.uid, st.gid)
+            elif S.S_ISDIR(st.mode) or S.S_ISLNK(st.mode):
+                raise _Fail(E.EINVAL)
+            else:
+                self._make_node(op, pfd, op.bname, st.mode, st.uid, st.gid)
+            return
+        self._hardlink(op, op.pgfid, op.bname)
+
+    # SYMLINK
+    def _make_symlink(self, op: EntryOp, pfd: int, name: str, target: str, uid: int, gid: int,
+                      *, dst: bool = False) -> None:
+        if "\0" in target or not target:
+            raise _Fail(E.EINVAL)
+        try:
+            os.symlink(target, name, dir_fd=pfd)
+        except FileExistsError:
+            self._adopt_or_fail(op, pfd, name, S.S_IFLNK, dst=dst)
+            return
+        self._finish_special(pfd, name, op.gfid, None, uid, gid)
+        self._link_handle(pfd, name, op.gfid)
+
+    def _op_symlink(self, op: EntryOp) -> None:
+        pfd = self._dir_fd(op.pgfid)
+        disk = self._name_gfid(pfd, op.bname)
+        if disk is None:
+            if self._present(op.gfid):
+                self._hardlink(op, op.pgfid, op.bname)
+                return
+            if op.link is None:
+                raise _Fail(E.EINVAL)
+            st = op.stat
+            self._make_symlink(op, pfd, op.bname, op.link, st.uid if st else 0,
+                               st.gid if st else 0)
+        elif disk != op.gfid:
+            self._fail(op, E.EEXIST)
+
+    # RENAME
+    def _op_rename(self, op: EntryOp) -> None:
+        assert op.pgfid1 is not None and op.bname1 is not None
+        opfd = self._try_dir(op.pgfid)
+        old = self._name_gfid(opfd, op.bname) if opfd is not None else None
+        st = op.stat
+        if old != op.gfid:
+            if st is None or S.S_ISDIR(st.mode):
+                self._heal_dir_handle(op)
+                return
+            npfd = self._dir_fd(op.pgfid1)
+            new = self._name_gfid(npfd, op.bname1)
+            if S.S_ISLNK(st.mode) and op.link is not None:
+                if new is None:
+                    if self._present(op.gfid):
+                        self._hardlink(op, op.pgfid1, op.bname1, dst=True)
+                    else:
+                        self._make_symlink(op, npfd, op.bname1, op.link, st.uid, st.gid,
+                                           dst=True)
+                elif new != op.gfid:
+                    self._fail(op, E.EEXIST, dst=True)
+                return
+            if S.S_ISLNK(st.mode):
+                return  # symlink with an unknown target: skipped (newest gsyncd)
+            if new == op.gfid:
+                return
+            if not self._present(op.gfid):
+                self._make_node(op, npfd, op.bname1, st.mode, st.uid, st.gid, dst=True)
+            else:
+                self._hardlink(op, op.pgfid1, op.bname1, dst=True)
+            return
+        # the old name holds the gfid
+        if (op.pgfid, op.bname) == (op.pgfid1, op.bname1):
+            return
+        npfd = self._dir_fd(op.pgfid1)
+        new = self._name_gfid(npfd, op.bname1)
+        assert opfd is not None
+        src_st = os.stat(op.bname, dir_fd=opfd, follow_symlinks=False)
+        is_dir = S.S_ISDIR(src_st.st_mode)
+        if new is None:
+            if is_dir:
+                self._write_dir_handle(op.gfid, op.pgfid1, op.bname1)
+            try:
+                os.rename(op.bname, op.bname1, src_dir_fd=opfd, dst_dir_fd=npfd)
+            except OSError:
+                if is_dir:
+                    self._write_dir_handle(op.gfid, op.pgfid, op.bname)
+                raise
+            if is_dir:
+                self._forget_dir(op.gfid)
+        elif new == op.gfid:
+            # both names are links of the same inode: drop the old one
+            if is_dir:
+                os.rmdir(op.bname, dir_fd=opfd)
+            else:
+                os.unlink(op.bname, dir_fd=opfd)
+        else:
+            self._fail(op, E.EEXIST, dst=True)
+
+    def _heal_dir_handle(self, op: EntryOp) -> None:
+        """A directory RENAME already applied (replay): make sure the handle agrees
+        (a crash between rename and handle update leaves it stale)."""
+        if op.pgfid1 is None or op.bname1 is None:
+            return
+        npfd = self._try_dir(op.pgfid1)
+        if npfd is None:
+            return
+        if self._name_gfid(npfd, op.bname1) == op.gfid:
+            try:
+                st = os.stat(op.bname1, dir_fd=npfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if S.S_ISDIR(st.st_mode) and self._read_dir_handle(op.gfid) != (op.pgfid1, op.bname1):
+                self._write_dir_handle(op.gfid, op.pgfid1, op.bname1)
+                self._forget_dir(op.gfid)
+
+    # ------------------------------------------------------------- meta ops
+    def apply_meta(self, ops: Iterable[MetaOp]) -> list[MetaFailure]:
+        """Owner, mode and times (gsyncd's ``meta_ops``): lchown (ENOENT skips the
+        op), chmod, utime; symlinks get only the lchown."""
+        self._drop_caches()
+        failures: list[MetaFailure] = []
+        for op in ops:
+            failures.extend(self._apply_meta(op))
+        return failures
+
+    def _apply_meta(self, op: MetaOp) -> Iterator[MetaFailure]:
+        if not valid_gfid(op.gfid):
+            yield MetaFailure(op, E.EINVAL, "chown")
+            return
+        st = op.stat
+        fd = -1
+        own = False
+        if op.gfid == ROOT_GFID:
+            fd = self._root_fd
+        else:
+            hst = self._handle_lstat(op.gfid)
+            if hst is None:
+                return  # ENOENT on lchown: skip
+            if self._is_dir_handle(hst):
+                try:
+                    fd = self._dir_fd(op.gfid)
+                except _Fail:
+                    return
+            else:
+                if S.S_ISLNK(hst.st_mode):
+                    try:
+                        os.chown(op.gfid, st.uid, st.gid, dir_fd=self._hdir(op.gfid),
+                                 follow_symlinks=False)
+                    except FileNotFoundError:
+                        pass
+                    return
+                try:
+                    fd = os.open(op.gfid, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=self._hdir(op.gfid))
+                except FileNotFoundError:
+                    return
+                own = True
+        try:
+            target: int | bytes = fd if not own else _proc(fd)
+            try:
+                os.chown(target, st.uid, st.gid)
+            except FileNotFoundError:
+                return
+            try:
+                os.chmod(target, S.S_IMODE(st.mode))
+            except OSError as exc:
+                if exc.errno in (E.ENOENT, E.EACCES, E.EPERM):
+                    yield MetaFailure(op, exc.errno, "chmod")
+                else:
+                    raise
+            try:
+                os.utime(target, (st.atime, st.mtime))
+            except OSError as exc:
+                if exc.errno in (E.ENOENT, E.EACCES, E.EPERM):
+                    yield MetaFailure(op, exc.errno, "utime")
+                else:
+                    raise
+        finally:
+            if own:
+                os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"ReplicaSink({self.root!r})"
+
+
+def check_replica_root(path: str) -> None:
+    """Raise :class:`SourceError` unless ``path`` looks like a brick/replica root."""
+    if not os.path.isdir(os.path.join(path, GLUSTERFS_DIR)):
+        raise SourceError(f"{path}: not a brick (no {GLUSTERFS_DIR} directory)")
+

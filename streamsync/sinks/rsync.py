@@ -1,0 +1,135 @@
+"""The rsync data engine (spec section 5.2).
+
+One transfer runs ``rsync -aR0 --inplace --files-from=- --super --stats
+--numeric-ids --no-implied-dirs`` plus, in gsyncd's order, ``--existing``,
+``--xattrs``, ``--acls``, the words of ``rsync-options`` and
+``--ignore-missing-args`` (rsync >= 3.1.0), then ``.`` and the destination.
+rsync runs in the source brick root; names are the handles
+``.glusterfs/xx/yy/<gfid>``, NUL-terminated on stdin, so ``-R`` writes each into
+the same handle of the replica, in place: the replica's visible names are hard
+links of those handles and see the new bytes.
+
+rsync 3.5.0 (Debian's bookworm-security build) refuses to create the implied
+directories of a relative name (``not creating new directory``); 3.2.7 creates
+them. Either way we only name files whose handle directory already exists in
+the replica (the entry op made it), so both behave the same.
+
+Exit codes 23 (partial transfer) and 24 (vanished source files) are
+retriable; any other non-zero code is fatal (:class:`SyncError` with stderr).
+
+>>> eng = RsyncEngine("/bricks/b1", "/replica", version="3.2.7")
+>>> eng.command()[:9]
+['rsync', '-aR0', '--inplace', '--files-from=-', '--super', '--stats', '--numeric-ids', '--no-implied-dirs', '--existing']
+>>> eng.command()[-2:]
+['.', '/replica/']
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import subprocess
+from typing import Any, Sequence
+
+from ..errors import SyncError
+from .engine import TransferResult
+from .replica import handle_relpath
+
+__all__ = ["RsyncEngine", "rsync_version", "PARTIAL_CODES"]
+
+#: rsync exit codes gsyncd treats as retriable
+PARTIAL_CODES = frozenset({23, 24})
+
+
+@functools.lru_cache(maxsize=8)
+def rsync_version(command: str = "rsync") -> str:
+    """The version string of ``rsync --version`` (``""`` when not runnable)."""
+    try:
+        out = subprocess.run([*shlex.split(command), "--version"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    words = out.split()
+    try:
+        return words[words.index("version") + 1]
+    except (ValueError, IndexError):
+        return ""
+
+
+def _opt(options: Any, name: str, default: Any) -> Any:
+    if options is None:
+        return default
+    try:
+        return options.get(name)
+    except Exception:
+        return default
+
+
+class RsyncEngine:
+    """rsync from ``source_root`` (a brick) into ``dest`` (a replica root, or
+    ``host:path`` reached with ``ssh-command``)."""
+
+    name = "rsync"
+
+    def __init__(self, source_root: str, dest: str, options: Any = None, *,
+                 version: str | None = None, follow_links: bool = False) -> None:
+        self.source_root = os.fspath(source_root)
+        self.dest = os.fspath(dest)
+        self.options = options
+        self.follow_links = follow_links
+        self._version = version
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            self._version = rsync_version(_opt(self.options, "rsync-command", "rsync"))
+        return self._version
+
+    def is_partial(self, code: int) -> bool:
+        return code in PARTIAL_CODES
+
+    def _remote(self) -> bool:
+        head = self.dest.split("/", 1)[0]
+        return ":" in head
+
+    def command(self) -> list[str]:
+        """The full argv, in gsyncd's order."""
+        o = self.options
+        argv = [*shlex.split(_opt(o, "rsync-command", "rsync")), "-aR0", "--inplace",
+                "--files-from=-", "--super", "--stats", "--numeric-ids", "--no-implied-dirs"]
+        if _opt(o, "rsync-opt-existing", True):
+            argv.append("--existing")
+        if _opt(o, "sync-xattrs", True):
+            argv.append("--xattrs")
+        if _opt(o, "sync-acls", True):
+            argv.append("--acls")
+        argv.extend(shlex.split(_opt(o, "rsync-options", "") or ""))
+        if _opt(o, "rsync-opt-ignore-missing-args", True) and self.version >= "3.1.0":
+            argv.append("--ignore-missing-args")
+        if self.follow_links:
+            argv.append("--copy-links")
+        argv.append(".")
+        if self._remote():
+            ssh = [*shlex.split(_opt(o, "ssh-command", "ssh")),
+                   *shlex.split(_opt(o, "ssh-options", "") or ""),
+                   "-p", str(_opt(o, "ssh-port", 22)),
+                   *shlex.split(_opt(o, "rsync-ssh-options", "") or "")]
+            argv += ["-e", shlex.join(ssh)]
+        argv.append(self.dest.rstrip("/") + "/")
+        return argv
+
+    def names(self, gfids: Sequence[str]) -> bytes:
+        """stdin for ``--files-from=- -0``: each handle name followed by NUL."""
+        return b"".join(os.fsencode(handle_relpath(g)) + b"\0" for g in gfids)
+
+    def transfer(self, gfids: Sequence[str]) -> TransferResult:
+        if not gfids:
+            return TransferResult(0, "", 0)
+        try:
+            proc = subprocess.run(self.command(), input=self.names(gfids), cwd=self.source_root,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise SyncError(f"cannot run rsync: {exc}") from exc
+        return TransferResult(proc.returncode, proc.stderr.decode("utf-8", "replace"),
+                              len(gfids))

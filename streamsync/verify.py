@@ -1,0 +1,233 @@
+"""Compare two namespaces (a source brick and its replica, or a tree and a manifest).
+
+What is compared, per path (``.glusterfs`` and ``.trashcan`` at the top are
+excluded): the type, permission bits (``st_mode & 0o7777``, not for
+symlinks), owner and group, size and SHA-256 of regular files, symlink
+targets, hard-link groups (the set of names sharing an inode) and, only when
+asked, mtimes (whole seconds).
+
+A manifest is the JSON-lines format of ``examples/demo-brick/demo.manifest.jsonl``
+(one object per name: ``path``, ``type``, ``mode`` as 4 octal digits,
+``uid``, ``gid``, ``size``, ``sha256``, ``target``, ``mtime``, ``gfid``);
+names with the same ``gfid`` form a hard-link group.
+
+>>> import tempfile, os
+>>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
+>>> _ = open(os.path.join(a, "f"), "w").write("x")
+>>> [str(d) for d in compare(scan_tree(a), scan_tree(b))]
+["f: only in source"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat as S
+from typing import Any, Iterable, Iterator, NamedTuple
+
+import orjson
+
+from .errors import SourceError
+
+__all__ = ["Node", "Difference", "scan_tree", "load_manifest", "compare", "verify",
+           "verify_manifest", "EXCLUDED_TOP"]
+
+#: names skipped at the top of a brick
+EXCLUDED_TOP = frozenset({".glusterfs", ".trashcan"})
+
+_TYPES = {S.S_IFDIR: "d", S.S_IFREG: "f", S.S_IFLNK: "l", S.S_IFIFO: "p",
+          S.S_IFCHR: "c", S.S_IFBLK: "b", S.S_IFSOCK: "s"}
+
+
+class Node(NamedTuple):
+    """One name of a namespace. ``links`` is the sorted hard-link group
+    (non-directories with more than one name), else ``()``."""
+
+    path: str
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    size: int | None = None
+    sha256: str | None = None
+    target: str | None = None
+    mtime: int | None = None
+    links: tuple[str, ...] = ()
+
+
+class Difference(NamedTuple):
+    """One difference: ``field`` is ``"missing"``/``"extra"`` or a Node field."""
+
+    path: str
+    field: str
+    source: Any = None
+    replica: Any = None
+
+    def __str__(self) -> str:
+        if self.field == "missing":
+            return f"{self.path}: only in source"
+        if self.field == "extra":
+            return f"{self.path}: only in replica"
+        return f"{self.path}: {self.field} differs: source={self.source!r} replica={self.replica!r}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "field": self.field, "source": _jsonable(self.source),
+                "replica": _jsonable(self.replica)}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def _sha256(dfd: int, name: str) -> str:
+    h = hashlib.sha256()
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
+              exclude_top: Iterable[str] = EXCLUDED_TOP) -> dict[str, Node]:
+    """Every name under ``root`` (``"."`` is the root itself), never following symlinks."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise SourceError(f"{root}: not a directory")
+    excluded = frozenset(exclude_top)
+    nodes: dict[str, Node] = {}
+    inodes: dict[tuple[int, int], list[str]] = {}
+
+    def add(dfd: int, name: str, rel: str, st: os.stat_result) -> None:
+        t = _TYPES.get(S.S_IFMT(st.st_mode), "?")
+        node = Node(rel, t, S.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                    st.st_size if t == "f" else None,
+                    _sha256(dfd, name) if t == "f" and hashes else None,
+                    os.readlink(name, dir_fd=dfd) if t == "l" else None,
+                    int(st.st_mtime))
+        nodes[rel] = node
+        if t != "d":
+            inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
+
+    rfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        nodes["."] = Node(".", "d", *_attrs(os.fstat(rfd)))
+        stack: list[tuple[int, str]] = [(os.dup(rfd), "")]
+        while stack:
+            dfd, prefix = stack.pop()
+            try:
+                with os.scandir(dfd) as it:
+                    entries = list(it)
+                for ent in entries:
+                    if not prefix and ent.name in excluded:
+                        continue
+                    rel = prefix + ent.name
+                    st = os.stat(ent.name, dir_fd=dfd, follow_symlinks=False)
+                    add(dfd, ent.name, rel, st)
+                    if S.S_ISDIR(st.st_mode):
+                        cfd = os.open(ent.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                      | os.O_CLOEXEC, dir_fd=dfd)
+                        stack.append((cfd, rel + "/"))
+            finally:
+                os.close(dfd)
+    finally:
+        os.close(rfd)
+    for paths in inodes.values():
+        if len(paths) > 1:
+            group = tuple(sorted(paths))
+            for p in paths:
+                nodes[p] = nodes[p]._replace(links=group)
+    return nodes
+
+
+def _attrs(st: os.stat_result) -> tuple[int, int, int, None, None, None, int]:
+    return (S.S_IMODE(st.st_mode), st.st_uid, st.st_gid, None, None, None, int(st.st_mtime))
+
+
+def load_manifest(path: str | os.PathLike[str]) -> dict[str, Node]:
+    """Nodes of a manifest file (see the module docstring)."""
+    nodes: dict[str, Node] = {}
+    groups: dict[str, list[str]] = {}
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                d = orjson.loads(line)
+                p = d["path"]
+                t = d["type"]
+                node = Node(p, t, int(d["mode"], 8) if isinstance(d["mode"], str) else int(d["mode"]),
+                            int(d["uid"]), int(d["gid"]), d.get("size"), d.get("sha256"),
+                            d.get("target"), d.get("mtime"))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise SourceError(f"{path}:{lineno}: bad manifest line: {exc}") from exc
+            nodes[p] = node
+            if t != "d" and d.get("gfid"):
+                groups.setdefault(d["gfid"], []).append(p)
+    for paths in groups.values():
+        if len(paths) > 1:
+            g = tuple(sorted(paths))
+            for p in paths:
+                nodes[p] = nodes[p]._replace(links=g)
+    return nodes
+
+
+_FIELDS = ("type", "mode", "uid", "gid", "size", "sha256", "target", "links")
+
+
+def compare(source: dict[str, Node], replica: dict[str, Node], *,
+            mtimes: bool = False) -> list[Difference]:
+    """Differences between two namespaces, sorted by path."""
+    out: list[Difference] = []
+    fields = _FIELDS + (("mtime",) if mtimes else ())
+    for p in sorted(source.keys() | replica.keys()):
+        a, b = source.get(p), replica.get(p)
+        if b is None:
+            out.append(Difference(p, "missing"))
+            continue
+        if a is None:
+            out.append(Difference(p, "extra"))
+            continue
+        for f in fields:
+            va, vb = getattr(a, f), getattr(b, f)
+            if f == "mode" and a.type == "l":
+                continue
+            if f == "sha256" and (va is None or vb is None):
+                continue
+            if f == "mtime" and (va is None or vb is None):
+                continue
+            if va != vb:
+                if f in ("mode",):
+                    va, vb = f"{va:04o}", f"{vb:04o}"
+                out.append(Difference(p, f, va, vb))
+                if f == "type":
+                    break
+    return out
+
+
+def verify(source: str | os.PathLike[str], replica: str | os.PathLike[str], *,
+           mtimes: bool = False, hashes: bool = True) -> list[Difference]:
+    """Differences between the namespaces of ``source`` and ``replica``."""
+    return compare(scan_tree(source, hashes=hashes), scan_tree(replica, hashes=hashes),
+                   mtimes=mtimes)
+
+
+def verify_manifest(manifest: str | os.PathLike[str], replica: str | os.PathLike[str], *,
+                    mtimes: bool = False) -> list[Difference]:
+    """Differences between a manifest (as the source) and the tree ``replica``."""
+    return compare(load_manifest(manifest), scan_tree(replica), mtimes=mtimes)
+
+
+def format_report(diffs: list[Difference], *, limit: int = 200) -> Iterator[str]:
+    """Readable lines for a list of differences."""
+    for d in diffs[:limit]:
+        yield str(d)
+    if len(diffs) > limit:
+        yield f"... and {len(diffs) - limit} more differences"
