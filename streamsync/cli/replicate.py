@@ -1,0 +1,124 @@
+"""``streamsync replicate``: replicate a GlusterFS brick into a local directory."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+import orjson
+
+from ..options import Options
+from ..replicate import ENGINES, default_state_path, replicate
+
+HELP = "replicate a brick (its changelogs + .glusterfs handles) into a replica directory"
+
+DESCRIPTION = """\
+Replicate the GlusterFS brick SOURCE_BRICK into REPLICA_DIR, as a
+geo-replication worker does: the brick's changelogs (SOURCE_BRICK/.glusterfs/
+changelogs unless --changelogs) are planned, entry and metadata ops are applied
+to the replica, file data is copied by rsync (or tar) from the brick's gfid
+handles. The replica has the brick layout (visible tree + .glusterfs handles),
+so it can itself be replicated further.
+
+Progress (data stime, entry stime, processed changelogs, status fields and the
+failure ledger) is kept in an SQLite file (default
+REPLICA_DIR/.glusterfs/streamsync/state.sqlite): a run that is interrupted or
+killed resumes where it stopped. Only one worker may own a replica at a time;
+a second one is refused.
+
+Options take gsyncd's names: -o sync-jobs=4 -o max-rsync-retries=3 ...
+
+Exit codes: 0 done (no open failures), 1 done but the failure ledger has open
+items (see --retry-failed), 2 error.
+"""
+
+EPILOG = """\
+examples:
+  streamsync replicate /bricks/b1 /backup/b1
+  streamsync replicate --follow -o change-interval=2 /bricks/b1 /backup/b1
+  streamsync replicate --engine tar --state /var/lib/ss/b1.sqlite /bricks/b1 /backup/b1
+  streamsync replicate --retry-failed /bricks/b1 /backup/b1
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replicate", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SOURCE_BRICK", help="brick directory (with .glusterfs)")
+    p.add_argument("replica", metavar="REPLICA_DIR", help="replica directory (created if missing)")
+    p.add_argument("--state", metavar="FILE", help="SQLite state file (default: inside the replica)")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="gsyncd option (repeatable)")
+    p.add_argument("--config", metavar="FILE", help="read options from a file first")
+    p.add_argument("--engine", choices=ENGINES, help="data engine (default: sync-method, rsync)")
+    p.add_argument("--changelogs", metavar="DIR", help="journal directory to read instead")
+    p.add_argument("--archive", action="store_true",
+                   help="archive processed journals (only for a --changelogs directory you own)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="process the journals present, then exit (default)")
+    mode.add_argument("--follow", action="store_true",
+                      help="keep following new journals every change-interval seconds (stop with Ctrl-C/SIGTERM)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="first re-queue every open item of the failure ledger")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no log lines")
+    p.add_argument("-v", "--verbose", action="store_true", help="log gsyncd's lines to stderr")
+    p.set_defaults(func=run)
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} changelogs")
+    sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.archive and not args.changelogs:
+        print("streamsync replicate: error: --archive needs --changelogs DIR "
+              "(a brick's own journals are never archived)", file=sys.stderr)
+        return 2
+    options = Options.from_file(args.config) if args.config else Options()
+    options = Options.from_pairs(args.option, base=options)
+    if args.verbose or args.follow:
+        if not args.quiet and not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                                format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def _stop(signum, frame):  # noqa: ARG001
+        stop.set()
+
+    old = signal.signal(signal.SIGTERM, _stop)
+    show = sys.stderr.isatty() and not args.quiet and not args.verbose
+    try:
+        summary = replicate(args.source, args.replica, state_path=args.state, options=options,
+                            engine=args.engine, changelogs=args.changelogs, follow=args.follow,
+                            retry_failed=args.retry_failed, archive=args.archive,
+                            progress=_progress if show else None, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        if show:
+            sys.stderr.write("\n")
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(summary.to_dict()) + b"\n")
+    elif not args.quiet:
+        st = summary.data_stime
+        print(f"replicated {summary.changelogs} changelogs in {summary.batches} batches "
+              f"({summary.duration:.2f} s): {summary.entry_ops} entry ops "
+              f"({summary.entry_failures} failed), {summary.meta_ops} meta ops "
+              f"({summary.meta_failures} failed), {summary.data_files} files synced "
+              f"({summary.data_abandoned} abandoned)")
+        print(f"stime {tuple(st) if st else None}; state in "
+              f"{args.state or default_state_path(os.path.abspath(args.replica))}")
+        if summary.open_failures:
+            print(f"{summary.open_failures} open failures in the ledger; "
+                  f"re-queue them with --retry-failed")
+    return 1 if summary.open_failures else 0
