@@ -1,0 +1,201 @@
+"""``streamsync status``: where every worker stands.
+
+Reads worker state stores (SQLite files written by ``streamsync replicate``)
+and, for gsyncd compatibility, gsyncd ``brick_*.status`` files. One line (or
+one JSON object with ``--json``) per worker: mode, worker and crawl status,
+last synced time and lag, pending counters (shown only for an Active worker,
+as gsyncd does), failures, checkpoint, and the throughput of the last batches.
+
+Exit status: 0 when every worker was read, 2 when a path is unusable, 1 when
+some worker is Faulty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+from typing import Any, Iterable
+
+import orjson
+
+from ..errors import StateError
+from ..status import STATUS_DEFAULTS, StatusFile, human_time
+
+__all__ = ["register", "collect", "worker_row", "find_state_files"]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_DEFAULT_ENV = "STREAMSYNC_STATE"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "status", help="show every worker's status (mode, lag, pending, failures, checkpoint)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", metavar="STATE",
+                   help="state files, directories holding them, or gsyncd brick_*.status files")
+    p.add_argument("--state", action="append", default=[], metavar="FILE",
+                   help="a state file or directory (repeatable; default: $STREAMSYNC_STATE)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list, one object per worker")
+    p.add_argument("--utc", action="store_true", help="show times in UTC")
+    p.set_defaults(func=run)
+
+
+def _is_sqlite(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def find_state_files(paths: Iterable[str]) -> list[str]:
+    """Expand files and directories (two levels deep) into state / status files."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = []
+            for pattern in ("*", "*/*"):
+                for cand in sorted(glob.glob(os.path.join(p, pattern))):
+                    base = os.path.basename(cand)
+                    if os.path.isfile(cand) and (_is_sqlite(cand) or (
+                            base.startswith("brick_") and base.endswith(".status"))):
+                        found.append(cand)
+            out.extend(found)
+        elif os.path.isfile(p):
+            out.append(p)
+        else:
+            raise StateError(f"{p}: no such state file or directory")
+    seen: set[str] = set()
+    uniq = []
+    for p in out:
+        a = os.path.abspath(p)
+        if a not in seen:
+            seen.add(a)
+            uniq.append(p)
+    return uniq
+
+
+def _throughput(batches: list[dict[str, Any]]) -> dict[str, float] | None:
+    if not batches:
+        return None
+    secs = sum(float(b.get("seconds") or 0) for b in batches)
+    cls = sum(int(b.get("changelogs") or 0) for b in batches)
+    ops = sum(int(b.get("entries") or 0) + int(b.get("meta") or 0) + int(b.get("data") or 0)
+              for b in batches)
+    if secs <= 0:
+        return {"batches": len(batches), "changelogs_per_s": 0.0, "ops_per_s": 0.0}
+    return {"batches": len(batches), "changelogs_per_s": round(cls / secs, 3),
+            "ops_per_s": round(ops / secs, 3)}
+
+
+def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
+    """The status object of one state (or gsyncd status) file."""
+    now = time.time() if now is None else now
+    if _is_sqlite(path):
+        from ..state.sqlite import SqliteState
+        st = SqliteState(path)
+        try:
+            fields = dict(STATUS_DEFAULTS)
+            fields.update(st.status())
+            open_failures = len(st.failures())
+            data_stime = st.data_stime()
+            entry_stime = st.entry_stime()
+        finally:
+            st.close()
+        fields["open_failures"] = open_failures
+        fields["stime"] = None if data_stime is None else list(data_stime)
+        fields["entry_stime"] = None if entry_stime is None else list(entry_stime)
+        if not fields.get("last_synced") and data_stime is not None:
+            fields["last_synced"] = int(data_stime[0])
+    else:
+        fields = StatusFile(path).read()
+        base = os.path.basename(path)
+        if "source" not in fields and base.startswith("brick_"):
+            from urllib.parse import unquote_plus
+            fields["source"] = unquote_plus(base[len("brick_"):-len(".status")])
+    fields.setdefault("source", "")
+    fields.setdefault("replica", "")
+    fields.setdefault("mode", fields.get("crawl_mode") or "N/A")
+    fields["state_file"] = os.path.abspath(path)
+    last = int(fields.get("last_synced") or 0)
+    fields["lag"] = None if last <= 0 else max(0, int(now - last))
+    fields["throughput"] = _throughput(list(fields.get("batches") or []))
+    fields.pop("batches", None)
+    return fields
+
+
+def collect(paths: Iterable[str], *, now: float | None = None) -> list[dict[str, Any]]:
+    """Status objects of every worker found under ``paths``."""
+    return [worker_row(p, now=now) for p in find_state_files(paths)]
+
+
+def _lag_text(lag: int | None) -> str:
+    if lag is None:
+        return "N/A"
+    d, rem = divmod(lag, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    if d:
+        return f"{d}d{h:02d}h{m:02d}m"
+    if h:
+        return f"{h}h{m:02d}m{s:02d}s"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+def _checkpoint_text(f: dict[str, Any], utc: bool) -> str:
+    configured = int(f.get("checkpoint") or f.get("checkpoint_time") or 0)
+    if not configured:
+        return "N/A"
+    if f.get("checkpoint_completed") == "Yes":
+        return (f"{human_time(f.get('checkpoint_time'), utc=utc)} completed "
+                f"{human_time(f.get('checkpoint_completion_time'), utc=utc)}")
+    return f"{human_time(configured, utc=utc)} pending"
+
+
+def _render(rows: list[dict[str, Any]], utc: bool) -> str:
+    head = ["SOURCE", "REPLICA", "STATUS", "CRAWL", "LAST SYNCED", "LAG", "ENTRY", "DATA",
+            "META", "FAILURES", "CHECKPOINT", "THROUGHPUT"]
+    table = [head]
+    for f in rows:
+        active = f.get("worker_status") == "Active"
+        tp = f.get("throughput")
+        tp_text = "N/A" if not tp else f"{tp['changelogs_per_s']:g} cl/s {tp['ops_per_s']:g} op/s"
+        fails = int(f.get("failures") or 0)
+        if f.get("open_failures"):
+            fails = max(fails, int(f["open_failures"]))
+        table.append([
+            str(f.get("source") or "N/A"), str(f.get("replica") or "N/A"),
+            str(f.get("worker_status")), str(f.get("crawl_status")),
+            human_time(f.get("last_synced"), utc=utc), _lag_text(f.get("lag")),
+            str(f.get("entry")) if active else "N/A", str(f.get("data")) if active else "N/A",
+            str(f.get("meta")) if active else "N/A", str(fails),
+            _checkpoint_text(f, utc), tp_text])
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = list(args.paths) + list(args.state)
+    if not paths:
+        env = os.environ.get(_DEFAULT_ENV)
+        if not env:
+            raise StateError("no state given: pass STATE files/directories, --state FILE, "
+                             f"or set ${_DEFAULT_ENV}")
+        paths = env.split(os.pathsep)
+    rows = collect(paths)
+    if args.json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        if not rows:
+            print("no workers found")
+        else:
+            print(_render(rows, args.utc))
+    return 1 if any(r.get("worker_status") == "Faulty" for r in rows) else 0
