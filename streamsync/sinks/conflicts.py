@@ -31,7 +31,7 @@ import stat as S
 from typing import Any, Sequence
 
 from ..ops import EntryFailure, EntryOp
-from ..records import ROOT_GFID, Stat
+from ..records import ROOT_GFID
 
 __all__ = ["resolve_conflicts", "fix_round", "MAX_OE_RETRIES", "MAX_EF_RETRIES"]
 
@@ -135,35 +135,50 @@ def resolve_conflicts(sink: Any, ops: Sequence[EntryOp], failures: Sequence[Entr
     while failures and count < max_retries:
         count += 1
         before = (len(entries), len(failures))
-        _handle_failures(sink, failures, entries, view=view, max_fix_rounds=max_fix_rounds)
+        fixed = _handle_failures(sink, failures, entries, view=view,
+                                 max_fix_rounds=max_fix_rounds)
         log.info("Retry original entries. count = %s", count)
         failures = sink.apply_entries(entries)
         if not failures:
             log.info("Successfully fixed all entry ops with gfid mismatch")
             break
-        if len(entries) == before[0] and len(failures) >= before[1]:
+        if not fixed and len(entries) == before[0] and len(failures) >= before[1]:
             break  # no progress in this round
     return entries, failures
 
 
 def _handle_failures(sink: Any, failures: list[EntryFailure], entries: list[EntryOp], *,
-                     view: Any, max_fix_rounds: int) -> None:
+                     view: Any, max_fix_rounds: int) -> int:
+    """Fix rounds; returns how many corrective ops were applied cleanly.
+
+    A corrective op can itself fail for a reason the next round fixes (a
+    missing grand-parent); once a round succeeds, the earlier rounds' failed
+    ops are replayed, innermost first.
+    """
     pending = list(failures)
     current = entries
     rounds = 0
+    applied = 0
+    stack: list[list[EntryOp]] = []
     while pending and rounds < max_fix_rounds:
         rounds += 1
         fixes = fix_round(pending, current, view=view, round_no=rounds)
         if not fixes:
             break
         pending = sink.apply_entries(fixes)
+        applied += len(fixes) - len(pending)
+        if pending:
+            stack.append([f.op for f in pending])
         current = fixes
         if not pending:
             log.info("Successfully fixed entry ops with gfid mismatch [{retry_count=%d}]",
                      rounds)
+            while stack:
+                again = stack.pop()
+                left = sink.apply_entries(again)
+                applied += len(again) - len(left)
+                if left:
+                    break
     for failure in pending:
         log.debug("Failed to fix entry ops %r", failure)
-
-
-def _stat_or_none(view: Any, gfid: str) -> Stat | None:
-    return view.lstat(gfid)
+    return applied
