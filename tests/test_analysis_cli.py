@@ -69,6 +69,20 @@ def test_brick_path_matches_readme_totals(capsys, tmp_path):
     assert sum(b["changelogs"] for b in doc["timeline"]) == 11
     # paths come from the brick's handles: no raw gfids among the hot directories
     assert not any(d["path"].startswith(".gfid/") for d in doc["hot_dirs"])
+    # bytes to transfer against the FUSE manifest's sizes (an independent listing)
+    from streamsync.analysis import summarize_paths
+    s = summarize_paths([brick])
+    sizes = {}
+    with open(DEMO / "demo.manifest.jsonl", encoding="utf-8") as fh:
+        for d in map(json.loads, fh):
+            sizes[d["gfid"]] = d.get("size", 0)
+    written = set(s.data_changelogs)
+    assert doc["transfer"]["files"] == len(written & set(sizes))
+    assert doc["transfer"]["gone"] == len(written - set(sizes))
+    assert doc["transfer"]["bytes"] == sum(sizes[g] for g in written & set(sizes))
+    assert doc["transfer"]["bytes_per_changelog"] == sum(
+        sizes[g] * s.data_changelogs[g] for g in written & set(sizes))
+    assert doc["transfer"]["bytes"] >= 4_195_304  # data/blob.bin
 
 
 def test_dask_prints_the_same_result(capsys):

@@ -29,6 +29,7 @@ True
 from __future__ import annotations
 
 import heapq
+import os
 from dataclasses import dataclass, field, fields, replace
 from functools import reduce
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -229,6 +230,37 @@ class Summary:
         return {"data_stime": self.data_stime, "seconds": seconds,
                 "changelogs": self.pending_changelogs, "records": self.pending_records,
                 "bytes": self.pending_bytes}
+
+    def transfer_estimate(self, view: Any, *, default_size: int | None = None) -> dict[str, int]:
+        """Bytes the data phase would move, sizes from a source view's ``data_path``.
+
+        ``files``/``bytes``: each written gfid still on the source, once (what one
+        big batch sends); ``bytes_per_changelog``: each file once per journal that
+        wrote it (the upper bound when every journal is its own batch);
+        ``gone``: written gfids the source no longer has (nothing to send);
+        ``unsized``: present files whose size the view cannot tell (counted as
+        ``default_size`` when given, else 0).
+        """
+        files = nbytes = per_changelog = gone = unsized = 0
+        for g, n in self.data_changelogs.items():
+            if view.lstat(g) is None:
+                gone += 1
+                continue
+            path = view.data_path(g)
+            size = None
+            if path is not None:
+                try:
+                    size = os.stat(path).st_size
+                except OSError:
+                    size = None
+            if size is None:
+                unsized += 1
+                size = default_size or 0
+            files += 1
+            nbytes += size
+            per_changelog += size * n
+        return {"files": files, "bytes": nbytes, "bytes_per_changelog": per_changelog,
+                "gone": gone, "unsized": unsized}
 
     def parents(self) -> dict[str, str]:
         """gfid -> parent gfid of its latest known name (from the journals alone)."""

@@ -24,8 +24,9 @@ YYYY/MM/DD), bricks (their .glusterfs/changelogs) or gsyncd archive_*.tar files.
 The report counts records per type and fop (D records as DATA), per time
 bucket (--bucket), the hottest directories and files (--top), churn (inodes
 created and gone inside the window, files written in several journals that
-gsyncd would send again, rename chains) and, with --data-stime, the replication
-lag. gfids are shown as paths, resolved through the brick when PATH is one and
+gsyncd would send again, rename chains), the bytes the data phase would move
+(when a brick is given: sizes of its gfid handles) and, with --data-stime, the
+replication lag. gfids are shown as paths, resolved through the brick when PATH is one and
 through the journals' own entry records otherwise.
 
 --json prints one JSON object (changelogs, records, first_ts, last_ts, fops,
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
         brick = bricks[0] if bricks else None
     resolver = Resolver.from_summary(summary, brick=brick)
     report = summary.to_dict(top=args.top, paths=resolver.path)
+    if brick is not None:
+        from ..views import BrickView
+        report["transfer"] = summary.transfer_estimate(BrickView(brick))
     out = sys.stdout.buffer
     if args.json:
         out.write(orjson.dumps(report) + b"\n")
@@ -158,6 +162,12 @@ def render_text(r: dict) -> str:
     add(f"  renamed inodes {c['renamed']}")
     for d in c["rename_chains"]:
         add(f"  {d['renames']:>9} renames  {_show(d['path'])}")
+    if r.get("transfer"):
+        t = r["transfer"]
+        add("")
+        add(f"data to transfer (sizes from the brick): {t['files']} files, {t['bytes']} bytes "
+            f"once; {t['bytes_per_changelog']} bytes if every journal were its own batch; "
+            f"{t['gone']} written files already gone")
     if r.get("lag"):
         lag = r["lag"]
         add("")
