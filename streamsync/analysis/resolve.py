@@ -19,7 +19,7 @@ knows is written gsyncd-style as ``.gfid/<pgfid>/<name>``; the root is ``"."``.
 >>> from streamsync.records import EntryRecord, ROOT_GFID
 >>> d, f = "11111111-0000-4000-8000-000000000001", "22222222-0000-4000-8000-000000000002"
 >>> ns = JournalNamespace()
->>> ns.feed([EntryRecord(d, "MKDIR", ROOT_GFID, "top", 16877, 0, 0),
+>>> _ = ns.feed([EntryRecord(d, "MKDIR", ROOT_GFID, "top", 16877, 0, 0),
 ...          EntryRecord(f, "CREATE", d, "a", 33188, 0, 0),
 ...          EntryRecord(f, "RENAME", d, "a", pgfid1=ROOT_GFID, bname1="b"),
 ...          EntryRecord(f, "LINK", d, "c")])

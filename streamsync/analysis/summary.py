@@ -557,7 +557,7 @@ def summarize_paths(paths: Iterable[str], *, bucket: int | str = 3600,
 
     >>> s = summarize_paths(["tests/data/gluster-10.3/processed/ascii-delpath-on"])
     >>> s.changelogs, s.fops["MKDIR"]
-    (34, 48)
+    (34, 49)
     """
     from ._input import iter_journals
     return summarize_journals(iter_journals(paths), bucket=bucket, data_stime=data_stime,
