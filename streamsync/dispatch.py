@@ -67,6 +67,10 @@ class BatchResult(NamedTuple):
     duration: float
 
 
+def _tuple(st: Stime | None) -> tuple[int, int] | None:
+    return None if st is None else (st[0], st[1])
+
+
 def _opt(options: Any, name: str, default: Any) -> Any:
     if options is None:
         return default
@@ -267,8 +271,8 @@ class Dispatcher:
                      data_duration="%.4f" % (now - (data_start or now))))
         log.info(_lf("Batch Completed", mode=self.mode, duration="%.4f" % (now - start),
                      changelog_start=plans[0].ts, changelog_end=plans[-1].ts,
-                     num_changelogs=len(plans), stime=self.state.data_stime(),
-                     entry_stime=self.state.entry_stime()))
+                     num_changelogs=len(plans), stime=_tuple(self.state.data_stime()),
+                     entry_stime=_tuple(self.state.entry_stime())))
         return BatchResult(batch.index, len(plans), n_entry, n_efail, n_meta, n_mfail,
                            len(queued), len(abandoned), attempts, now - start)
 
