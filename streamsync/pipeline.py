@@ -41,7 +41,7 @@ from .parse import parse_processed, render_processed
 from .records import Changelog, Record, Stime
 from .stages.batch import batch_plans
 from .stages.classify import classify
-from .stages.gate import gate_limit, gate_plan
+from .stages.gate import StimeTracker, gate_plan
 from .stages.plan import fold_plan
 from .stages.skip import skip_processed
 from .views.base import SourceView
@@ -100,22 +100,28 @@ def plan_changelogs(changelogs: Iterable[Changelog], *, view: SourceView, option
 
     Changelogs with ``ts < data_stime[0]`` give ``skipped`` plans (not read);
     changelogs with ``ts <= max(entry_stime, data_stime)[0]`` (both known) give
-    plans with ``entries_gated`` and no entry ops. ``fused=False`` composes the
+    plans with ``entries_gated`` and no entry ops, the stimes moving as the seed
+    moves them while it works (entry stime ``ts - 1`` after sent entry ops, data
+    stime ``last ts - 1`` after each ``changelog-batch-size`` batch; see
+    :class:`~streamsync.stages.gate.StimeTracker`). ``fused=False`` composes the
     individual stages instead of the fused loop (same results).
     """
-    limit = gate_limit(entry_stime, data_stime)
+    tracker = StimeTracker(entry_stime=entry_stime, data_stime=data_stime,
+                           batch_size=options.changelog_batch_size)
     for changelog, skipped in skip_processed(changelogs, data_stime=data_stime):
         if skipped:
             yield ChangelogPlan(changelog, skipped=True)
             continue
-        gated = limit is not None and changelog.ts <= limit
         if fused:
             data = read_changelog_bytes(changelog)
             if not is_raw_journal(data):
                 if len(data) != changelog.size:
                     changelog = changelog._replace(size=len(data))
-                yield plan_processed_text(changelog, data, view=view, options=options,
-                                          gated=gated, prefetch=prefetch)
+                gated = tracker.gated(changelog.ts, changelog.size)
+                p = plan_processed_text(changelog, data, view=view, options=options,
+                                        gated=gated, prefetch=prefetch)
+                tracker.done(p.ts, bool(p.entry_ops))
+                yield p
                 continue
             records = decode_journal(data, path=_where(changelog))
             size = len(render_processed(records))
@@ -123,5 +129,8 @@ def plan_changelogs(changelogs: Iterable[Changelog], *, view: SourceView, option
                 changelog = changelog._replace(size=size)
         else:
             changelog, records = load_changelog(changelog)
-        yield plan_records(changelog, records, view=view, options=options, gated=gated,
-                           prefetch=prefetch)
+        gated = tracker.gated(changelog.ts, changelog.size)
+        p = plan_records(changelog, records, view=view, options=options, gated=gated,
+                         prefetch=prefetch)
+        tracker.done(p.ts, bool(p.entry_ops))
+        yield p

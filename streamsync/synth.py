@@ -327,8 +327,12 @@ class _Sim:
 
 def synth_workload(seed: int, *, ops: int = 300, changelogs: int = 6, names: str = "hostile",
                    delpath: bool | None = None, start_ts: int = 1700000000,
-                   empty_ok: bool = True) -> Workload:
-    """A random workload of about ``ops`` operations in ``changelogs`` journals."""
+                   empty_ok: bool = True, quiet: int = 0) -> Workload:
+    """A random workload of about ``ops`` operations in ``changelogs`` journals.
+
+    ``quiet`` extra journals come first holding only ``D``/``M`` records (no
+    entry ops), as when a brick sees only writes for a while.
+    """
     rng = random.Random(seed)
     if delpath is None:
         delpath = rng.random() < 0.5
@@ -343,6 +347,14 @@ def synth_workload(seed: int, *, ops: int = 300, changelogs: int = 6, names: str
     bounds = [0] + cuts + [len(recs)]
     out: list[tuple[int, list[Record]]] = []
     ts = start_ts
+    for _ in range(quiet):
+        ts += rng.randint(1, 20)
+        head: list[Record] = []
+        for _ in range(rng.randint(0, 6)):
+            g = ROOT_GFID if rng.random() < 0.3 else sim.gfid()
+            head.append(DataRecord(g) if rng.random() < 0.6 else
+                        MetaRecord(g, rng.choice(["SETATTR", "SETXATTR", "FSETATTR"])))
+        out.append((ts, head))
     for i in range(changelogs):
         ts += rng.randint(1, 20)
         out.append((ts, recs[bounds[i]:bounds[i + 1]]))

@@ -144,18 +144,24 @@ def model_run(changelogs, view, opts=None, data_stime=None, entry_stime=None,
         else:
             todo.append((name, ts, data))
     batch, size = -1, None
+    e_st = None if entry_stime is None else entry_stime[0]
+    d_st = None if data_stime is None else data_stime[0]
+    prev_ts = None
     for name, ts, data in todo:
         n = len(data)
         if size is None or size + n > limit:
+            if size is not None:
+                d_st = prev_ts - 1     # the previous batch completed: data stime moved
             batch += 1
             size = n
         else:
             size += n
-        gated = False
-        if entry_stime is not None and data_stime is not None:
-            gated = ts <= max(entry_stime[0], data_stime[0])
+        gated = e_st is not None and d_st is not None and ts <= max(e_st, d_st)
         entries, meta, datas, stats = model_changelog(
             data.decode("utf-8", "surrogateescape"), view, opts, gated, hot_tier)
+        if entries and not gated:
+            e_st = ts - 1              # entry ops sent: entry stime moved
+        prev_ts = ts
         metas = []
         for g in sorted(meta):
             st = view.lstat(g)

@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-stime", type=_stime, metavar="SEC",
                    help="data stime: changelogs with ts < SEC are skipped")
     p.add_argument("--entry-stime", type=_stime, metavar="SEC",
-                   help="entry stime: with --data-stime, gates entry ops of ts <= max")
+                   help="entry stime: entry ops of ts <= max(entry, data stime) are gated "
+                        "(once a data stime is known, as in gsyncd)")
     p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",
                    help="gsyncd option, e.g. -o changelog-batch-size=727040 "
                         "-o ignore-deletes=true -o sync-method=tarssh -o hot-tier=true")
@@ -115,9 +116,6 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import batch_plans, plan_changelogs
     opts = Options.from_file(args.config) if args.config else Options()
     opts = Options.from_pairs(args.option, base=opts)
-    if args.entry_stime is not None and args.data_stime is None:
-        print("streamsync plan: note: --entry-stime gates nothing without --data-stime "
-              "(as in gsyncd)", file=sys.stderr)
     view = _view(args)
     plans = plan_changelogs(discover(args.changelogs), view=view, options=opts,
                             data_stime=args.data_stime, entry_stime=args.entry_stime,
