@@ -87,7 +87,8 @@ def summary_rows(summary: Summary, table: str = "fops", *, paths=None) -> list[d
     if table == "gfids":
         return [{"gfid": g, "records": n, "dm_records": summary.gfid_dm.get(g, 0),
                  "data_changelogs": summary.data_changelogs.get(g, 0),
-                 "created": summary.created.get(g), "path": show(g)}
+                 "created": (summary.created[g][0] if g in summary.created else None),
+                 "path": show(g)}
                 for g, n in sorted(summary.gfid_records.items())]
     if table == "dirs":
         return [{"gfid": g, "records": n, "path": show(g)}
@@ -145,7 +146,8 @@ def summary_to_dict(s: Summary) -> dict[str, Any]:
         "bucket_changelogs": {str(k): v for k, v in s.bucket_changelogs.items()},
         "dir_entries": s.dir_entries, "gfid_records": s.gfid_records,
         "data_changelogs": s.data_changelogs, "gfid_dm": s.gfid_dm,
-        "link_delta": s.link_delta, "created": s.created,
+        "link_delta": s.link_delta,
+        "created": {g: [ts, seq, p, name_to_json(b)] for g, (ts, seq, p, b) in s.created.items()},
         "names": {g: [ts, seq, p, name_to_json(b)] for g, (ts, seq, p, b) in s.names.items()},
         "renames": {g: [[ts, seq, p, name_to_json(b), p1, name_to_json(b1)]
                         for ts, seq, p, b, p1, b1 in rs] for g, rs in s.renames.items()},
@@ -166,7 +168,8 @@ def summary_from_dict(d: dict[str, Any]) -> Summary:
         bucket_changelogs={int(k): v for k, v in d["bucket_changelogs"].items()},
         dir_entries=dict(d["dir_entries"]), gfid_records=dict(d["gfid_records"]),
         data_changelogs=dict(d["data_changelogs"]), gfid_dm=dict(d["gfid_dm"]),
-        link_delta=dict(d["link_delta"]), created=dict(d["created"]),
+        link_delta=dict(d["link_delta"]),
+        created={g: (v[0], v[1], v[2], name_from_json(v[3])) for g, v in d["created"].items()},
         names={g: (v[0], v[1], v[2], name_from_json(v[3])) for g, v in d["names"].items()},
         renames={g: tuple((r[0], r[1], r[2], name_from_json(r[3]), r[4], name_from_json(r[5]))
                           for r in rs) for g, rs in d["renames"].items()},

@@ -138,7 +138,7 @@ class Summary:
       gsyncd re-sends: each such journal queues the file again);
     * ``link_delta``: gfid -> names gained minus names removed (CREATE, MKNOD,
       MKDIR, SYMLINK, LINK: +1; UNLINK, RMDIR: -1);
-    * ``created``: gfid -> ts of its creation record;
+    * ``created``: gfid -> ``(ts, seq, pgfid, bname)`` of its creation record;
     * ``names``: gfid -> ``(ts, seq, pgfid, bname)`` of its latest naming event
       (creation, LINK, RENAME destination);
     * ``renames``: gfid -> sorted ``(ts, seq, pgfid, bname, pgfid1, bname1)``;
@@ -161,7 +161,7 @@ class Summary:
     data_changelogs: dict[str, int] = field(default_factory=dict)
     gfid_dm: dict[str, int] = field(default_factory=dict)
     link_delta: dict[str, int] = field(default_factory=dict)
-    created: dict[str, int] = field(default_factory=dict)
+    created: dict[str, tuple[int, int, str, str]] = field(default_factory=dict)
     names: dict[str, tuple[int, int, str, str]] = field(default_factory=dict)
     renames: dict[str, tuple[tuple[int, int, str, str, str, str], ...]] = field(default_factory=dict)
     pending_changelogs: int = 0
@@ -191,25 +191,51 @@ class Summary:
     def created_then_deleted(self) -> list[str]:
         """gfids created inside the window that have no name left at its end (sorted).
 
-        A gfid loses its last name by UNLINK/RMDIR, or by being the target of a
-        RENAME onto its name (no UNLINK is journaled for the replaced inode).
+        A gfid loses a name by UNLINK/RMDIR, or when another gfid is renamed onto
+        its latest name (no UNLINK is journaled for the replaced inode). Hard
+        links are counted (CREATE/LINK +1, UNLINK/RMDIR -1); an overwrite of an
+        older hard-link name is not seen.
         """
         overwritten = self.overwritten()
         return sorted(g for g in self.created
-                      if self.link_delta.get(g, 0) <= 0 or g in overwritten)
+                      if self.link_delta.get(g, 0) - (g in overwritten) <= 0)
 
     def overwritten(self) -> set[str]:
-        """gfids whose latest name was later taken by a RENAME of another gfid."""
-        holder: dict[tuple[str, str], tuple[tuple, str]] = {}
-        for g, (ts, seq, p, b) in self.names.items():
-            key = (p, b)
-            cur = holder.get(key)
-            if cur is None or (ts, seq) > cur[0]:
-                holder[key] = ((ts, seq), g)
+        """gfids that lost a name to a RENAME of another gfid onto it.
+
+        Each name a gfid held (its creation name, then each rename destination)
+        is checked against the renames of other gfids onto that name while it
+        was held.
+        """
+        onto: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+        for g, rs in self.renames.items():
+            for ts, seq, _p, _b, p1, b1 in rs:
+                onto.setdefault((p1, b1), []).append((ts, seq, g))
+        if not onto:
+            return set()
+        never = (-1 << 62, 0)
+        forever = (1 << 62, 0)
         out = set()
         for g, (ts, seq, p, b) in self.names.items():
-            if holder[(p, b)][1] != g:
-                out.add(g)
+            rs = self.renames.get(g, ())
+            born = self.created.get(g)
+            if rs:
+                first = (rs[0][0], rs[0][1])
+                held = [((rs[0][2], rs[0][3]), never, first)]
+                if born is not None and (born[2], born[3]) != (rs[0][2], rs[0][3]):
+                    held.append(((born[2], born[3]), (born[0], born[1]), first))
+                for i, r in enumerate(rs):
+                    end = (rs[i + 1][0], rs[i + 1][1]) if i + 1 < len(rs) else forever
+                    held.append(((r[4], r[5]), (r[0], r[1]), end))
+                if (ts, seq) > (rs[-1][0], rs[-1][1]):  # a LINK after the last rename
+                    held.append(((p, b), (ts, seq), forever))
+            else:
+                held = [((p, b), (ts, seq), forever)]
+            for name, start, end in held:
+                if any(g2 != g and start < (t2, s2) < end
+                       for t2, s2, g2 in onto.get(name, ())):
+                    out.add(g)
+                    break
         return out
 
     def wasted_records(self) -> int:
@@ -386,7 +412,7 @@ class SummaryBuilder:
         self.gfid_dm: dict[str, int] = {}
         self.data_changelogs: dict[str, int] = {}
         self.link_delta: dict[str, int] = {}
-        self.created: dict[str, int] = {}
+        self.created: dict[str, tuple[int, int, str, str]] = {}
         self.names: dict[str, tuple[int, int, str, str]] = {}
         self.renames: dict[str, list[tuple[int, int, str, str, str, str]]] = {}
 
@@ -435,9 +461,9 @@ class SummaryBuilder:
                 if old is None or key > old:
                     names[g] = key
                 if fop != "LINK":
-                    old_ts = self.created.get(g)
-                    if old_ts is None or ts < old_ts:
-                        self.created[g] = ts
+                    old_c = self.created.get(g)
+                    if old_c is None or key < old_c:
+                        self.created[g] = key
             elif fop in REMOVE_FOPS:
                 link_delta[g] = link_delta.get(g, 0) - 1
             elif fop == "RENAME":
@@ -488,10 +514,10 @@ class SummaryBuilder:
             mine = self.buckets.setdefault(b, {})
             for k, v in counts.items():
                 mine[k] = mine.get(k, 0) + v
-        for g, ts in s.created.items():
+        for g, key in s.created.items():
             old = self.created.get(g)
-            if old is None or ts < old:
-                self.created[g] = ts
+            if old is None or key < old:
+                self.created[g] = key
         for g, key in s.names.items():
             old = self.names.get(g)
             if old is None or key > old:
