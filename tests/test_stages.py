@@ -259,3 +259,31 @@ def test_processed_text_and_records_plan_identically_on_escaped_names():
     recs = list(parse_processed(text))
     p = plan_of(recs)
     assert [d["entry"] for d in gs(p)] == [f".gfid/{R}/a b\nc%d", f".gfid/{R}/x%20y"]
+
+
+def test_entry_stime_without_data_stime_gates_later_batches(tmp_path):
+    """The seed's stimes move while it works: after the first batch the data stime is
+    known, so later changelogs up to the entry stime are gated (until entry ops go out)."""
+    from streamsync.discover import discover
+    from streamsync.pipeline import plan_changelogs
+    lines = {1700000010: f"D {F}\n", 1700000020: f"D {F}\n",
+             1700000030: f"E {X} CREATE 33188 0 0 {R}/a\n",
+             1700000040: f"E {X} CREATE 33188 0 0 {R}/b\n",
+             1700000050: f"E {X} CREATE 33188 0 0 {R}/c\n"}
+    for ts, text in lines.items():
+        (tmp_path / f"CHANGELOG.{ts}").write_text(text)
+
+    def gated(batch_size, es, ds=None):
+        return [p.entries_gated for p in plan_changelogs(
+            discover(tmp_path), view=view(), options=Options(changelog_batch_size=batch_size),
+            data_stime=ds, entry_stime=es)]
+
+    # one changelog per batch: from the second batch on, data stime = previous ts - 1
+    assert gated(1, Stime(1700000040)) == [False, True, True, True, False]
+    # everything in one batch: the data stime never becomes known, nothing gated
+    assert gated(727040, Stime(1700000040)) == [False] * 5
+    # entries sent in the first batch (10, 20, 30) move the entry stime to 29, below the
+    # next changelogs, so the data stime known from the second batch on gates nothing
+    sizes = [len(t.encode()) for t in lines.values()]
+    assert gated(sum(sizes[:3]), Stime(1700000045)) == [False] * 5
+    assert gated(sum(sizes[:2]), Stime(1700000045)) == [False, False, True, True, False]
