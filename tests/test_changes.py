@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streamsync.analysis._input import iter_journals, read_records
-from streamsync.analysis.changes import Change, changes_from_paths, list_changes
+from streamsync.analysis.changes import changes_from_paths, list_changes
 from streamsync.analysis.resolve import Resolver
 from streamsync.cli import main
 

@@ -35,7 +35,7 @@ are the paths at ``until``. Hard links give one row per name.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from ..escaping import escape
 from ..fops import DELETE_FOPS

@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import heapq
 import os
-from dataclasses import dataclass, field, fields, replace
-from functools import reduce
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
 
-from ..records import ROOT_GFID, Changelog, Record, Stime
+from ..records import Changelog, Record, Stime
 
 __all__ = [
     "Summary",
