@@ -56,6 +56,7 @@ __all__ = [
     "StatusFile",
     "WorkerStatus",
     "human_time",
+    "MirroredState",
 ]
 
 log = logging.getLogger("streamsync.status")
@@ -301,6 +302,11 @@ class WorkerStatus:
         d.update(self.state.status())
         return d
 
+    def mirrored(self, state: Any = None) -> "MirroredState":
+        """``state`` (default: this status' state) with every status write also
+        mirrored into the status file - give it to the dispatcher."""
+        return MirroredState(self.state if state is None else state, self)
+
     # -------------------------------------------------------- lifecycle
     def start(self, *, mode: str | None = None, checkpoint: int = 0) -> None:
         """Worker start: ``Initializing...``, gsyncd's start-time resets, identity."""
@@ -385,3 +391,23 @@ class WorkerStatus:
                     "last_ts": last_ts, "entries": int(entries), "meta": int(meta),
                     "data": int(data), "seconds": round(float(seconds), 6)})
         self._set(batches=cur[-_KEEP_BATCHES:])
+
+
+class MirroredState:
+    """A state store proxy: status writes (``set_status``, ``add_status``) are
+    mirrored into the gsyncd status file; everything else is the store's."""
+
+    def __init__(self, state: Any, status: WorkerStatus) -> None:
+        self._state = state
+        self._status = status
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)
+
+    def set_status(self, **fields: Any) -> None:
+        self._state.set_status(**fields)
+        self._status._mirror(fields.keys())
+
+    def add_status(self, field: str, delta: int) -> None:
+        self._state.add_status(field, delta)
+        self._status._mirror([field])

@@ -129,8 +129,14 @@ def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
 
 
 def collect(paths: Iterable[str], *, now: float | None = None) -> list[dict[str, Any]]:
-    """Status objects of every worker found under ``paths``."""
-    return [worker_row(p, now=now) for p in find_state_files(paths)]
+    """Status objects of every worker found under ``paths``. A gsyncd status
+    file next to the state store of the same brick is that worker's mirror and
+    is not listed twice."""
+    rows = [worker_row(p, now=now) for p in find_state_files(paths)]
+    stores = {(os.path.dirname(r["state_file"]), r["source"]) for r in rows
+              if r.get("stime", "absent") != "absent" and _is_sqlite(r["state_file"])}
+    return [r for r in rows if _is_sqlite(r["state_file"])
+            or (os.path.dirname(r["state_file"]), r["source"]) not in stores]
 
 
 def _lag_text(lag: int | None) -> str:

@@ -1,0 +1,398 @@
+"""The worker: mode choice, hand-over history -> xsync -> live, active/passive.
+
+As gsyncd's worker start and ``crawlwrap`` (spec section 3.1):
+
+1. ``change-detector=xsync`` -> hybrid crawl only (repeated every 60 s when
+   following);
+2. otherwise a history crawl from the data stime (once). When it cannot cover
+   the gap - no stime yet (fresh replica), no HTIME covering the stime, or
+   history ending before the registration time twice - the hybrid crawl runs
+   instead, its stimes capped at the registration time;
+3. then the live changelog crawl: one scan (``follow=False``) or forever.
+
+``mode="history"|"xsync"|"live"`` forces one mode and runs only that one.
+
+Every phase runs inside :func:`crawlwrap`: every ``replica-failover-interval``
+the worker re-checks whether it is active
+(:class:`~streamsync.activepassive.ActivePassive`); a passive worker raises its
+stime to the cluster stime, marks what is older done and sleeps, and takes
+over (history from the raised stime, then live) once it gets the lock.
+
+:func:`run_worker` wires a brick, a replica (a local directory or
+``[user@]host:/path``), the state store, the status file and the dispatcher;
+:func:`run_workers` runs one worker per brick in parallel processes.
+
+>>> choose_mode(None, _Opts(change_detector="xsync"))
+'xsync'
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+from ..activepassive import ActivePassive
+from ..errors import ConfigError, LockHeld, SourceError
+from ..options import Options
+from ..records import MINUS_INFINITY, Stime
+from . import CrawlFallback, CrawlResult, WorkerContext
+from .history import history_crawl
+from .live import live_crawl, live_turn
+from .xsync import xsync_crawl
+
+__all__ = ["MODES", "choose_mode", "crawlwrap", "run_crawls", "run_worker", "run_workers",
+           "WorkerSummary", "state_path_for", "session_name"]
+
+log = logging.getLogger("streamsync.worker")
+
+MODES = ("history", "xsync", "live")
+#: seconds a passive worker sleeps between catch-ups (gsyncd: 5)
+PASSIVE_SLEEP = 5.0
+#: seconds between hybrid crawls when change-detector=xsync (gsyncd: 60)
+XSYNC_INTERVAL = 60.0
+
+
+class _Opts:
+    """Tiny stand-in used by the doctest."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.kw = {k.replace("_", "-"): v for k, v in kw.items()}
+
+    def get(self, name: str) -> Any:
+        return self.kw.get(name)
+
+
+def choose_mode(state: Any, options: Any) -> str:
+    """``xsync`` when forced by ``change-detector`` or without a data stime,
+    else ``history`` (which may still fall back to xsync)."""
+    if options.get("change-detector") == "xsync":
+        return "xsync"
+    st = None if state is None else state.data_stime()
+    if st is None or st == MINUS_INFINITY:
+        return "xsync"
+    return "history"
+
+
+class WorkerSummary(NamedTuple):
+    """What one worker run did."""
+
+    source: str
+    replica: str
+    modes: tuple[str, ...]
+    results: tuple[dict[str, Any], ...]
+    data_stime: Stime | None
+    entry_stime: Stime | None
+    open_failures: int
+    duration: float
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self._asdict()
+        d["data_stime"] = list(self.data_stime) if self.data_stime else None
+        d["entry_stime"] = list(self.entry_stime) if self.entry_stime else None
+        return d
+
+
+def crawlwrap(ctx: WorkerContext, crawl_once: Callable[[], Any], *, ap: ActivePassive | None,
+              oneshot: bool, interval: float, passive_sleep: float = PASSIVE_SLEEP,
+              on_active: Callable[[], bool] | None = None,
+              on_passive: Callable[[], Any] | None = None) -> list[Any]:
+    """gsyncd's ``crawlwrap``: run ``crawl_once`` while active (once when
+    ``oneshot``, else every ``interval`` s until stopped); while passive, run
+    ``on_passive`` every ``passive_sleep`` s. ``on_active()`` may refuse
+    (return False) and the turn counts as passive."""
+    out: list[Any] = []
+    t0 = time.monotonic()
+    active = ap.should_crawl() if ap is not None else True
+    while not ctx.stop.is_set():
+        now = time.monotonic()
+        if ap is not None and now - t0 >= ap.interval:
+            active = ap.should_crawl()
+            t0 = now
+        if active and on_active is not None and not on_active():
+            active = False
+        if not active:
+            if ctx.status is not None:
+                ctx.status.set_passive()
+            if on_passive is not None:
+                on_passive()
+            if ctx.sleep(passive_sleep):
+                break
+            continue
+        if ctx.status is not None:
+            ctx.status.set_active()
+        out.append(crawl_once())
+        if oneshot or ctx.stop.is_set():
+            break
+        if ctx.sleep(interval):
+            break
+    return out
+
+
+def run_crawls(ctx: WorkerContext, *, mode: str | None = None, follow: bool = False,
+               ap: ActivePassive | None = None, passive_sleep: float = PASSIVE_SLEEP,
+               on_active: Callable[[], bool] | None = None,
+               on_passive: Callable[[], Any] | None = None,
+               xsync_kwargs: dict[str, Any] | None = None) -> tuple[list[CrawlResult], str | None]:
+    """The worker's crawl sequence (module docstring). Returns the results of
+    each phase and the fallback reason when history handed over to xsync."""
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"unknown crawl mode {mode!r} (choose from {', '.join(MODES)})")
+    xkw = dict(xsync_kwargs or {})
+    results: list[CrawlResult] = []
+    fallback: str | None = None
+    wrap = dict(ap=ap, passive_sleep=passive_sleep, on_active=on_active, on_passive=on_passive)
+    change_interval = float(ctx.options.get("change-interval"))
+
+    def xsync_once() -> CrawlResult:
+        return xsync_crawl(ctx, **xkw)
+
+    def live_once() -> CrawlResult:
+        ctx.set_crawl_mode("live")
+        return live_turn(ctx)
+
+    if mode == "xsync" or (mode is None and ctx.options.get("change-detector") == "xsync"):
+        results += crawlwrap(ctx, xsync_once, oneshot=not follow or mode == "xsync",
+                             interval=XSYNC_INTERVAL, **wrap)
+        return results, None
+    if mode == "history":
+        results += crawlwrap(ctx, lambda: history_crawl(ctx), oneshot=True, interval=0, **wrap)
+        return results, None
+    if mode == "live":
+        if follow:
+            results += crawlwrap(ctx, live_once, oneshot=False, interval=change_interval, **wrap)
+        else:
+            results += crawlwrap(ctx, live_once, oneshot=True, interval=0, **wrap)
+        return results, None
+
+    # automatic: history (or xsync when it cannot cover the gap), then live
+    def history_or_xsync() -> CrawlResult:
+        nonlocal fallback
+        try:
+            return history_crawl(ctx)
+        except CrawlFallback as exc:
+            fallback = f"{type(exc).__name__}: {exc}"
+            log.info("history crawl not possible (%s): starting the hybrid crawl", fallback)
+            results.append(xsync_once())
+            return results.pop()
+
+    results += crawlwrap(ctx, history_or_xsync, oneshot=True, interval=0, **wrap)
+    if ctx.stop.is_set():
+        return results, fallback
+    results += crawlwrap(ctx, live_once, oneshot=not follow, interval=change_interval, **wrap)
+    return results, fallback
+
+
+def _escape_brick(path: str) -> str:
+    """gsyncd's ``escape``: slashes to dashes, stripped at both ends."""
+    return path.replace("/", "-").strip("-") or "root"
+
+
+def session_name(source: str, replica: str) -> str:
+    """A stable session name for lock files: ``<escaped source>_<escaped replica>``."""
+    return f"{_escape_brick(source)}_{_escape_brick(replica.replace(':', '-'))}"
+
+
+def state_path_for(replica_dir: str, source: str) -> str:
+    """Default per-brick state file: ``<replica>/.glusterfs/streamsync/<escaped brick>.sqlite``."""
+    return os.path.join(replica_dir, ".glusterfs", "streamsync", _escape_brick(source) + ".sqlite")
+
+
+def _engine(name: str, source: str, dest: str, options: Options) -> Any:
+    from ..sinks.rsync import RsyncEngine
+    from ..sinks.tar import TarEngine
+    if name == "rsync":
+        return RsyncEngine(source, dest, options)
+    if name in ("tar", "tarssh"):
+        return TarEngine(source, dest, options)
+    raise ConfigError(f"unknown data engine {name!r} (choose from rsync, tar)")
+
+
+def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = None,
+               state_path: str | None = None, options: Options | None = None,
+               mode: str | None = None, engine: str | None = None, follow: bool = False,
+               stop: threading.Event | None = None, status_dir: str | None = None,
+               register_time: int | None = None, clock: Callable[[], float] = time.time,
+               sleep: Callable[[float], Any] | None = None,
+               progress: Callable[[str, CrawlResult], Any] | None = None,
+               session: str | None = None, subvol: int | str = 1,
+               working_dir: str | None = None, changelogs: str | None = None,
+               passive_sleep: float = PASSIVE_SLEEP, retry_delay: float = 0.5,
+               xsync_kwargs: dict[str, Any] | None = None,
+               remote_command: str | None = None) -> WorkerSummary:
+    """Run one worker for brick ``source`` into ``replica`` (see the module docstring).
+
+    * ``replica``: a local directory, or ``[user@]host:/path`` (entry and meta
+      ops through ``streamsync serve`` over ssh, data by rsync/tar over ssh);
+    * ``state``/``state_path``: the state store (default: a SQLite file per
+      brick in the replica, or under ``working_dir`` for a remote replica);
+    * ``status_dir``: where the gsyncd ``brick_*.status`` file is written
+      (default: the state file's directory);
+    * ``mode``: force ``history``, ``xsync`` or ``live``; ``follow``: keep
+      following live journals until ``stop`` is set;
+    * ``session``/``subvol``: the active/passive lock name (with
+      ``use-meta-volume=true``);
+    * ``remote_command``: how ``streamsync`` is run on the replica host
+      (default ``$STREAMSYNC_REMOTE_COMMAND`` or ``streamsync``).
+    """
+    from ..dispatch import Dispatcher
+    from ..remote.spec import parse_replica
+    from ..state.lock import WorkerLock
+    from ..state.sqlite import SqliteState
+    from ..status import WorkerStatus
+    from ..views import BrickView
+
+    started = time.monotonic()
+    source = os.path.abspath(os.fspath(source))
+    if not os.path.isdir(os.path.join(source, ".glusterfs")):
+        raise SourceError(f"{source}: not a brick (no .glusterfs directory)")
+    options = options or Options()
+    engine = engine or ("tar" if options.get("sync-method") == "tarssh" else "rsync")
+    spec = parse_replica(replica)
+    if spec.remote:
+        wd = working_dir or os.path.join(source, ".glusterfs", "streamsync",
+                                         _escape_brick(spec.display))
+    else:
+        rdir = os.path.abspath(spec.path)
+        if os.path.realpath(rdir) == os.path.realpath(source):
+            raise ConfigError(f"{rdir}: the replica cannot be the source brick itself")
+        os.makedirs(rdir, exist_ok=True)
+        wd = working_dir or os.path.join(rdir, ".glusterfs", "streamsync",
+                                         "work-" + _escape_brick(source))
+    os.makedirs(wd, exist_ok=True)
+    own_state = state is None
+    if state is None:
+        if state_path is None:
+            state_path = (os.path.join(wd, "state.sqlite") if spec.remote
+                          else state_path_for(rdir, source))
+        state = SqliteState(state_path)
+    if status_dir is None:
+        sp = getattr(state, "path", ":memory:")
+        status_dir = os.path.dirname(os.path.abspath(sp)) if sp != ":memory:" else None
+    shown = spec.display if spec.remote else rdir
+    ws = WorkerStatus(state, source=source, replica=shown, status_dir=status_dir,
+                      clock=clock)
+    mstate = ws.mirrored()
+    ws.start(mode=mode, checkpoint=int(options.get("checkpoint") or 0))
+    ws.set_slave_node(spec.host or "localhost")
+    stop = stop or threading.Event()
+    ap = ActivePassive.from_options(options, session=session or session_name(source, replica),
+                                    subvol=subvol)
+    view = BrickView(source)
+    sink: Any = None
+    dispatcher: Any = None
+    replica_lock: WorkerLock | None = None
+    conn: Any = None
+    try:
+        if spec.remote:
+            from ..remote.client import RemoteReplica
+            conn = RemoteReplica(spec, options=options, stop=stop, remote_command=remote_command,
+                                 lock_name=_escape_brick(source))
+            sink = conn
+            eng = conn.data_engine(engine, source)
+        else:
+            from ..sinks.replica import ReplicaSink
+            sink = ReplicaSink(rdir)
+            eng = _engine(engine, source, rdir, options)
+        dispatcher = Dispatcher(sink=sink, engine=eng, state=mstate, view=view, options=options,
+                                retry_delay=retry_delay, data_filter=sink.is_data_target)
+        ctx = WorkerContext(source=source, view=view, options=options, state=mstate,
+                            dispatcher=dispatcher, changelog_dir=changelogs, working_dir=wd,
+                            status=ws, register_time=register_time, stop=stop, clock=clock,
+                            sleep=sleep, progress=progress)
+        ctx.stime_listeners.append(ap.publish_stime)
+
+        def on_active() -> bool:
+            nonlocal replica_lock
+            if spec.remote:
+                return True  # the serve side holds the replica's lock
+            if replica_lock is None:
+                lk = WorkerLock(os.path.join(rdir, ".glusterfs", "streamsync",
+                                             _escape_brick(source) + ".lock"),
+                                what=f"{source} -> {replica}")
+                try:
+                    lk.acquire()
+                except LockHeld as exc:
+                    log.warning("%s", exc)
+                    return False
+                replica_lock = lk
+            return True
+
+        def on_passive() -> None:
+            nonlocal replica_lock
+            if conn is not None:
+                conn.disconnect()
+            if replica_lock is not None:
+                replica_lock.release()
+                replica_lock = None
+            if ap.passive_catch_up(mstate, processing_dir=os.path.join(wd, ".processing")):
+                ctx.root_stime_updated(publish=False)
+
+        results, fallback = run_crawls(ctx, mode=mode, follow=follow, ap=ap,
+                                       passive_sleep=passive_sleep, on_active=on_active,
+                                       on_passive=on_passive, xsync_kwargs=xsync_kwargs)
+        ws.set_stopped()
+        return WorkerSummary(source, shown, tuple(r.mode for r in results),
+                             tuple(r.to_dict() for r in results), state.data_stime(),
+                             state.entry_stime(), len(state.failures()),
+                             time.monotonic() - started, fallback)
+    except BaseException as exc:
+        if not isinstance(exc, KeyboardInterrupt):
+            try:
+                ws.set_faulty(f"{type(exc).__name__}: {exc}")
+            except Exception:  # pragma: no cover - state itself broken
+                pass
+        raise
+    finally:
+        if dispatcher is not None:
+            dispatcher.close()
+        if sink is not None:
+            sink.close()
+        if replica_lock is not None:
+            replica_lock.release()
+        ap.release()
+        if own_state:
+            state.close()
+
+
+def _worker_proc(kwargs: dict[str, Any]) -> dict[str, Any]:
+    stop = threading.Event()
+    import signal
+
+    def _term(signum: int, frame: Any) -> None:  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        return {"ok": True, "summary": run_worker(stop=stop, **kwargs).to_dict()}
+    except Exception as exc:  # reported to the parent, which decides the exit code
+        return {"ok": False, "source": kwargs.get("source"),
+                "error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_workers(sources: Sequence[str], replica: str, *, processes: int | None = None,
+                **kwargs: Any) -> list[dict[str, Any]]:
+    """One worker per brick, in parallel processes, each with its own state and
+    lock (per-brick defaults of :func:`run_worker`). Returns one
+    ``{"ok", "summary"|"error"}`` per brick, in ``sources`` order."""
+    jobs = [dict(kwargs, source=s, replica=replica) for s in sources]
+    if len(jobs) == 1:
+        return [_worker_proc(jobs[0])]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes or len(jobs)) as pool:
+        return pool.map(_worker_proc, jobs)
+
+
+def read_brick_list(path: str) -> list[str]:
+    """Bricks listed in a file, one per line (``#`` comments and blanks ignored)."""
+    out = []
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                out.append(line)
+    return out

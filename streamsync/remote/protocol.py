@@ -1,0 +1,121 @@
+"""The ``streamsync serve`` wire format: JSON lines (orjson), one request per line.
+
+Handshake (client first)::
+
+    {"hello": "streamsync", "version": 1, "replica": "/srv/rep", "lock": "name"}
+    {"ok": true, "hello": "streamsync", "version": 1, "pid": 4242, "root": "/srv/rep"}
+
+A version the server does not speak is refused with ``{"ok": false, "error": ...}``
+and the server exits. Then requests and replies, strictly in turn::
+
+    {"id": 7, "op": "apply_entries", "args": [<entry op dicts>]}
+    {"id": 7, "ok": true, "result": [<entry failure dicts>]}
+    {"id": 8, "ok": false, "error": "...", "type": "StateError"}
+
+Operations: ``apply_entries``, ``apply_meta``, ``is_data_target`` (a list of
+gfids -> a list of booleans), ``lstat``, ``entry_gfid``, ``dir_entry``,
+``ping``, ``close``. Names travel as gsyncd entry strings; bytes that are not
+UTF-8 as ``{"b64": ...}`` (:func:`streamsync.records.name_to_json`).
+
+>>> from streamsync.ops import EntryOp, EntryFailure, FailureInfo
+>>> op = EntryOp("MKDIR", "5b1c2d3e-0000-4000-8000-00000000000a",
+...              "00000000-0000-0000-0000-000000000001", "d", mode=16877, uid=0, gid=0)
+>>> f = EntryFailure(op, 17, FailureInfo(slave_name="d"))
+>>> decode_entry_failure(loads(dumps(encode_entry_failure(f)))) == f
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import StreamsyncError
+from ..ops import EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp, \
+    entry_op_from_gsyncd, meta_op_from_gsyncd
+from ..records import Stat, name_from_json, name_to_json
+
+__all__ = ["PROTOCOL_VERSION", "HELLO", "ProtocolError", "dumps", "loads",
+           "encode_entry_failure", "decode_entry_failure", "encode_meta_failure",
+           "decode_meta_failure", "encode_stat", "decode_stat"]
+
+#: bumped on any incompatible change of the messages
+PROTOCOL_VERSION = 1
+HELLO = "streamsync"
+#: longest line accepted (a batch of entry ops is one line)
+MAX_LINE = 256 * 1024 * 1024
+
+
+class ProtocolError(StreamsyncError):
+    """The peer sent something that is not our protocol (or a refused version)."""
+
+
+def dumps(msg: Any) -> bytes:
+    """One line: JSON + newline."""
+    return orjson.dumps(msg) + b"\n"
+
+
+def loads(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        shown = line[:120].decode("utf-8", "replace")
+        raise ProtocolError(f"not a protocol line: {shown!r} ({exc})") from None
+
+
+def _opt_name(v: str | None) -> Any:
+    return None if v is None else name_to_json(v)
+
+
+def _opt_name_back(v: Any) -> str | None:
+    return None if v is None else name_from_json(v)
+
+
+def encode_entry_failure(f: EntryFailure) -> dict[str, Any]:
+    i = f.info
+    return {"entry": f.op.to_dict(), "errno": f.errno,
+            "info": {"gfid_mismatch": i.gfid_mismatch, "name_mismatch": i.name_mismatch,
+                     "dst": i.dst, "slave_isdir": i.slave_isdir,
+                     "slave_name": _opt_name(i.slave_name), "slave_gfid": i.slave_gfid,
+                     "slave_entry": _opt_name(i.slave_entry)}}
+
+
+def decode_entry_failure(d: dict[str, Any]) -> EntryFailure:
+    i = d["info"]
+    info = FailureInfo(bool(i["gfid_mismatch"]), bool(i["name_mismatch"]), bool(i["dst"]),
+                       bool(i["slave_isdir"]), _opt_name_back(i.get("slave_name")),
+                       i.get("slave_gfid"), _opt_name_back(i.get("slave_entry")))
+    return EntryFailure(entry_op_from_gsyncd(d["entry"]), int(d["errno"]), info)
+
+
+def encode_meta_failure(f: MetaFailure) -> dict[str, Any]:
+    return {"entry": f.op.to_gsyncd(), "errno": f.errno, "what": f.what}
+
+
+def decode_meta_failure(d: dict[str, Any]) -> MetaFailure:
+    return MetaFailure(meta_op_from_gsyncd(d["entry"]), int(d["errno"]), d["what"])
+
+
+def encode_entry_ops(ops: list[EntryOp]) -> list[dict[str, Any]]:
+    return [op.to_dict() for op in ops]
+
+
+def decode_entry_ops(items: list[dict[str, Any]]) -> list[EntryOp]:
+    return [entry_op_from_gsyncd(d) for d in items]
+
+
+def encode_meta_ops(ops: list[MetaOp]) -> list[dict[str, Any]]:
+    return [op.to_gsyncd() for op in ops]
+
+
+def decode_meta_ops(items: list[dict[str, Any]]) -> list[MetaOp]:
+    return [meta_op_from_gsyncd(d) for d in items]
+
+
+def encode_stat(st: Stat | None) -> dict[str, Any] | None:
+    return None if st is None else st.to_dict()
+
+
+def decode_stat(d: dict[str, Any] | None) -> Stat | None:
+    return None if d is None else Stat.from_dict(d)
