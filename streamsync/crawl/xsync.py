@@ -119,7 +119,7 @@ class _GfidOf:
                     p = os.path.join(d, name)
                     try:
                         st = os.lstat(p)
-                        if S.ISLNK(st.st_mode) and os.readlink(p).startswith("../../"):
+                        if S.S_ISLNK(st.st_mode) and os.readlink(p).startswith("../../"):
                             st = os.stat(p)  # a directory handle: the directory itself
                     except OSError:
                         continue
@@ -218,11 +218,11 @@ def xsync_chunks(brick: str | os.PathLike[str], *, register_time: int,
             if S.S_ISREG(mode) and _is_linkto(p, mode):
                 log.debug("ignoring sticky bit file %s", p)
                 continue
+            if not (S.S_ISDIR(mode) or S.S_ISLNK(mode) or S.S_ISREG(mode)):
+                continue  # fifos, sockets, devices: not journaled by the hybrid crawl
             gfid = gfid_of(p, st)
             if gfid is None:
                 log.warning("skipping entry without a gfid: %s", p)
-                continue
-            if not (S.S_ISDIR(mode) or S.S_ISLNK(mode) or S.S_ISREG(mode)):
                 continue
             counter += 1
             child_rel = name if rel == "." else f"{rel}/{name}"
