@@ -95,3 +95,31 @@ def test_clear_error_when_pandas_is_missing(monkeypatch):
         to_pandas([{"a": 1}])
     # the rest of the analysis does not need pandas
     assert summarize_paths([str(SRC)]).records == 4472
+
+
+def test_plan_rows_and_ops_jsonl():
+    from streamsync.analysis.export import OP_COLUMNS, plan_rows
+    from streamsync.analysis.whatif import JournalView
+    from streamsync.ops import entry_op_from_gsyncd
+    from streamsync.options import Options
+    from streamsync.pipeline import batch_plans, plan_changelogs
+    journals = list(iter_journals([SRC]))
+    view = JournalView(journals)
+    plans = list(plan_changelogs(journals, view=view, options=Options(), data_stime=None,
+                                 entry_stime=None))
+    rows = list(plan_rows(plans))
+    assert all(tuple(r) == OP_COLUMNS for r in rows)
+    kinds = Counter(r["kind"] for r in rows)
+    assert kinds["entry"] == sum(len(p.entry_ops) for p in plans)
+    assert kinds["meta"] == sum(len(p.meta_gfids) for p in plans)
+    assert kinds["data"] == sum(len(p.data_gfids) for p in plans)
+    # entry op names by fop agree with the journal's entry records minus gated/ignored ones
+    assert Counter(r["op"] for r in rows if r["kind"] == "entry")["MKDIR"] == 49
+    batches = list(batch_plans(plans, batch_size=4096))
+    brows = list(plan_rows(batches))
+    assert len(brows) == len(rows)
+    assert {r["batch"] for r in brows} == {b.index for b in batches}
+    # ops as JSON lines round-trip through the gsyncd entry dict
+    ops = [op for p in plans for op in p.entry_ops]
+    back = [entry_op_from_gsyncd(orjson.loads(line)) for line in to_jsonl(ops).splitlines()]
+    assert back == ops

@@ -2,6 +2,8 @@
 
 * :func:`record_rows` - one flat dict per record with its journal (``ts``,
   ``changelog``, ``seq``), the same columns for every record type;
+* :func:`plan_rows` - one flat dict per planned op (entry, meta, data) of
+  :class:`~streamsync.ops.ChangelogPlan` or :class:`~streamsync.ops.Batch` values;
 * :func:`summary_rows` - a summary's tables (``fops``, ``timeline``,
   ``gfids``, ``dirs``) as flat rows;
 * :func:`to_jsonl` / :func:`write_jsonl` - JSON lines of anything with
@@ -27,9 +29,9 @@ import orjson
 from ..records import Changelog, Record, name_from_json, name_to_json
 from .summary import Summary
 
-__all__ = ["record_rows", "summary_rows", "to_jsonl", "write_jsonl", "summary_to_dict",
+__all__ = ["record_rows", "plan_rows", "summary_rows", "to_jsonl", "write_jsonl", "summary_to_dict",
            "summary_from_dict", "summary_to_json", "summary_from_json", "to_pandas",
-           "RECORD_COLUMNS"]
+           "RECORD_COLUMNS", "OP_COLUMNS"]
 
 #: the columns of :func:`record_rows`, in order
 RECORD_COLUMNS = ("ts", "changelog", "seq", "type", "fop", "gfid", "pgfid", "bname", "pgfid1",
@@ -63,6 +65,46 @@ def record_rows(journals: Iterable[tuple[Changelog, Iterable[Record]]]) -> Itera
                            pgfid1=r.pgfid1, bname1=_json_name(r.bname1), mode=r.mode,  # type: ignore
                            uid=r.uid, gid=r.gid, path=_json_name(r.path))  # type: ignore
             yield row
+
+
+#: the columns of :func:`plan_rows`, in order
+OP_COLUMNS = ("ts", "changelog", "batch", "kind", "op", "gfid", "entry", "entry1", "gated",
+              "skipped")
+
+
+def plan_rows(plans: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """Flat rows (:data:`OP_COLUMNS`) of what plans ask of a replica: one ``entry``
+    row per entry op (``op`` is CREATE, RENAME, ...), one ``meta`` row per gfid
+    whose attributes to copy, one ``data`` row per gfid to transfer.
+
+    Accepts :class:`~streamsync.ops.ChangelogPlan` values or
+    :class:`~streamsync.ops.Batch` values (then ``batch`` is the batch index).
+    A skipped changelog gives one row of kind ``skipped``.
+    """
+    def one(plan, batch):
+        c = plan.changelog
+
+        def row(kind, op, gfid, entry=None, entry1=None):
+            return {"ts": c.ts, "changelog": c.name, "batch": batch, "kind": kind, "op": op,
+                    "gfid": gfid, "entry": entry, "entry1": entry1,
+                    "gated": plan.entries_gated, "skipped": plan.skipped}
+
+        if plan.skipped:
+            yield row("skipped", None, None)
+            return
+        for op in plan.entry_ops:
+            yield row("entry", op.op, op.gfid, _json_name(op.entry), _json_name(op.entry1))
+        for g in plan.meta_gfids:
+            yield row("meta", "META", g)
+        for g in plan.data_gfids:
+            yield row("data", "DATA", g)
+
+    for item in plans:
+        if hasattr(item, "plans"):
+            for plan in item.plans:
+                yield from one(plan, item.index)
+        else:
+            yield from one(item, None)
 
 
 def summary_rows(summary: Summary, table: str = "fops", *, paths=None) -> list[dict[str, Any]]:
@@ -205,6 +247,7 @@ def to_pandas(rows: Iterable[dict[str, Any]] | Summary, table: str = "fops", *, 
         rows = summary_rows(rows, table, paths=paths)
         return pd.DataFrame(rows)
     rows = list(rows)
-    if rows and set(rows[0]) == set(RECORD_COLUMNS):
-        return pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    for cols in (RECORD_COLUMNS, OP_COLUMNS):
+        if rows and set(rows[0]) == set(cols):
+            return pd.DataFrame(rows, columns=list(cols))
     return pd.DataFrame(rows)
