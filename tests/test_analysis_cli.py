@@ -134,3 +134,21 @@ def test_progress_bar_only_on_a_terminal():
 def test_parse_ts():
     assert parse_ts("2026-11-23T21:51:29Z") == 1795470689
     assert parse_ts("2026-11-23T22:51:29+01:00") == 1795470689
+
+
+def test_save_and_merge_partial_runs(capsys, tmp_path):
+    """Two halves analysed separately (e.g. on two machines), merged by the CLI == the whole."""
+    src = DATA / "processed" / "ascii-delpath-on"
+    files = sorted(src.glob("CHANGELOG.*"))
+    half = tmp_path / "part1.json"
+    whole, _ = _analyze_json(capsys, src, "--bucket", "10s")
+    part, _ = _analyze_json(capsys, *files[:15], "--bucket", "10s", "--save", half)
+    assert part["changelogs"] == 15
+    merged, _ = _analyze_json(capsys, *files[15:], "--bucket", "10s", "--merge", half)
+    assert merged == whole
+    only, _ = _analyze_json(capsys, "--merge", half, "--bucket", "10s")
+    assert only == part
+    # a different bucket width cannot be merged: one-line error, exit 2
+    assert main(["analyze", str(files[0]), "--merge", str(half), "--bucket", "1h"]) == 2
+    assert "bucket" in capsys.readouterr().err
+    assert main(["analyze", "--merge", str(files[0])]) == 2

@@ -12,6 +12,7 @@ from ..analysis._cli_common import brick_of, parse_ts, progress_bar
 from ..analysis._input import iter_journals
 from ..analysis.resolve import Resolver
 from ..analysis.summary import parse_duration, summarize_journals
+from ..errors import ConfigError
 
 HELP = "summarise journals: op mix over time, hot files/directories, churn, lag"
 
@@ -40,13 +41,14 @@ examples:
   streamsync analyze BRICK
   streamsync analyze --json --bucket 10m /archive/dir /other/brick
   streamsync analyze --dask --scheduler tcp://127.0.0.1:8786 /many/journals
+  streamsync analyze --save a.json BRICK_A; streamsync analyze --merge a.json BRICK_B
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="+", metavar="PATH",
+    p.add_argument("paths", nargs="*", metavar="PATH",
                    help="journal files, changelog directories, bricks or archive_*.tar files")
     p.add_argument("--bucket", default="1h", type=_duration, metavar="WIDTH",
                    help="time bucket width, e.g. 30, 15m, 1h, 1d (default 1h)")
@@ -63,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--since", type=parse_ts, metavar="TS", help="only journals with stamp >= TS")
     p.add_argument("--until", type=parse_ts, metavar="TS", help="only journals with stamp <= TS")
     p.add_argument("--brick", metavar="DIR", help="brick used to resolve gfids to paths")
+    p.add_argument("--save", metavar="FILE",
+                   help="also write the full summary (lossless JSON) to FILE, to merge later")
+    p.add_argument("--merge", action="append", default=[], metavar="FILE",
+                   help="merge a summary saved with --save into this one (repeatable; "
+                        "same --bucket and --data-stime)")
     p.set_defaults(func=run)
 
 
@@ -70,7 +77,18 @@ def _duration(text: str) -> int:
     return parse_duration(text)
 
 
+def _load(path: str):
+    from ..analysis.export import summary_from_json
+    try:
+        with open(path, "rb") as fh:
+            return summary_from_json(fh.read())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a saved streamsync summary ({exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    if not args.paths and not args.merge:
+        raise ConfigError("give at least one PATH or --merge FILE")
     journals = list(iter_journals(args.paths, since=args.since, until=args.until))
     if args.dask:
         from ..analysis.dask import summarize_dask
@@ -91,6 +109,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         summary = summarize_journals(journals, bucket=args.bucket, data_stime=args.data_stime,
                                      progress=progress_bar(len(journals)))
+    if args.merge:
+        from ..analysis.summary import merge
+        for path in args.merge:
+            other = _load(path)
+            try:
+                summary = merge(summary, other)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+    if args.save:
+        from ..analysis.export import summary_to_json
+        with open(args.save, "wb") as fh:
+            fh.write(summary_to_json(summary))
     brick = args.brick
     if brick is None:
         bricks = [b for b in map(brick_of, args.paths) if b is not None]
