@@ -152,3 +152,15 @@ def test_save_and_merge_partial_runs(capsys, tmp_path):
     assert main(["analyze", str(files[0]), "--merge", str(half), "--bucket", "1h"]) == 2
     assert "bucket" in capsys.readouterr().err
     assert main(["analyze", "--merge", str(files[0])]) == 2
+
+
+def test_gsyncd_archive_tar_is_a_source(capsys, tmp_path):
+    import tarfile
+    src = DATA / "processed" / "ascii-delpath-off"
+    archive = tmp_path / "archive_202611.tar"
+    with tarfile.open(archive, "w") as tar:
+        for f in sorted(src.glob("CHANGELOG.*")):
+            tar.add(f, arcname=f.name)
+    from_dir, _ = _analyze_json(capsys, src)
+    from_tar, _ = _analyze_json(capsys, archive)
+    assert from_tar == from_dir
