@@ -74,7 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _duration(text: str) -> int:
-    return parse_duration(text)
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _load(path: str):
