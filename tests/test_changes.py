@@ -15,9 +15,39 @@ from streamsync.analysis.changes import changes_from_paths, list_changes
 from streamsync.analysis.resolve import Resolver
 from streamsync.cli import main
 
-from test_resolve import DEMO, load_handles, load_manifest  # noqa: E402  (same test dir)
-
 DATA = Path(__file__).parent / "data" / "gluster-10.3"
+DEMO = Path(__file__).parent.parent / "examples" / "demo-brick"
+
+
+def _unescape_tsv(text: str) -> str:
+    """handles/*.tsv escapes backslash, TAB, LF, CR as \\\\, \\t, \\n, \\r."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            out.append({"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def load_handles(scenario: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    with open(DATA / "handles" / f"{scenario}.tsv", encoding="utf-8") as fh:
+        for line in fh:
+            gfid, _type, path = line.rstrip("\n").split("\t", 2)
+            out.setdefault(gfid, set()).add(_unescape_tsv(path))
+    return out
+
+
+def load_manifest() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    with open(DEMO / "demo.manifest.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            out.setdefault(d["gfid"], set()).add(d["path"])
+    return out
 SCENARIOS = ["ascii-delpath-on", "ascii-delpath-off", "binary-delpath-on", "binary-delpath-off"]
 
 
