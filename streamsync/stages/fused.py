@@ -2,9 +2,10 @@
 
 Same results as ``parse_processed`` -> :func:`~streamsync.stages.classify.classify`
 -> :func:`~streamsync.stages.plan.fold_plan` (-> gating), without building a
-record per ``D``/``M`` line or a decision per record. ``D`` and plain ``M`` lines
-are handled with string slicing; their gfids are validated once per distinct
-gfid at the end. ``E`` lines go through the strict line parser. Any malformed
+record per ``D``/``M`` line or a decision per record. Lines are handled with string
+slicing and splitting, with the strict parser's checks; gfids are validated once
+per distinct gfid at the end, numbers and ``pgfid/name`` fields once per distinct
+text. Any malformed
 line makes the whole changelog go through :func:`~streamsync.parse.parse_processed`,
 so the error raised is exactly the one it raises (file and line number).
 
@@ -19,11 +20,15 @@ so the error raised is exactly the one it raises (file and line number).
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 from ..errors import ParseError
-from ..fops import FOP_NUMBERS
+from ..escaping import unescape
+from ..fops import DELETE_FOPS, FOP_NUMBERS, NAMED_FOPS, NEWENTRY_FOPS
 from ..ops import ChangelogPlan, EntryOp
 from ..options import Options
-from ..parse import is_gfid, parse_line, parse_processed, split_entry
+from ..parse import parse_line, parse_processed, split_entry
 from ..records import Changelog, Stat
 from ..views.base import SourceView
 from .classify import rename_link, xattrs_as_data
@@ -35,6 +40,11 @@ __all__ = ["fused_plan", "text_lookups"]
 _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
 _XATTR_DATA = frozenset({"SETXATTR", "XATTROP", "FXATTROP"})
+_NEWENTRY = NEWENTRY_FOPS
+_DELETE = DELETE_FOPS
+_NAMED_DELETE = NAMED_FOPS | DELETE_FOPS
+_ALL_GFIDS = re.compile(
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n)*\Z").match
 
 
 class _Invalid(Exception):
@@ -112,68 +122,123 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
     datas: set[str] = set()
     add_data = datas.add
     metas: set[str] = set()
-    others: set[str] = set()
+    check: set[str] = set()          # gfids to validate once, at the end
+    add_check = check.add
     entries: list[EntryOp] = []
     append = entries.append
-    counts: dict[str, int] = {}
+    counted: list[str] = []
+    count = counted.append
     fops = FOP_NUMBERS
+    nums: dict[str, int] = {}
+    ents: dict[str, tuple[str, str]] = {}
+    triples: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+
+    def num(text: str) -> int:
+        value = nums.get(text)
+        if value is None:
+            if not (text.isdigit() and text.isascii()) or len(text) > 10:
+                raise _Invalid
+            value = int(text)
+            if value > 0xFFFFFFFF:
+                raise _Invalid
+            nums[text] = value
+        return value
+
+    def ent(field: str) -> tuple[str, str]:
+        hit = ents.get(field)
+        if hit is None:
+            if field[36:37] != "/":
+                raise _Invalid
+            pgfid = field[:36]
+            bname = field[37:]
+            if "%" in bname:
+                bname = unescape(bname)
+            if not bname or "/" in bname or "\0" in bname or bname == "." or bname == "..":
+                raise _Invalid
+            add_check(pgfid)
+            hit = ents[field] = (pgfid, bname)
+        return hit
+
     for line in lines:
         k = line[:2]
         if k == "D ":
             if len(line) != 38:
                 raise _Invalid
-            add_data(line[2:])
+            g = line[2:]
+            add_check(g)
+            add_data(g)
         elif k == "M ":
             gfid, sep, fop = line[2:].partition(" ")
             if " " in fop:
                 r = parse_line(line)       # xsync SETATTR with an inline stat, or invalid
                 gfid, fop = r.gfid, r.fop  # type: ignore[union-attr]
-            elif fop not in fops or len(gfid) != 36:
+            elif fop not in fops:
                 raise _Invalid
-            key = "SETXATTR" if fop == "FSETXATTR" else fop
-            counts[key] = counts.get(key, 0) + 1
+            add_check(gfid)
+            count("SETXATTR" if fop == "FSETXATTR" else fop)
             if fop == "SETATTR":
                 metas.add(gfid)
             elif xattr_data and fop in _XATTR_DATA:
                 add_data(gfid)
-            else:
-                others.add(gfid)
         elif k == "E ":
-            r = parse_line(line)
+            parts = line[2:].split(" ")
+            n = len(parts)
+            if n < 3:
+                raise _Invalid
+            gfid = parts[0]
+            fop = parts[1]
+            add_check(gfid)
+            if fop in _NEWENTRY:
+                if n != 6:
+                    raise _Invalid
+                key = (parts[2], parts[3], parts[4])
+                triple = triples.get(key)
+                if triple is None:
+                    triple = triples[key] = (num(parts[2]), num(parts[3]), num(parts[4]))
+                mode, uid, gid = triple
+                field = parts[5]
+                pgfid, bname = ents.get(field) or ent(field)
+            elif fop in _NAMED_DELETE:
+                if n != 3 and (n != 4 or fop not in _DELETE or not unescape(parts[3])):
+                    raise _Invalid
+                field = parts[2]
+                pgfid, bname = ents.get(field) or ent(field)
+            elif fop == "RENAME":
+                if n != 4:
+                    raise _Invalid
+                pgfid, bname = ent(parts[2])
+                pgfid1, bname1 = ent(parts[3])
+            else:
+                raise _Invalid
             if hot_tier:
                 continue
-            fop = r.fop  # type: ignore[union-attr]
             if gated and fop in GATED_UNCOUNTED:
                 continue
-            counts[fop] = counts.get(fop, 0) + 1
-            gfid = r.gfid
+            count(fop)
             if fop == "UNLINK" or fop == "RMDIR":
                 if lstat(gfid) is None:
                     datas.discard(gfid)
                 elif fop == "RMDIR":
                     continue
                 if not ignore_deletes and not gated:
-                    append(EntryOp(fop, gfid, r.pgfid, r.bname))  # type: ignore[union-attr]
+                    append(EntryOp(fop, gfid, pgfid, bname))
             elif fop == "CREATE" or fop == "MKDIR" or fop == "MKNOD":
-                mode = r.mode  # type: ignore[union-attr]
                 if fop == "MKNOD" and mode & 0o1000:
                     if not gated:
-                        append(EntryOp("LINK", gfid, r.pgfid, r.bname,  # type: ignore[union-attr]
-                                       stat=Stat(r.uid, r.gid, mode, 0, 0),  # type: ignore
-                                       source_fop="MKNOD"))
+                        append(EntryOp("LINK", gfid, pgfid, bname, None, None, None, None,
+                                       None, Stat(uid, gid, mode, 0, 0), None, "MKNOD"))
                     add_data(gfid)
                 elif not gated:
-                    append(EntryOp(fop, gfid, r.pgfid, r.bname, mode,  # type: ignore[union-attr]
-                                   r.uid, r.gid))  # type: ignore[union-attr]
+                    append(EntryOp(fop, gfid, pgfid, bname, mode, uid, gid))
             elif fop == "RENAME":
                 st = lstat(gfid)
                 link = None
                 if st is not None and (st.mode & _S_IFMT) == _S_IFLNK:
-                    link = rename_link(view, gfid, r.pgfid1, r.bname1)  # type: ignore
-                append(EntryOp(fop, gfid, r.pgfid, r.bname, pgfid1=r.pgfid1,  # type: ignore
-                               bname1=r.bname1, stat=st, link=link))  # type: ignore
+                    link = rename_link(view, gfid, pgfid1, bname1)
+                append(EntryOp(fop, gfid, pgfid, bname, None, None, None, pgfid1, bname1, st,
+                               link))
             else:  # LINK, SYMLINK
-                if entry_gfid(r.pgfid, r.bname) != gfid:  # type: ignore[union-attr]
+                if entry_gfid(pgfid, bname) != gfid:
                     continue
                 st = lstat(gfid)
                 if st is None:
@@ -184,14 +249,12 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
                     link = readlink(gfid)
                     if link is None:
                         continue
-                append(EntryOp(fop, gfid, r.pgfid, r.bname, stat=st,  # type: ignore
-                               link=link))
+                append(EntryOp(fop, gfid, pgfid, bname, None, None, None, None, None, st,
+                               link))
         else:
             raise _Invalid
-    for group in (datas, metas, others):
-        for g in group:
-            if not is_gfid(g):
-                raise _Invalid
-    stats = finish_stats(counts, len(datas))
+    if check and _ALL_GFIDS("\n".join(check) + "\n") is None:
+        raise _Invalid
+    stats = finish_stats(Counter(counted), len(datas))
     return ChangelogPlan(changelog, False, gated, () if gated else tuple(entries),
                          tuple(sorted(metas)), tuple(sorted(datas)), stats)
