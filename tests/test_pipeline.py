@@ -282,3 +282,38 @@ def test_stages_compose_with_toolz_and_dask(tmp_path):
     import pickle
     assert pickle.loads(pickle.dumps(full)) == full
     assert pickle.loads(pickle.dumps(plan)) is plan
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 10**6), cuts=st.lists(st.tuples(st.integers(0, 10**6),
+                                                           st.sampled_from(
+        ["", " ", "  ", "\n", "\n\n", "x", "/", ".", "..", "%", "9", "99999999999", "4294967296",
+         "\x00", "\r", "\t", "-", "a", "SETATTR", " SETATTR", " 1 2 3 4.5 6", "E ", "D ",
+         "M ", "CREATE", "RENAME", "00000000-0000-0000-0000-000000000001", "/.", "/..",
+         "é", "\udcff"])), min_size=1, max_size=4))
+def test_fused_path_agrees_with_the_strict_parser_on_damaged_journals(seed, cuts):
+    """Random damage to valid journals: the fused path raises exactly the parser's
+    error (same line) or, when the text is still valid, plans exactly as the stages."""
+    from streamsync.pipeline import plan_records
+    from streamsync.parse import parse_processed
+    from streamsync.stages.fused import fused_plan
+    w = synth_workload(seed, ops=30, changelogs=1, names="hostile")
+    text = render_processed(w.changelogs[0][1]).decode("utf-8", "surrogateescape")
+    for pos, junk in cuts:
+        i = pos % (len(text) + 1)
+        if pos % 2:
+            text = text[:i] + junk + text[i:]
+        else:
+            text = text[:i] + junk + text[i + len(junk):]
+    data = text.encode("utf-8", "surrogateescape")
+    cl = Changelog("CHANGELOG.1700000001", 1700000001, len(data))
+    opts = Options()
+    try:
+        recs = list(parse_processed(data, path=cl.path))
+    except ParseError as exc:
+        with pytest.raises(ParseError) as got:
+            fused_plan(cl, data, view=w.state, options=opts)
+        assert (got.value.line, got.value.message) == (exc.line, exc.message)
+        return
+    assert fused_plan(cl, data, view=w.state, options=opts) == \
+        plan_records(cl, recs, view=w.state, options=opts)

@@ -2,12 +2,14 @@
 
 Same results as ``parse_processed`` -> :func:`~streamsync.stages.classify.classify`
 -> :func:`~streamsync.stages.plan.fold_plan` (-> gating), without building a
-record per ``D``/``M`` line or a decision per record. Lines are handled with string
-slicing and splitting, with the strict parser's checks; gfids are validated once
-per distinct gfid at the end, numbers and ``pgfid/name`` fields once per distinct
-text. Any malformed
-line makes the whole changelog go through :func:`~streamsync.parse.parse_processed`,
-so the error raised is exactly the one it raises (file and line number).
+record per ``D``/``M`` line or a decision per record. One compiled regular
+expression first checks that every line has a shape the strict parser accepts
+(in C, for the whole text at once); the loop then slices and splits without
+re-checking, with per-changelog caches for ``pgfid/name`` fields and
+``mode uid gid`` triples. A changelog that fails the check goes through
+:func:`~streamsync.parse.parse_processed`, so the error raised is exactly the
+one it raises (file and line number); should the strict parser accept it, the
+composed stages plan it.
 
 >>> from streamsync.records import Changelog
 >>> from streamsync.views import MemoryView
@@ -23,9 +25,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from ..errors import ParseError
 from ..escaping import unescape
-from ..fops import DELETE_FOPS, FOP_NUMBERS, NAMED_FOPS, NEWENTRY_FOPS
+from ..fops import FOP_NUMBERS, NEWENTRY_FOPS
 from ..ops import ChangelogPlan, EntryOp
 from ..options import Options
 from ..parse import parse_line, parse_processed, split_entry
@@ -41,18 +42,26 @@ _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
 _XATTR_DATA = frozenset({"SETXATTR", "XATTROP", "FXATTROP"})
 _NEWENTRY = NEWENTRY_FOPS
-_DELETE = DELETE_FOPS
-_NAMED_DELETE = NAMED_FOPS | DELETE_FOPS
-_ALL_GFIDS = re.compile(
-    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n)*\Z").match
 
 
 class _Invalid(Exception):
     pass
 
 
-def _lines(data: bytes | str) -> list[str]:
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+_G = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_N = r"(?!\.\.?(?:[ \n]|\Z))[^ \n/\x00]+"      # an escaped basename field
+_U = r"[0-9]{1,10}"
+_MFOPS = "|".join(sorted(FOP_NUMBERS, key=len, reverse=True))
+_LINE = (rf"(?:D {_G}|M {_G} (?:{_MFOPS})(?: [^\n]*)?"
+         rf"|E {_G} (?:(?:CREATE|MKNOD|MKDIR) {_U} {_U} {_U} {_G}/{_N}"
+         rf"|(?:LINK|SYMLINK) {_G}/{_N}|(?:UNLINK|RMDIR) {_G}/{_N}(?: [^ \n]+)?"
+         rf"|RENAME {_G}/{_N} {_G}/{_N}))")
+#: a whole processed changelog whose every line has the shape the strict parser
+#: accepts (M lines with extra fields and numbers above 2**32-1 are re-checked)
+_WELL_FORMED = re.compile(rf"(?:{_LINE}\n)*(?:{_LINE})?\Z").match
+
+
+def _lines(text: str) -> list[str]:
     if not text:
         return []
     lines = text.split("\n")
@@ -92,27 +101,32 @@ def text_lookups(lines: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 def fused_plan(changelog: Changelog, data: bytes | str, *, view: SourceView,
                options: Options, gated: bool = False, prefetch: bool = True) -> ChangelogPlan:
     """The plan of one processed changelog (see the module docstring)."""
-    lines = _lines(data)
-    v = view
-    if prefetch:
-        probe = view.prefetch((), ())
-        if probe is not view:
-            gfids, names = text_lookups(lines)
-            if gfids or names:
-                v = view.prefetch(gfids, names)
-    try:
-        return _plan(changelog, lines, v, options, gated)
-    except (_Invalid, ValueError):
-        pass
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    if _WELL_FORMED(text) is not None:
+        lines = _lines(text)
+        v = view
+        if prefetch:
+            probe = view.prefetch((), ())
+            if probe is not view:
+                gfids, names = text_lookups(lines)
+                if gfids or names:
+                    v = view.prefetch(gfids, names)
+        try:
+            return _plan(changelog, lines, v, options, gated)
+        except (_Invalid, ValueError):
+            pass
+    # malformed somewhere (or an unusual shape): the strict parser names the line
+    from ..pipeline import plan_records
     where = changelog.path if changelog.member is None else \
         f"{changelog.path}[{changelog.member}]"
-    for _ in parse_processed(data, path=where):
-        pass
-    raise ParseError("malformed changelog", path=where, line=0)  # pragma: no cover
+    records = list(parse_processed(text, path=where))
+    return plan_records(changelog, records, view=view, options=options, gated=gated,
+                        prefetch=prefetch)
 
 
 def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Options,
           gated: bool) -> ChangelogPlan:
+    """The loop over lines already known to be well formed."""
     hot_tier = options.hot_tier
     ignore_deletes = options.ignore_deletes
     xattr_data = xattrs_as_data(options)
@@ -122,94 +136,54 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
     datas: set[str] = set()
     add_data = datas.add
     metas: set[str] = set()
-    check: set[str] = set()          # gfids to validate once, at the end
-    add_check = check.add
     entries: list[EntryOp] = []
     append = entries.append
     counted: list[str] = []
     count = counted.append
-    fops = FOP_NUMBERS
-    nums: dict[str, int] = {}
     ents: dict[str, tuple[str, str]] = {}
     triples: dict[tuple[str, str, str], tuple[int, int, int]] = {}
 
-    def num(text: str) -> int:
-        value = nums.get(text)
-        if value is None:
-            if not (text.isdigit() and text.isascii()) or len(text) > 10:
-                raise _Invalid
-            value = int(text)
-            if value > 0xFFFFFFFF:
-                raise _Invalid
-            nums[text] = value
-        return value
-
     def ent(field: str) -> tuple[str, str]:
-        hit = ents.get(field)
-        if hit is None:
-            if field[36:37] != "/":
-                raise _Invalid
-            pgfid = field[:36]
-            bname = field[37:]
-            if "%" in bname:
-                bname = unescape(bname)
-            if not bname or "/" in bname or "\0" in bname or bname == "." or bname == "..":
-                raise _Invalid
-            add_check(pgfid)
-            hit = ents[field] = (pgfid, bname)
+        bname = field[37:]
+        if "%" in bname:
+            bname = unescape(bname)
+        hit = ents[field] = (field[:36], bname)
         return hit
 
     for line in lines:
-        k = line[:2]
-        if k == "D ":
-            if len(line) != 38:
-                raise _Invalid
-            g = line[2:]
-            add_check(g)
-            add_data(g)
-        elif k == "M ":
-            gfid, sep, fop = line[2:].partition(" ")
+        k = line[0]
+        if k == "D":
+            add_data(line[2:])
+        elif k == "M":
+            gfid, _, fop = line[2:].partition(" ")
             if " " in fop:
                 r = parse_line(line)       # xsync SETATTR with an inline stat, or invalid
                 gfid, fop = r.gfid, r.fop  # type: ignore[union-attr]
-            elif fop not in fops:
-                raise _Invalid
-            add_check(gfid)
             count("SETXATTR" if fop == "FSETXATTR" else fop)
             if fop == "SETATTR":
                 metas.add(gfid)
             elif xattr_data and fop in _XATTR_DATA:
                 add_data(gfid)
-        elif k == "E ":
+        else:
             parts = line[2:].split(" ")
-            n = len(parts)
-            if n < 3:
-                raise _Invalid
             gfid = parts[0]
             fop = parts[1]
-            add_check(gfid)
-            if fop in _NEWENTRY:
-                if n != 6:
-                    raise _Invalid
+            if fop == "RENAME":
+                field = parts[3]
+                pgfid1, bname1 = ents.get(field) or ent(field)
+            elif fop in _NEWENTRY:
                 key = (parts[2], parts[3], parts[4])
                 triple = triples.get(key)
                 if triple is None:
-                    triple = triples[key] = (num(parts[2]), num(parts[3]), num(parts[4]))
+                    triple = (int(parts[2]), int(parts[3]), int(parts[4]))
+                    if triple[0] > 0xFFFFFFFF or triple[1] > 0xFFFFFFFF or \
+                            triple[2] > 0xFFFFFFFF:
+                        raise _Invalid
+                    triples[key] = triple
                 mode, uid, gid = triple
-                field = parts[5]
-                pgfid, bname = ents.get(field) or ent(field)
-            elif fop in _NAMED_DELETE:
-                if n != 3 and (n != 4 or fop not in _DELETE or not unescape(parts[3])):
-                    raise _Invalid
-                field = parts[2]
-                pgfid, bname = ents.get(field) or ent(field)
-            elif fop == "RENAME":
-                if n != 4:
-                    raise _Invalid
-                pgfid, bname = ent(parts[2])
-                pgfid1, bname1 = ent(parts[3])
-            else:
-                raise _Invalid
+            field = parts[2] if fop != "CREATE" and fop != "MKDIR" and fop != "MKNOD" \
+                else parts[5]
+            pgfid, bname = ents.get(field) or ent(field)
             if hot_tier:
                 continue
             if gated and fop in GATED_UNCOUNTED:
@@ -251,10 +225,6 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
                         continue
                 append(EntryOp(fop, gfid, pgfid, bname, None, None, None, None, None, st,
                                link))
-        else:
-            raise _Invalid
-    if check and _ALL_GFIDS("\n".join(check) + "\n") is None:
-        raise _Invalid
     stats = finish_stats(Counter(counted), len(datas))
     return ChangelogPlan(changelog, False, gated, () if gated else tuple(entries),
                          tuple(sorted(metas)), tuple(sorted(datas)), stats)
