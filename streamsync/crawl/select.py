@@ -359,14 +359,15 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
             state.close()
 
 
-def _worker_proc(kwargs: dict[str, Any]) -> dict[str, Any]:
-    stop = threading.Event()
-    import signal
+def _worker_proc(kwargs: dict[str, Any], in_child: bool = True) -> dict[str, Any]:
+    stop = kwargs.pop("stop", None) or threading.Event()
+    if in_child:
+        import signal
 
-    def _term(signum: int, frame: Any) -> None:  # noqa: ARG001
-        stop.set()
+        def _term(signum: int, frame: Any) -> None:  # noqa: ARG001
+            stop.set()
 
-    signal.signal(signal.SIGTERM, _term)
+        signal.signal(signal.SIGTERM, _term)
     try:
         return {"ok": True, "summary": run_worker(stop=stop, **kwargs).to_dict()}
     except Exception as exc:  # reported to the parent, which decides the exit code
@@ -381,7 +382,7 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     ``{"ok", "summary"|"error"}`` per brick, in ``sources`` order."""
     jobs = [dict(kwargs, source=s, replica=replica) for s in sources]
     if len(jobs) == 1:
-        return [_worker_proc(jobs[0])]
+        return [_worker_proc(jobs[0], in_child=False)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes or len(jobs)) as pool:
         return pool.map(_worker_proc, jobs)
