@@ -297,11 +297,15 @@ def test_replay_of_a_whole_sequence_is_idempotent(root, sink):
 
 def test_crash_leftovers_are_adopted(root, sink):
     """A create cut short (name made, gfid/handle not yet) is completed on replay."""
-    os.mkdir(os.path.join(root, "d"))
-    open(os.path.join(root, "f"), "w").close()
-    assert sink.apply_entries([mkdir(G(1), R, "d"), create(G(2), R, "f")]) == []
+    os.mkdir(os.path.join(root, "d"), 0o700)
+    os.close(os.open(os.path.join(root, "f"), os.O_CREAT | os.O_WRONLY, 0o600))
+    assert sink.apply_entries([mkdir(G(1), R, "d", 0o40755),
+                               create(G(2), R, "f", 0o100644)]) == []
     assert os.readlink(handle(root, G(1))) == f"../../00/00/{R}/d"
     assert os.lstat(handle(root, G(2))).st_ino == os.lstat(os.path.join(root, "f")).st_ino
+    # the attributes the interrupted create never set are set now
+    assert stat.S_IMODE(os.lstat(os.path.join(root, "d")).st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(os.path.join(root, "f")).st_mode) == 0o644
 
 
 def test_stale_directory_handle_healed_by_rename_replay(root, sink):
@@ -419,3 +423,16 @@ def test_replica_is_readable_by_the_brick_view(root, sink):
     assert v.readlink(G(3)) == "d/f"
     assert stat.S_ISDIR(v.lstat(G(1)).mode)
     assert v.data_path(G(2)) == handle(root, G(2))
+
+
+def test_symlink_cut_short_is_adopted_by_symlink_and_rename(root, sink):
+    """A symlink made but not yet tagged with its gfid when the worker died."""
+    os.symlink("does_not_exist.txt", os.path.join(root, "renamed"))
+    os.symlink("t", os.path.join(root, "s"))
+    lnk = Stat(0, 0, 0o120777, 0, 0)
+    ops = [EntryOp("RENAME", G(8), R, "gone", pgfid1=R, bname1="renamed", stat=lnk,
+                   link="does_not_exist.txt"),
+           EntryOp("SYMLINK", G(9), R, "s", stat=lnk, link="t")]
+    assert sink.apply_entries(ops) == []
+    for g, n in ((G(8), "renamed"), (G(9), "s")):
+        assert os.lstat(handle(root, g)).st_ino == os.lstat(os.path.join(root, n)).st_ino

@@ -162,6 +162,8 @@ class ReplicaSink:
         if gfid_xattr is None:
             gfid_xattr = "trusted.gfid" if os.geteuid() == 0 else "user.streamsync.gfid"
         self.gfid_xattr = gfid_xattr
+        #: owners are replicated only by a privileged process
+        self.chown = os.geteuid() == 0
         self._dcache: dict[str, int] = {}
         self._hcache: dict[str, int] = {}
         self._gfs_fd = self._mkdir_open(self._root_fd, GLUSTERFS_DIR, 0o700)
@@ -621,10 +623,11 @@ class ReplicaSink:
                 fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o600, dir_fd=pfd)
                 try:
-                    self._set_gfid(fd, op.gfid)
-                    if uid or gid:
+                    # attributes first, gfid last: a name carrying a gfid is complete
+                    if (uid or gid) and self.chown:
                         os.fchown(fd, uid, gid)
                     os.fchmod(fd, perm)
+                    self._set_gfid(fd, op.gfid)
                 finally:
                     os.close(fd)
             else:
@@ -633,15 +636,14 @@ class ReplicaSink:
                 os.mknod(name, ftype | 0o600, 0, dir_fd=pfd)
                 self._finish_special(pfd, name, op.gfid, perm, uid, gid)
         except FileExistsError:
-            self._adopt_or_fail(op, pfd, name, ftype, dst=dst)
+            self._adopt_or_fail(op, pfd, name, ftype, perm, uid, gid, dst=dst)
             return
         self._link_handle(pfd, name, op.gfid)
 
     def _finish_special(self, pfd: int, name: str, gfid: str, perm: int | None,
                         uid: int, gid: int) -> None:
-        p = _proc(pfd, name)
-        self._set_gfid(p, gfid)
-        if uid or gid:
+        """Owner, mode (not for symlinks: ``perm`` None), then the gfid, last."""
+        if (uid or gid) and self.chown:
             os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
         if perm is not None:
             # not a symlink (checked by the caller): chmod through a descriptor
@@ -650,9 +652,10 @@ class ReplicaSink:
                 os.chmod(_proc(fd), perm)
             finally:
                 os.close(fd)
+        self._set_gfid(_proc(pfd, name), gfid)
 
-    def _adopt_or_fail(self, op: EntryOp, pfd: int, name: str, ftype: int, *,
-                       dst: bool = False) -> None:
+    def _adopt_or_fail(self, op: EntryOp, pfd: int, name: str, ftype: int, perm: int | None,
+                       uid: int, gid: int, *, dst: bool = False) -> None:
         """EEXIST at create: the same gfid (a replay) -> make sure the handle
         exists; an object without gfid of the right type (our own create cut short
         by a crash) -> adopt it; else gsyncd's failure."""
@@ -673,15 +676,11 @@ class ReplicaSink:
             except FileNotFoundError:
                 st = None
             if st is not None and S.S_IFMT(st.st_mode) == ftype and not self._present(op.gfid):
+                self._finish_special(pfd, name, op.gfid,
+                                     None if ftype == S.S_IFLNK else perm, uid, gid)
                 if ftype == S.S_IFDIR:
-                    fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
-                    try:
-                        self._set_gfid(fd, op.gfid)
-                    finally:
-                        os.close(fd)
                     self._write_dir_handle(op.gfid, op.pgfid1 if dst else op.pgfid, name)
                 else:
-                    self._set_gfid(_proc(pfd, name), op.gfid)
                     self._link_handle(pfd, name, op.gfid)
                 return
         self._fail(op, E.EEXIST, dst=dst)
@@ -723,14 +722,14 @@ class ReplicaSink:
         try:
             os.mkdir(name, 0o700, dir_fd=pfd)
         except FileExistsError:
-            self._adopt_or_fail(op, pfd, name, S.S_IFDIR)
+            self._adopt_or_fail(op, pfd, name, S.S_IFDIR, S.S_IMODE(mode), uid, gid)
             return
         fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
         try:
-            self._set_gfid(fd, op.gfid)
-            if uid or gid:
+            if (uid or gid) and self.chown:
                 os.fchown(fd, uid, gid)
             os.fchmod(fd, S.S_IMODE(mode))
+            self._set_gfid(fd, op.gfid)
         finally:
             os.close(fd)
         self._write_dir_handle(op.gfid, op.pgfid, name)
@@ -759,7 +758,7 @@ class ReplicaSink:
         try:
             os.symlink(target, name, dir_fd=pfd)
         except FileExistsError:
-            self._adopt_or_fail(op, pfd, name, S.S_IFLNK, dst=dst)
+            self._adopt_or_fail(op, pfd, name, S.S_IFLNK, None, uid, gid, dst=dst)
             return
         self._finish_special(pfd, name, op.gfid, None, uid, gid)
         self._link_handle(pfd, name, op.gfid)
@@ -767,8 +766,8 @@ class ReplicaSink:
     def _op_symlink(self, op: EntryOp) -> None:
         pfd = self._dir_fd(op.pgfid)
         disk = self._name_gfid(pfd, op.bname)
-        if disk is None:
-            if self._present(op.gfid):
+        if not disk:  # free, or our own symlink cut short by a crash ("")
+            if self._present(op.gfid) and disk is None:
                 self._hardlink(op, op.pgfid, op.bname)
                 return
             if op.link is None:
@@ -792,8 +791,8 @@ class ReplicaSink:
             npfd = self._dir_fd(op.pgfid1)
             new = self._name_gfid(npfd, op.bname1)
             if S.S_ISLNK(st.mode) and op.link is not None:
-                if new is None:
-                    if self._present(op.gfid):
+                if not new:  # free, or our own symlink cut short by a crash
+                    if self._present(op.gfid) and new is None:
                         self._hardlink(op, op.pgfid1, op.bname1, dst=True)
                     else:
                         self._make_symlink(op, npfd, op.bname1, op.link, st.uid, st.gid,
@@ -885,6 +884,8 @@ class ReplicaSink:
                     return
             else:
                 if S.S_ISLNK(hst.st_mode):
+                    if not self.chown:
+                        return
                     try:
                         os.chown(op.gfid, st.uid, st.gid, dir_fd=self._hdir(op.gfid),
                                  follow_symlinks=False)
@@ -900,7 +901,10 @@ class ReplicaSink:
         try:
             target: int | bytes = fd if not own else _proc(fd)
             try:
-                os.chown(target, st.uid, st.gid)
+                if self.chown:
+                    os.chown(target, st.uid, st.gid)
+                else:
+                    os.stat(target)
             except FileNotFoundError:
                 return
             try:
