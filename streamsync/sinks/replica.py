@@ -166,6 +166,10 @@ class ReplicaSink:
         self.chown = os.geteuid() == 0
         self._dcache: dict[str, int] = {}
         self._hcache: dict[str, int] = {}
+        self._yy_ok: set[str] = set()
+        mask = os.umask(0o022)
+        os.umask(mask)
+        self._umask = mask
         self._gfs_fd = self._mkdir_open(self._root_fd, GLUSTERFS_DIR, 0o700)
         self._init_root()
 
@@ -188,11 +192,11 @@ class ReplicaSink:
             except OSError as exc:  # pragma: no cover - filesystems without xattrs
                 log.warning("replica %s: cannot set %s on the root: %s", self.root,
                             self.gfid_xattr, exc)
-        hfd = self._hdir(ROOT_GFID, create=True)
+        xfd, rel = self._hloc(ROOT_GFID, create=True)
         try:
-            os.readlink(ROOT_GFID, dir_fd=hfd)
+            os.readlink(rel, dir_fd=xfd)
         except FileNotFoundError:
-            os.symlink(_ROOT_LINK, ROOT_GFID, dir_fd=hfd)
+            os.symlink(_ROOT_LINK, rel, dir_fd=xfd)
 
     def close(self) -> None:
         """Release every descriptor."""
@@ -227,36 +231,43 @@ class ReplicaSink:
         for fd in self._hcache.values():
             os.close(fd)
         self._hcache.clear()
+        self._yy_ok.clear()
 
     # ------------------------------------------------------------ gfid index
-    def _hdir(self, gfid: str, *, create: bool = False) -> int:
-        """fd of ``.glusterfs/<g[0:2]>/<g[2:4]>`` (raises FileNotFoundError)."""
+    def _hloc(self, gfid: str, *, create: bool = False) -> tuple[int, str]:
+        """``(fd of .glusterfs/<g[0:2]>, "<g[2:4]>/<gfid>")`` for dir-fd calls.
+
+        The two index levels are checked once per call to be real directories
+        (never symlinks); raises FileNotFoundError/NotADirectoryError."""
+        xx, yy = gfid[0:2], gfid[2:4]
+        xfd = self._hcache.get(xx)
+        if xfd is None:
+            if create:
+                xfd = self._mkdir_open(self._gfs_fd, xx, 0o700)
+            else:
+                xfd = os.open(xx, _DIR_FLAGS, dir_fd=self._gfs_fd)
+            self._hcache[xx] = xfd
         key = gfid[0:4]
-        fd = self._hcache.get(key)
-        if fd is not None:
-            return fd
-        if create:
-            x = self._mkdir_open(self._gfs_fd, gfid[0:2], 0o700)
+        if key not in self._yy_ok:
             try:
-                fd = self._mkdir_open(x, gfid[2:4], 0o700)
-            finally:
-                os.close(x)
-        else:
-            x = os.open(gfid[0:2], _DIR_FLAGS, dir_fd=self._gfs_fd)
-            try:
-                fd = os.open(gfid[2:4], _DIR_FLAGS, dir_fd=x)
-            finally:
-                os.close(x)
-        if len(self._hcache) > 4096:
-            for old in self._hcache.values():
-                os.close(old)
-            self._hcache.clear()
-        self._hcache[key] = fd
-        return fd
+                st = os.stat(yy, dir_fd=xfd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(yy, 0o700, dir_fd=xfd)
+                except FileExistsError:
+                    pass
+                st = os.stat(yy, dir_fd=xfd, follow_symlinks=False)
+            if not S.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(E.ENOTDIR, "handle directory is not a directory")
+            self._yy_ok.add(key)
+        return xfd, f"{yy}/{gfid}"
 
     def _handle_lstat(self, gfid: str) -> os.stat_result | None:
         try:
-            return os.stat(gfid, dir_fd=self._hdir(gfid), follow_symlinks=False)
+            xfd, rel = self._hloc(gfid)
+            return os.stat(rel, dir_fd=xfd, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -270,7 +281,8 @@ class ReplicaSink:
 
     def _read_dir_handle(self, gfid: str) -> tuple[str, str] | None:
         try:
-            target = os.readlink(gfid, dir_fd=self._hdir(gfid))
+            xfd, rel = self._hloc(gfid)
+            target = os.readlink(rel, dir_fd=xfd)
         except (FileNotFoundError, NotADirectoryError, OSError):
             return None
         loc = _parse_dir_link(target)
@@ -279,32 +291,33 @@ class ReplicaSink:
         return loc
 
     def _write_dir_handle(self, gfid: str, pgfid: str, name: str) -> None:
-        hfd = self._hdir(gfid, create=True)
+        xfd, rel = self._hloc(gfid, create=True)
         target = _dir_link(pgfid, name)
         try:
-            if os.readlink(gfid, dir_fd=hfd) == target:
+            if os.readlink(rel, dir_fd=xfd) == target:
                 return
         except OSError:
             pass
-        tmp = f".{gfid}.tmp"
+        tmp = f"{gfid[2:4]}/.{gfid}.tmp"
         try:
-            os.unlink(tmp, dir_fd=hfd)
+            os.unlink(tmp, dir_fd=xfd)
         except FileNotFoundError:
             pass
-        os.symlink(target, tmp, dir_fd=hfd)
-        os.rename(tmp, gfid, src_dir_fd=hfd, dst_dir_fd=hfd)
+        os.symlink(target, tmp, dir_fd=xfd)
+        os.rename(tmp, rel, src_dir_fd=xfd, dst_dir_fd=xfd)
 
     def _remove_handle(self, gfid: str) -> None:
         try:
-            os.unlink(gfid, dir_fd=self._hdir(gfid))
+            xfd, rel = self._hloc(gfid)
+            os.unlink(rel, dir_fd=xfd)
         except (FileNotFoundError, NotADirectoryError):
             pass
 
     def _link_handle(self, pfd: int, name: str, gfid: str) -> None:
         """Make the handle of ``gfid`` a hard link of ``name`` (if missing)."""
-        hfd = self._hdir(gfid, create=True)
+        xfd, rel = self._hloc(gfid, create=True)
         try:
-            os.link(name, gfid, src_dir_fd=pfd, dst_dir_fd=hfd, follow_symlinks=False)
+            os.link(name, rel, src_dir_fd=pfd, dst_dir_fd=xfd, follow_symlinks=False)
         except FileExistsError:
             pass
 
@@ -620,13 +633,18 @@ class ReplicaSink:
         perm = S.S_IMODE(mode)
         try:
             if ftype == S.S_IFREG:
+                owned = bool(uid or gid) and self.chown
+                # created with its final mode when the umask lets it through and
+                # no chown (which clears set-id bits) follows
+                direct = not owned and not (perm & self._umask)
                 fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                             | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+                             | os.O_CLOEXEC, perm if direct else 0o600, dir_fd=pfd)
                 try:
                     # attributes first, gfid last: a name carrying a gfid is complete
-                    if (uid or gid) and self.chown:
+                    if owned:
                         os.fchown(fd, uid, gid)
-                    os.fchmod(fd, perm)
+                    if not direct:
+                        os.fchmod(fd, perm)
                     self._set_gfid(fd, op.gfid)
                 finally:
                     os.close(fd)
@@ -694,8 +712,8 @@ class ReplicaSink:
         if self._is_dir_handle(st):
             raise _Fail(E.EPERM)
         try:
-            os.link(op.gfid, name, src_dir_fd=self._hdir(op.gfid), dst_dir_fd=pfd,
-                    follow_symlinks=False)
+            xfd, rel = self._hloc(op.gfid)
+            os.link(rel, name, src_dir_fd=xfd, dst_dir_fd=pfd, follow_symlinks=False)
         except FileExistsError:
             self._fail(op, E.EEXIST, dst=dst)
 
@@ -887,14 +905,14 @@ class ReplicaSink:
                     if not self.chown:
                         return
                     try:
-                        os.chown(op.gfid, st.uid, st.gid, dir_fd=self._hdir(op.gfid),
-                                 follow_symlinks=False)
+                        xfd, rel = self._hloc(op.gfid)
+                        os.chown(rel, st.uid, st.gid, dir_fd=xfd, follow_symlinks=False)
                     except FileNotFoundError:
                         pass
                     return
                 try:
-                    fd = os.open(op.gfid, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 dir_fd=self._hdir(op.gfid))
+                    xfd, rel = self._hloc(op.gfid)
+                    fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=xfd)
                 except FileNotFoundError:
                     return
                 own = True
