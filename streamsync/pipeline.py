@@ -108,16 +108,21 @@ def plan_changelogs(changelogs: Iterable[Changelog], *, view: SourceView, option
     """
     tracker = StimeTracker(entry_stime=entry_stime, data_stime=data_stime,
                            batch_size=options.changelog_batch_size)
+    # the seed applies the hot-tier skip (and entry gating) only in changelog modes
+    xsync_options = options.replace(hot_tier=False) if options.hot_tier else options
+    changelog_options = options
     for changelog, skipped in skip_processed(changelogs, data_stime=data_stime):
         if skipped:
             yield ChangelogPlan(changelog, skipped=True)
             continue
+        options = xsync_options if changelog.kind == "xsync" else changelog_options
         if fused:
             data = read_changelog_bytes(changelog)
             if not is_raw_journal(data):
                 if len(data) != changelog.size:
                     changelog = changelog._replace(size=len(data))
-                gated = tracker.gated(changelog.ts, changelog.size)
+                gated = tracker.gated(changelog.ts, changelog.size) and \
+                    changelog.kind != "xsync"
                 p = plan_processed_text(changelog, data, view=view, options=options,
                                         gated=gated, prefetch=prefetch)
                 tracker.done(p.ts, bool(p.entry_ops))
@@ -129,7 +134,7 @@ def plan_changelogs(changelogs: Iterable[Changelog], *, view: SourceView, option
                 changelog = changelog._replace(size=size)
         else:
             changelog, records = load_changelog(changelog)
-        gated = tracker.gated(changelog.ts, changelog.size)
+        gated = tracker.gated(changelog.ts, changelog.size) and changelog.kind != "xsync"
         p = plan_records(changelog, records, view=view, options=options, gated=gated,
                          prefetch=prefetch)
         tracker.done(p.ts, bool(p.entry_ops))

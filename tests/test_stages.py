@@ -287,3 +287,14 @@ def test_entry_stime_without_data_stime_gates_later_batches(tmp_path):
     sizes = [len(t.encode()) for t in lines.values()]
     assert gated(sum(sizes[:3]), Stime(1700000045)) == [False] * 5
     assert gated(sum(sizes[:2]), Stime(1700000045)) == [False, False, True, True, False]
+
+
+def test_hot_tier_skip_applies_only_to_changelog_modes_not_xsync(tmp_path):
+    from streamsync.discover import discover
+    from streamsync.pipeline import plan_changelogs
+    (tmp_path / "XSYNC-CHANGELOG.1700000001").write_text(f"E {X} MKDIR 16877 0 0 {R}/d\n")
+    (tmp_path / "CHANGELOG.1700000002").write_text(f"E {X} MKDIR 16877 0 0 {R}/e\n")
+    plans = list(plan_changelogs(discover(tmp_path), view=view(), options=Options(hot_tier=True),
+                                 data_stime=None, entry_stime=None))
+    assert [p.changelog.kind for p in plans] == ["xsync", "live"]
+    assert [len(p.entry_ops) for p in plans] == [1, 0]
