@@ -1,0 +1,191 @@
+"""A real GlusterFS: volume with changelogs on loopback, a workload on its FUSE
+mount while ``streamsync replicate --follow`` follows the brick, then the
+replica is verified against the mount.
+
+Marker ``gluster``. Run it alone with::
+
+    .venv/bin/python -m pytest -m gluster tests/test_gluster_integration.py
+
+It takes about 15 s once GlusterFS is installed, so it is part of the default
+run. Needs root and ``/dev/fuse``; installs GlusterFS (Debian ``glusterfs-server``,
+``glusterfs-client``) with apt-get when missing, starts ``glusterd -N`` bound to
+127.0.0.1 when none runs (as ``../shared/lab/gluster/setup.sh`` does), and
+removes its volume afterwards. It is skipped only when GlusterFS cannot be
+installed or started, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streamsync.verify import verify
+
+pytestmark = pytest.mark.gluster
+
+GLUSTERD_VOL = "/etc/glusterfs/glusterd.vol"
+
+
+def _run(*argv, timeout=120, check=True):
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} -> {p.returncode}: {p.stderr.strip()[-500:]}")
+    return p
+
+
+def _pool_ok() -> bool:
+    try:
+        return _run("gluster", "pool", "list", timeout=20, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def glusterd(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("GlusterFS cannot be started: needs root (glusterd, volume, FUSE mount)")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("GlusterFS cannot be mounted: no /dev/fuse in this machine")
+    if shutil.which("glusterd") is None:
+        if shutil.which("apt-get") is None:
+            pytest.skip("GlusterFS is not installed and apt-get is not available to install it")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        p = subprocess.run(["apt-get", "install", "-y", "-q", "glusterfs-server",
+                            "glusterfs-client", "attr"], capture_output=True, text=True,
+                           env=env, timeout=900)
+        if p.returncode != 0 or shutil.which("glusterd") is None:
+            pytest.skip(f"GlusterFS cannot be installed: apt-get said {p.stderr.strip()[-300:]}")
+    host = socket.gethostname()
+    try:
+        addr = socket.gethostbyname(host)
+    except OSError:
+        addr = ""
+    if not addr.startswith("127."):
+        pytest.skip(f"GlusterFS needs the host name {host!r} to resolve to 127.x (got {addr!r})")
+    started = None
+    if not _pool_ok():
+        with open(GLUSTERD_VOL) as fh:
+            conf = fh.read()
+        if "transport.socket.bind-address" not in conf:
+            conf = conf.replace("    option max-port",
+                                "    option transport.socket.bind-address 127.0.0.1\n"
+                                "    option max-port", 1)
+            with open(GLUSTERD_VOL, "w") as fh:
+                fh.write(conf)
+        logdir = tmp_path_factory.mktemp("glusterd")
+        started = subprocess.Popen(["glusterd", "-N", "--log-level", "INFO"],
+                                   stdout=open(logdir / "out", "w"), stderr=subprocess.STDOUT)
+        for _ in range(60):
+            if _pool_ok():
+                break
+            time.sleep(0.5)
+        else:
+            started.kill()
+            pytest.skip("GlusterFS cannot be started: glusterd did not answer within 30 s "
+                        f"(see {logdir / 'out'})")
+    yield host
+    if started is not None:
+        started.terminate()
+        try:
+            started.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            started.kill()
+
+
+def _workload(mnt: str, rng: random.Random) -> None:
+    j = lambda *p: os.path.join(mnt, *p)  # noqa: E731
+    os.makedirs(j("src", "app", "core"))
+    os.makedirs(j("data", "raw"))
+    os.mkdir(j("with space"))
+    for i in range(40):
+        with open(j("src", "app", f"m{i}.py"), "wb") as fh:
+            fh.write(rng.randbytes(rng.randrange(0, 5000)))
+    with open(j("data", "raw", "blob.bin"), "wb") as fh:
+        fh.write(rng.randbytes(2 << 20))
+    with open(j("with space", "new\nline %20.txt"), "w") as fh:
+        fh.write("odd name\n")
+    time.sleep(2.5)
+    # renames, links, attributes
+    os.rename(j("src", "app", "m1.py"), j("data", "m1-moved.py"))
+    os.rename(j("src", "app", "core"), j("data", "core-moved"))
+    os.link(j("src", "app", "m2.py"), j("data", "m2-hardlink.py"))
+    os.symlink("../src/app/m3.py", j("data", "m3-link"))
+    os.symlink("/nonexistent/dangling", j("dangling"))
+    os.chmod(j("src", "app", "m4.py"), 0o4750)
+    os.chown(j("src", "app", "m5.py"), 1000, 1001)
+    os.chmod(j("data"), 0o2775)
+    time.sleep(2.5)
+    # writes, truncates, deletes
+    with open(j("src", "app", "m6.py"), "ab") as fh:
+        fh.write(b"appended\n")
+    with open(j("data", "raw", "blob.bin"), "r+b") as fh:
+        fh.seek(1 << 20)
+        fh.write(b"\0" * 65536)
+    os.truncate(j("src", "app", "m7.py"), 3)
+    os.unlink(j("src", "app", "m8.py"))
+    os.unlink(j("src", "app", "m2.py"))  # the hard link stays
+    os.mkdir(j("gone"))
+    open(j("gone", "f"), "w").close()
+    os.unlink(j("gone", "f"))
+    os.rmdir(j("gone"))
+    os.rename(j("src", "app", "m9.py"), j("src", "app", "m10.py"))  # onto an existing file
+
+
+def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path):
+    host = glusterd
+    vol = f"ssit{os.getpid()}"
+    brick = tmp_path / "brick"
+    mnt = tmp_path / "mnt"
+    replica = tmp_path / "replica"
+    mnt.mkdir()
+    rng = random.Random(4)
+    _run("gluster", "--mode=script", "volume", "create", vol, f"{host}:{brick}", "force")
+    mounted = False
+    proc = None
+    try:
+        for k, v in (("changelog.changelog", "on"), ("changelog.rollover-time", "2"),
+                     ("changelog.encoding", "ascii"), ("changelog.capture-del-path", "on")):
+            _run("gluster", "volume", "set", vol, k, v)
+        _run("gluster", "volume", "start", vol)
+        time.sleep(2)
+        _run("mount", "-t", "glusterfs", f"{host}:/{vol}", str(mnt))
+        mounted = True
+        proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow",
+                                 "-o", "change-interval=1", str(brick), str(replica)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _workload(str(mnt), rng)
+        deadline = time.monotonic() + 90
+        diffs = ["not checked"]
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if proc.poll() is not None:
+                break
+            diffs = verify(str(mnt), str(replica)) if replica.exists() else ["no replica yet"]
+            if not diffs:
+                break
+        assert proc.poll() is None, f"replicate exited {proc.returncode}: {proc.stderr.read()}"
+        assert diffs == [], [str(d) for d in diffs[:20]]
+        from streamsync.verify import scan_tree
+        nodes = scan_tree(str(replica))
+        assert len(nodes) > 45
+        assert nodes["data/raw/blob.bin"].size == 2 << 20
+        assert nodes["src/app/m4.py"].mode == 0o4750 and nodes["dangling"].target == \
+            "/nonexistent/dangling"
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if mounted:
+            _run("umount", str(mnt), check=False)
+        _run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
+        _run("gluster", "--mode=script", "volume", "delete", vol, check=False)
