@@ -61,6 +61,22 @@ _ROOT_LINK = "../../.."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_DEPTH = 4096
 _RESERVED_AT_ROOT = frozenset({GLUSTERFS_DIR})
+#: shortest CREATE run worth the thread pool
+_MIN_PARALLEL = 32
+
+
+def _ensure_dir(dfd: int, name: str) -> bool:
+    """mkdir ``name`` in ``dfd`` if missing; True when it is a real directory."""
+    try:
+        os.mkdir(name, 0o700, dir_fd=dfd)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        return S.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 class _Fail(Exception):
@@ -154,11 +170,15 @@ class ReplicaSink:
     resolution and the data engines use them.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, gfid_xattr: str | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, gfid_xattr: str | None = None,
+                 threads: int = 4) -> None:
         self.root = os.path.abspath(os.fspath(root))
         os.makedirs(self.root, exist_ok=True)
         self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._closed = False
+        #: worker threads for runs of independent CREATEs (1: strictly serial)
+        self.threads = max(1, int(threads))
+        self._executor = None
         if gfid_xattr is None:
             gfid_xattr = "trusted.gfid" if os.geteuid() == 0 else "user.streamsync.gfid"
         self.gfid_xattr = gfid_xattr
@@ -202,6 +222,9 @@ class ReplicaSink:
         """Release every descriptor."""
         if self._closed:
             return
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self._drop_caches()
         for fd in self._hcache.values():
             os.close(fd)
@@ -476,17 +499,128 @@ class ReplicaSink:
 
     # ------------------------------------------------------------ entry ops
     def apply_entries(self, ops: Iterable[EntryOp]) -> list[EntryFailure]:
-        """Apply entry ops in order; return the failures (gsyncd's ``entry_ops``)."""
+        """Apply entry ops in order; return the failures (gsyncd's ``entry_ops``).
+
+        A run of consecutive CREATEs with distinct names and gfids is
+        order-independent (a CREATE only adds a file name), so long runs are
+        applied on a few threads; anything unusual in such a run (an existing
+        name or gfid, a missing parent, ...) falls back to the one-by-one path,
+        in order, so the result is the same as applying the ops serially.
+        """
         self._drop_caches()
-        failures: list[EntryFailure] = []
-        for op in ops:
-            try:
-                self._apply_entry(op)
-            except _Fail as f:
-                failures.append(EntryFailure(op, f.err, f.info or FailureInfo()))
-            except OSError as exc:
-                failures.append(self._collect(op, exc.errno or E.EIO))
+        ops = list(ops)
+        failures: list[EntryFailure | None] = []
+        i, n = 0, len(ops)
+        while i < n:
+            if self.threads > 1 and ops[i].op == "CREATE":
+                j = self._create_run_end(ops, i)
+                if j - i >= _MIN_PARALLEL:
+                    for op in self._parallel_creates(ops[i:j]):
+                        failures.append(self._apply_one(op))
+                    i = j
+                    continue
+            failures.append(self._apply_one(ops[i]))
+            i += 1
         return [f for f in failures if f is not None]
+
+    def _apply_one(self, op: EntryOp) -> EntryFailure | None:
+        try:
+            self._apply_entry(op)
+        except _Fail as f:
+            return EntryFailure(op, f.err, f.info or FailureInfo())
+        except OSError as exc:
+            return self._collect(op, exc.errno or E.EIO)
+        return None
+
+    @staticmethod
+    def _create_run_end(ops: Sequence[EntryOp], i: int) -> int:
+        names: set[tuple[str, str]] = set()
+        gfids: set[str] = set()
+        j = i
+        while j < len(ops):
+            op = ops[j]
+            if op.op != "CREATE" or op.gfid in gfids or (op.pgfid, op.bname) in names:
+                break
+            names.add((op.pgfid, op.bname))
+            gfids.add(op.gfid)
+            j += 1
+        return j
+
+    def _parallel_creates(self, run: Sequence[EntryOp]) -> list[EntryOp]:
+        """Create the plain cases of a CREATE run on threads; return the ops left
+        for the serial path (in order)."""
+        todo: list[tuple[int, EntryOp, int, int, str]] = []
+        rest: dict[int, EntryOp] = {}
+        keys: dict[str, int] = {}
+        for k, op in enumerate(run):
+            try:
+                self._check(op)
+                pfd = self._dir_fd(op.pgfid)
+                if self._present(op.gfid):
+                    continue  # CREATE of an existing gfid: nothing (as serially)
+                xfd = self._hcache.get(op.gfid[0:2])
+                if xfd is None:
+                    xfd = self._mkdir_open(self._gfs_fd, op.gfid[0:2], 0o700)
+                    self._hcache[op.gfid[0:2]] = xfd
+            except (_Fail, OSError):
+                rest[k] = op
+                continue
+            if op.gfid[0:4] not in self._yy_ok:
+                keys[op.gfid[0:4]] = xfd
+            todo.append((k, op, pfd, xfd, f"{op.gfid[2:4]}/{op.gfid}"))
+        pool = self._pool()
+        bad_keys = {k for k, ok in zip(keys, pool.map(_ensure_dir, keys.values(),
+                                                      [k[2:4] for k in keys])) if not ok}
+        self._yy_ok.update(k for k in keys if k not in bad_keys)
+        work = [t for t in todo if t[1].gfid[0:4] not in bad_keys]
+        for t in todo:
+            if t[1].gfid[0:4] in bad_keys:
+                rest[t[0]] = t[1]
+        results = pool.map(self._create_plain, work, chunksize=16)
+        for t, ok in zip(work, results):
+            if not ok:
+                rest[t[0]] = t[1]
+        return [rest[k] for k in sorted(rest)]
+
+    def _create_plain(self, item: tuple[int, EntryOp, int, int, str]) -> bool:
+        """Thread body: the plain CREATE (name free, gfid new). False -> serial path."""
+        _k, op, pfd, xfd, rel = item
+        mode = op.mode if op.mode is not None else 0o100644
+        if S.S_IFMT(mode) not in (0, S.S_IFREG):
+            return False
+        uid, gid = op.uid or 0, op.gid or 0
+        perm = S.S_IMODE(mode)
+        owned = bool(uid or gid) and self.chown
+        direct = not owned and not (perm & self._umask)
+        try:
+            fd = os.open(op.bname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, perm if direct else 0o600, dir_fd=pfd)
+        except OSError:
+            return False
+        try:
+            if owned:
+                os.fchown(fd, uid, gid)
+            if not direct:
+                os.fchmod(fd, perm)
+            self._set_gfid(fd, op.gfid)
+        except OSError:
+            return False  # the serial path adopts the half-made file
+        finally:
+            os.close(fd)
+        try:
+            os.link(op.bname, rel, src_dir_fd=pfd, dst_dir_fd=xfd, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        except OSError:
+            return False
+        return True
+
+    def _pool(self):
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._executor = ThreadPoolExecutor(max_workers=self.threads,
+                                                thread_name_prefix="ss-replica")
+        return self._executor
 
     def _collect(self, op: EntryOp, err: int, *, dst: bool = False) -> EntryFailure | None:
         """gsyncd's ``collect_failure``: EEXIST/ESTALE are failures only when the
