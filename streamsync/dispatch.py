@@ -201,6 +201,7 @@ class Dispatcher:
         skipped_first = skipped_last = None
         n_skipped_entries = 0
         queued: dict[str, None] = {}
+        n_sent = 0
         for plan in plans:
             if plan.skipped:
                 continue
@@ -234,6 +235,7 @@ class Dispatcher:
             wanted = self._wanted(g for g in plan.data_gfids if g not in queued)
             for g in plan.data_gfids:
                 queued[g] = None
+            n_sent += len(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
                 self.syncer.submit(wanted)
@@ -274,7 +276,7 @@ class Dispatcher:
                      num_changelogs=len(plans), stime=_tuple(self.state.data_stime()),
                      entry_stime=_tuple(self.state.entry_stime())))
         return BatchResult(batch.index, len(plans), n_entry, n_efail, n_meta, n_mfail,
-                           len(queued), len(abandoned), attempts, now - start)
+                           n_sent, len(abandoned), attempts, now - start)
 
     # ---------------------------------------------------------- retry failed
     def retry_failed(self) -> tuple[int, int]:

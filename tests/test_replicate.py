@@ -185,3 +185,96 @@ def test_follow_picks_up_new_journals_and_stops_on_sigterm(brick, tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def _fake_rsync(tmp_path, code):
+    script = tmp_path / f"rsync-{code}"
+    script.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && echo 'rsync  version 3.2.7' && exit 0\n"
+                      f"cat >/dev/null\necho 'rsync: injected failure' >&2\nexit {code}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@needs_rsync
+def test_abandoned_data_is_ledgered_then_retry_failed_completes(brick, tmp_path, capsys):
+    replica = str(tmp_path / "replica")
+    bad = _fake_rsync(tmp_path, 23)
+    rc = main(["replicate", "-o", f"rsync-command={bad}", "-o", "max-rsync-retries=2",
+               brick, replica])
+    out = capsys.readouterr().out
+    st = SqliteState(default_state_path(replica))
+    n = len(st.failures("data"))
+    assert rc == 1 and f"files synced ({n} abandoned)" in out
+    assert f"{n} open failures in the ledger" in out
+    # the files with D records among the brick's 289 regular-file inodes
+    assert 250 < n <= 289
+    assert st.data_stime() == (1795470713, 0)
+    st.close()
+    assert verify(brick, replica) != []  # names are there, bytes are not
+    assert main(["replicate", "--retry-failed", brick, replica]) == 0
+    capsys.readouterr()
+    assert verify(brick, replica) == []
+    st = SqliteState(default_state_path(replica))
+    assert st.failures() == []
+
+
+def test_fatal_engine_error_stops_with_its_stderr(brick, tmp_path, capsys):
+    bad = _fake_rsync(tmp_path, 12)
+    assert main(["replicate", "-o", f"rsync-command={bad}", brick,
+                 str(tmp_path / "replica")]) == 2
+    assert "status 12: rsync: injected failure" in capsys.readouterr().err
+
+
+def _hostile_brick(tmp_path, lines):
+    from streamsync.ops import EntryOp
+    from streamsync.records import ROOT_GFID as R
+    from streamsync.sinks.replica import ReplicaSink
+    src = tmp_path / "brick"
+    s = ReplicaSink(src)
+    s.apply_entries([EntryOp("MKDIR", "5b1c2d3e-0000-4000-8000-000000000001", R, "d",
+                             mode=0o40755, uid=0, gid=0)])
+    s.close()
+    cl = src / ".glusterfs" / "changelogs"
+    cl.mkdir()
+    (cl / "CHANGELOG.1700000015").write_text("\n".join(lines) + "\n")
+    return src
+
+
+R0 = "00000000-0000-0000-0000-000000000001"
+GOOD = "5b1c2d3e-0000-4000-8000-000000000001"
+
+
+def _g(n):
+    return f"6b1c2d3e-0000-4000-8000-{n:012x}"
+
+
+@pytest.mark.parametrize("name", ["../escaped", "..", "a/../../escaped", "/etc/escaped"])
+def test_journal_with_path_names_is_refused_with_file_and_line(tmp_path, capsys, name):
+    src = _hostile_brick(tmp_path, [f"E {_g(7)} CREATE 33188 0 0 {R0}/fine.txt",
+                                    f"E {_g(1)} CREATE 33188 0 0 {GOOD}/{name}"])
+    replica = tmp_path / "replica"
+    assert main(["replicate", str(src), str(replica)]) == 2
+    err = capsys.readouterr().err
+    assert "CHANGELOG.1700000015:2:" in err
+    assert sorted(os.listdir(tmp_path)) == ["brick", "replica"]
+    assert sorted(os.listdir(replica)) == [".glusterfs"]
+
+
+def test_journal_aiming_at_the_index_is_recorded_never_applied(tmp_path, capsys):
+    src = _hostile_brick(tmp_path, [
+        f"E {_g(3)} MKDIR 16877 0 0 {R0}/.glusterfs",
+        f"E {_g(4)} CREATE 33188 0 0 {R0}/.glusterfs",
+        f"E {_g(5)} SYMLINK {R0}/.glusterfs",
+        f"E {R0} MKDIR 16877 0 0 {GOOD}/root-again",
+        f"E {_g(7)} CREATE 33188 0 0 {R0}/fine.txt"])
+    # the source view must see these gfids for their failures to count
+    replica = tmp_path / "replica"
+    rc = main(["replicate", str(src), str(replica)])
+    capsys.readouterr()
+    assert rc in (0, 1)
+    assert sorted(os.listdir(replica)) == [".glusterfs", "fine.txt"]
+    assert sorted(os.listdir(replica / ".glusterfs")) == sorted(
+        os.listdir(replica / ".glusterfs"))  # listing works: still a directory
+    assert os.path.isdir(replica / ".glusterfs" / "00" / "00")
+    assert os.readlink(replica / ".glusterfs" / "00" / "00" / R0) == "../../.."
+    assert sorted(os.listdir(tmp_path)) == ["brick", "replica"]
