@@ -1,7 +1,7 @@
 """SQLite state store: sync points, status fields, done changelogs, failure ledger.
 
-Every write is a transaction (``synchronous=FULL``), so a worker killed at any
-point finds either the old or the new value, never half of one. Group several
+Every write is a transaction (WAL journal), so a worker killed at any point
+finds either the old or the new value, never half of one. Group several
 writes with :meth:`SqliteState.transaction` (the dispatcher advances the data
 stime and marks the batch's changelogs done in one transaction).
 
@@ -95,7 +95,12 @@ class SqliteState:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30,
                                        check_same_thread=False)
-            self._db.execute("PRAGMA synchronous=FULL")
+            if self.path != ":memory:":
+                # WAL: a committed transaction survives a killed process; NORMAL
+                # sync only lets a power loss roll back the last commits, which
+                # replaying the journals repairs (every op is idempotent)
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path}: not a usable state database: {exc}") from exc
