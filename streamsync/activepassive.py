@@ -10,10 +10,12 @@ intervals of the active one's death.
 
 The cluster stime (gsyncd reads it through the master mount, where the
 replicas' brick stimes aggregate) is published by the active worker next to
-the lock, as ``<lock>.stime`` (JSON, atomic temp + rename). A passive worker
-raises its own data stime to it and drops the processed journals older than it
-(:meth:`ActivePassive.passive_catch_up`), so when it takes over it resumes
-where the active one stopped, not from its own start.
+the lock, as ``<lock>.stime`` (JSON, atomic temp + rename), with the timestamp
+of the last journal it completed. A passive worker raises its own data stime to
+it, marks the journals the active one completed done and drops processed
+journals older than it (:meth:`ActivePassive.passive_catch_up`), so when it
+takes over it resumes where the active one stopped: it neither starts over nor
+re-applies the journal the stime's one-second tolerance would repeat.
 
 Without ``use-meta-volume`` every worker is active (one worker per replica is
 then enforced by the replica's own lock).
@@ -39,7 +41,7 @@ import logging
 import os
 import re
 import tempfile
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import StateError
 from .records import Stime
@@ -146,55 +148,80 @@ class ActivePassive:
         self._active = False
 
     # ------------------------------------------------------- cluster stime
-    def publish_stime(self, stime: Stime | tuple[int, int] | None) -> None:
-        """Active worker: make ``stime`` the cluster stime (never moved back)."""
+    def publish_stime(self, stime: Stime | tuple[int, int] | None,
+                      done_ts: int | None = None) -> None:
+        """Active worker: make ``stime`` the cluster stime (never moved back) and
+        ``done_ts`` the timestamp of the last journal it completed."""
         path = self.stime_path
         if path is None or stime is None:
             return
-        cur = self.cluster_stime()
+        cur, cur_done = self._read()
         st = Stime(int(stime[0]), int(stime[1]))
-        if cur is not None and cur >= st:
+        new_done = max(int(done_ts or 0), int(cur_done or 0)) or None
+        if cur is not None and cur >= st and new_done == cur_done:
             return
+        if cur is not None and cur > st:
+            st = cur
         d = os.path.dirname(path)
+        os.makedirs(d, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".stime.")
         with os.fdopen(fd, "w") as fh:
-            json.dump({"stime": list(st), "pid": os.getpid()}, fh)
+            json.dump({"stime": list(st), "done_ts": new_done, "pid": os.getpid()}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.rename(tmp, path)
 
-    def cluster_stime(self) -> Stime | None:
-        """The stime the active worker published, ``None`` when none yet."""
+    def _read(self) -> tuple[Stime | None, int | None]:
         path = self.stime_path
         if path is None:
-            return None
+            return None, None
         try:
             with open(path) as fh:
-                v = json.load(fh)["stime"]
-            return Stime(int(v[0]), int(v[1]))
+                doc = json.load(fh)
+            v = doc["stime"]
+            done = doc.get("done_ts")
+            return Stime(int(v[0]), int(v[1])), (None if done is None else int(done))
         except FileNotFoundError:
-            return None
+            return None, None
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             log.warning("%s: unreadable cluster stime (%s)", path, exc)
-            return None
+            return None, None
 
-    def passive_catch_up(self, state: Any, *, journals: Iterable[Any] = (),
+    def cluster_stime(self) -> Stime | None:
+        """The stime the active worker published, ``None`` when none yet."""
+        return self._read()[0]
+
+    def cluster_done_ts(self) -> int | None:
+        """Timestamp of the last journal the active worker completed."""
+        return self._read()[1]
+
+    def passive_catch_up(self, state: Any, *, journals: Callable[[], Iterable[Any]] | None = None,
                          processing_dir: str | None = None) -> Stime | None:
-        """Passive worker: raise ``state``'s data stime to the cluster stime,
-        mark older ``journals`` done and purge ``processing_dir`` below it.
-        Returns the new stime when it moved."""
-        cluster = self.cluster_stime()
+        """Passive worker: raise ``state``'s data stime to the cluster stime, mark
+        the journals the active worker completed (``journals()`` lists the
+        candidates, e.g. the changelog directory) done, and purge
+        ``processing_dir`` below the cluster stime. Returns the new stime when
+        it moved."""
+        cluster, done_ts = self._read()
         if cluster is None:
             return None
         mine = state.data_stime()
-        if mine is not None and mine >= cluster:
+        moved = mine is None or mine < cluster
+        newly_done: list[Any] = []
+        if done_ts is not None and journals is not None and done_ts > getattr(self, "_marked", 0):
+            have = state.done_names()
+            newly_done = [c for c in journals() if c.ts <= done_ts and c.name not in have]
+            self._marked = done_ts
+        if not moved and not newly_done:
             return None
-        older = [c for c in journals if getattr(c, "ts", 0) < cluster[0]]
         with state.transaction():
-            state.set_data_stime(cluster)
-            if older:
-                state.mark_done(older)
+            if moved:
+                state.set_data_stime(cluster)
+            if newly_done:
+                state.mark_done(newly_done)
         if processing_dir:
             purge_processed_before(processing_dir, cluster)
-        log.info("passive: stime raised to the cluster stime %s", tuple(cluster))
-        return cluster
+        if moved:
+            log.info("passive: stime raised to the cluster stime %s", tuple(cluster))
+            return cluster
+        return None

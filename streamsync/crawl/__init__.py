@@ -119,8 +119,9 @@ class WorkerContext:
         self.stop = stop or threading.Event()
         self._sleep = sleep
         self.progress = progress
-        #: called with the new data stime after every root stime update
-        self.stime_listeners: list[Callable[[Any], Any]] = []
+        #: called with ``(data stime, last completed journal ts or None)`` after
+        #: every root stime update
+        self.stime_listeners: list[Callable[[Any, int | None], Any]] = []
 
     def sleep(self, seconds: float) -> bool:
         """Sleep (interruptible by ``stop``); True when stopped meanwhile."""
@@ -140,9 +141,10 @@ class WorkerContext:
         if self.status is not None:
             self.status.set_crawl_mode(mode)
 
-    def root_stime_updated(self, *, publish: bool = True) -> None:
+    def root_stime_updated(self, *, publish: bool = True, done_ts: int | None = None) -> None:
         """After a root stime change: ``last_synced`` + checkpoint rule, and
-        (``publish``) the stime listeners (e.g. the cluster stime)."""
+        (``publish``) the stime listeners (e.g. the cluster stime), told the
+        timestamp of the last completed journal when there is one."""
         st = self.state.data_stime()
         if st is None:
             return
@@ -150,7 +152,7 @@ class WorkerContext:
             self.status.set_last_synced(st, checkpoint=self.checkpoint)
         if publish:
             for fn in self.stime_listeners:
-                fn(st)
+                fn(st, done_ts)
 
 
 def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, mode: str,
@@ -184,7 +186,7 @@ def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, m
                                     meta=r.meta_ops, data=r.data_files, seconds=r.duration)
             ctx.status.set_failures(len(state.failures()))
         if changelog_mode:
-            ctx.root_stime_updated()
+            ctx.root_stime_updated(done_ts=batch.plans[-1].ts)
         if ctx.progress is not None:
             ctx.progress(mode, result)
         if ctx.stop.is_set():

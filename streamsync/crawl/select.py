@@ -329,7 +329,12 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
             if replica_lock is not None:
                 replica_lock.release()
                 replica_lock = None
-            if ap.passive_catch_up(mstate, processing_dir=os.path.join(wd, ".processing")):
+            def journals() -> list[Any]:
+                from .live import scan_new
+                return scan_new(ctx.changelog_dir, done=())
+
+            if ap.passive_catch_up(mstate, journals=journals,
+                                   processing_dir=os.path.join(wd, ".processing")):
                 ctx.root_stime_updated(publish=False)
 
         results, fallback = run_crawls(ctx, mode=mode, follow=follow, ap=ap,
