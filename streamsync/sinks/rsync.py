@@ -98,6 +98,8 @@ class RsyncEngine:
         o = self.options
         argv = [*shlex.split(_opt(o, "rsync-command", "rsync")), "-aR0", "--inplace",
                 "--files-from=-", "--super", "--stats", "--numeric-ids", "--no-implied-dirs"]
+        if not self._remote() and os.geteuid() != 0:
+            argv.remove("--super")  # an unprivileged local receiver cannot chown: not an error
         if _opt(o, "rsync-opt-existing", True):
             argv.append("--existing")
         if _opt(o, "sync-xattrs", True):
