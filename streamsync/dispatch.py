@@ -290,14 +290,12 @@ class Dispatcher:
             failures = self.sink.apply_entries(ops)
             if failures and self.conflict_resolution:
                 _, failures = resolve_conflicts(self.sink, ops, failures, view=self.view)
-            bad = {id(f.op) for f in failures}
             bad_keys = {(f.op.op, f.op.gfid, f.op.entry) for f in failures}
             for r, op in zip(entry_rows, ops):
                 if (op.op, op.gfid, op.entry) in bad_keys and self.view.lstat(op.gfid) is not None:
                     still += 1
                 else:
                     resolved.append(r.id)
-            del bad
         meta_rows = [r for r in rows if r.kind == "meta"]
         for r in meta_rows:
             st = self.view.lstat(r.gfid)

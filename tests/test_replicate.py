@@ -278,3 +278,21 @@ def test_journal_aiming_at_the_index_is_recorded_never_applied(tmp_path, capsys)
     assert os.path.isdir(replica / ".glusterfs" / "00" / "00")
     assert os.readlink(replica / ".glusterfs" / "00" / "00" / R0) == "../../.."
     assert sorted(os.listdir(tmp_path)) == ["brick", "replica"]
+
+
+@needs_rsync
+@pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* xattrs need root")
+def test_xattr_stimes_on_the_brick_root_like_gsyncd(brick, tmp_path, capsys):
+    import struct
+    replica = str(tmp_path / "replica")
+    assert main(["replicate", "--xattr-stime", "m-uuid:s-uuid", brick, replica]) == 0
+    capsys.readouterr()
+    key = "trusted.glusterfs.m-uuid.s-uuid"
+    assert os.getxattr(brick, key + ".stime") == struct.pack("!II", 1795470713, 0)
+    assert os.getxattr(brick, key + ".entry_stime") == struct.pack("!II", 1795470713, 0)
+    # a fresh replica under a stime of (last ts - 1): as in gsyncd, journals with
+    # ts < stime are skipped and only the last one (ts = stime + 1) is applied again
+    other = str(tmp_path / "other")
+    assert main(["replicate", "--xattr-stime", "m-uuid:s-uuid", brick, other]) == 0
+    assert "replicated 11 changelogs" in capsys.readouterr().out
+    assert sorted(os.listdir(other)) == [".glusterfs", "late"]  # P8's MKDIR, last journal

@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="SOURCE_BRICK", help="brick directory (with .glusterfs)")
     p.add_argument("replica", metavar="REPLICA_DIR", help="replica directory (created if missing)")
     p.add_argument("--state", metavar="FILE", help="SQLite state file (default: inside the replica)")
+    p.add_argument("--xattr-stime", metavar="MASTER_UUID:SLAVE_UUID",
+                   help="keep the data/entry stimes in gsyncd's xattrs on the source brick root "
+                        "(trusted.glusterfs.<master>.<slave>.stime / .entry_stime) instead of "
+                        "the state file")
     p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",
                    help="gsyncd option (repeatable)")
     p.add_argument("--config", metavar="FILE", help="read options from a file first")
@@ -95,8 +99,19 @@ def run(args: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGTERM, _stop)
     show = sys.stderr.isatty() and not args.quiet and not args.verbose
+    state = None
+    if args.xattr_stime:
+        master, sep, slave = args.xattr_stime.partition(":")
+        if not sep or not master or not slave:
+            print("streamsync replicate: error: --xattr-stime needs MASTER_UUID:SLAVE_UUID",
+                  file=sys.stderr)
+            return 2
+        from ..state.xattr import XattrState
+        state = XattrState(os.path.abspath(args.source), master, slave,
+                           args.state or default_state_path(os.path.abspath(args.replica)))
     try:
-        summary = replicate(args.source, args.replica, state_path=args.state, options=options,
+        summary = replicate(args.source, args.replica, state=state, state_path=args.state,
+                            options=options,
                             engine=args.engine, changelogs=args.changelogs, follow=args.follow,
                             retry_failed=args.retry_failed, archive=args.archive,
                             progress=_progress if show else None, stop=stop)
@@ -105,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         signal.signal(signal.SIGTERM, old)
+        if state is not None:
+            state.close()
         if show:
             sys.stderr.write("\n")
     if args.json:

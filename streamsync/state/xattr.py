@@ -54,6 +54,8 @@ class XattrState(SqliteState):
 
     def __init__(self, brick: str, master_uuid: str, slave_uuid: str,
                  path: str = ":memory:", *, namespace: str | None = None) -> None:
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         super().__init__(path)
         self.brick = os.fspath(brick)
         self._keys = {w: stime_key(master_uuid, slave_uuid, w, namespace)
