@@ -223,7 +223,8 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
                working_dir: str | None = None, changelogs: str | None = None,
                passive_sleep: float = PASSIVE_SLEEP, retry_delay: float = 0.5,
                xsync_kwargs: dict[str, Any] | None = None,
-               remote_command: str | None = None) -> WorkerSummary:
+               remote_command: str | None = None,
+               remote_kwargs: dict[str, Any] | None = None) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see the module docstring).
 
     * ``replica``: a local directory, or ``[user@]host:/path`` (entry and meta
@@ -237,7 +238,9 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     * ``session``/``subvol``: the active/passive lock name (with
       ``use-meta-volume=true``);
     * ``remote_command``: how ``streamsync`` is run on the replica host
-      (default ``$STREAMSYNC_REMOTE_COMMAND`` or ``streamsync``).
+      (default ``$STREAMSYNC_REMOTE_COMMAND`` or ``streamsync``);
+      ``remote_kwargs``: more :class:`~streamsync.remote.client.RemoteReplica`
+      arguments (``connect_attempts``, ``backoff``).
     """
     from ..dispatch import Dispatcher
     from ..remote.spec import parse_replica
@@ -291,7 +294,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
         if spec.remote:
             from ..remote.client import RemoteReplica
             conn = RemoteReplica(spec, options=options, stop=stop, remote_command=remote_command,
-                                 lock_name=_escape_brick(source))
+                                 lock_name=_escape_brick(source), **(remote_kwargs or {}))
             sink = conn
             eng = conn.data_engine(engine, source)
         else:

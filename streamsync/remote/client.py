@@ -117,6 +117,9 @@ class RemoteReplica:
     when it turns passive).
     """
 
+    #: test hook: ``before_request(self, op)`` runs before each request is sent
+    before_request: Callable[..., Any] | None = None
+
     def __init__(self, spec: ReplicaSpec, *, options: Any, stop: threading.Event | None = None,
                  remote_command: str | None = None, lock_name: str | None = None,
                  connect_attempts: int = 8, backoff: tuple[float, float] = (0.5, 30.0),
@@ -142,8 +145,6 @@ class RemoteReplica:
         self._next_id = 0
         self.reconnects = 0
         self.remote_pid: int | None = None
-        #: test hook: called with the request name before each request is sent
-        self.before_request: Callable[[str], Any] | None = None
 
     # ------------------------------------------------------------- ssh
     def _opt(self, name: str, default: Any) -> Any:
