@@ -34,6 +34,7 @@ from .sinks.rsync import RsyncEngine
 from .sinks.tar import TarEngine
 from .state.lock import WorkerLock
 from .state.sqlite import SqliteState
+from .status import WorkerStatus
 from .views import BrickView
 
 __all__ = ["replicate", "ReplicateSummary", "default_state_path", "ENGINES"]
@@ -87,7 +88,8 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
               changelogs: str | os.PathLike[str] | None = None, follow: bool = False,
               retry_failed: bool = False, archive: bool = False,
               progress: Callable[[int, int], None] | None = None,
-              stop: threading.Event | None = None, retry_delay: float = 0.5) -> ReplicateSummary:
+              stop: threading.Event | None = None, retry_delay: float = 0.5,
+              status_dir: str | os.PathLike[str] | None = None) -> ReplicateSummary:
     """Bring ``replica`` up to date with the brick ``source``.
 
     * ``state``: a state store (default: :class:`SqliteState` at ``state_path``
@@ -97,7 +99,11 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     * ``follow``: keep scanning every ``change-interval`` seconds until ``stop`` is set;
     * ``retry_failed``: first re-queue the open items of the failure ledger;
     * ``archive``: archive processed journals (only for a directory we own);
-    * ``progress(done, total)``: called after every batch.
+    * ``progress(done, total)``: called after every batch;
+    * ``status_dir``: also keep gsyncd's ``brick_<brick>.status`` file there.
+
+    Status fields (gsyncd's, plus source/replica/throughput) live in the state;
+    ``streamsync status`` reads them.
 
     Raises :class:`~streamsync.errors.LockHeld` when another worker owns the replica.
     """
@@ -125,16 +131,20 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
         view = BrickView(source)
         eng = _engine(engine, source, replica, options)
         fmt = options.get("changelog-archive-format")
+        status = WorkerStatus(state, source=source, replica=replica, status_dir=status_dir)
+        checkpoint = int(options.get("checkpoint") or 0)
+        status.start(mode="live" if follow else "once", checkpoint=checkpoint)
+        status.set_active()
+        status.set_crawl_mode("live")
+        status.set_slave_node("localhost")
         dispatcher = Dispatcher(
-            sink=sink, engine=eng, state=state, view=view, options=options,
+            sink=sink, engine=eng, state=status.mirrored(), view=view, options=options,
             retry_delay=retry_delay, data_filter=sink.is_data_target,
             archive=(lambda cls: archive_and_purge([c.path for c in cls if c.member is None],
                                                    fmt=fmt)) if archive else None)
         totals = dict.fromkeys(("batches", "changelogs", "entry_ops", "entry_failures",
                                 "meta_ops", "meta_failures", "data_files", "data_abandoned",
                                 "retried_resolved"), 0)
-        state.set_status(worker_status="Active", crawl_status="Changelog Crawl",
-                         slave_node="localhost", entry=0, data=0, meta=0)
         try:
             if retry_failed:
                 resolved, still = dispatcher.retry_failed()
@@ -162,6 +172,14 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
                         totals["data_files"] += r.data_files
                         totals["data_abandoned"] += r.data_abandoned
                         n += r.changelogs
+                        status.record_batch(changelogs=r.changelogs,
+                                            first_ts=batch.plans[0].ts, last_ts=batch.last_ts,
+                                            entries=r.entry_ops, meta=r.meta_ops,
+                                            data=r.data_files, seconds=r.duration)
+                        st = state.data_stime()
+                        if st is not None:
+                            status.set_last_synced(st, checkpoint=checkpoint)
+                        status.set_failures(len(state.failures()))
                         if progress is not None:
                             progress(n, total)
                         if stop is not None and stop.is_set():
@@ -174,9 +192,14 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
                         break
                 else:
                     time.sleep(interval)
+        except BaseException as exc:
+            if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                status.set_faulty(str(exc)[:500])
+            raise
+        else:
+            status.set_stopped()
         finally:
             dispatcher.close()
-            state.set_status(worker_status="Stopped" if not follow else "Stopped")
         return ReplicateSummary(**totals, open_failures=len(state.failures()),
                                 data_stime=state.data_stime(), entry_stime=state.entry_stime(),
                                 duration=time.monotonic() - start)

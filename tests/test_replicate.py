@@ -296,3 +296,20 @@ def test_xattr_stimes_on_the_brick_root_like_gsyncd(brick, tmp_path, capsys):
     assert main(["replicate", "--xattr-stime", "m-uuid:s-uuid", brick, other]) == 0
     assert "replicated 11 changelogs" in capsys.readouterr().out
     assert sorted(os.listdir(other)) == [".glusterfs", "late"]  # P8's MKDIR, last journal
+
+
+@needs_rsync
+def test_status_fields_and_gsyncd_status_file(brick, tmp_path, capsys):
+    replica = str(tmp_path / "replica")
+    sdir = tmp_path / "status"
+    assert main(["replicate", "--status-dir", str(sdir), "-o", "checkpoint=1795470700",
+                 brick, replica]) == 0
+    capsys.readouterr()
+    [f] = os.listdir(sdir)
+    assert f.startswith("brick_") and f.endswith(".status")
+    doc = json.loads((sdir / f).read_text())
+    assert doc["worker_status"] == "Stopped" and doc["last_synced"] == 1795470713
+    assert doc["checkpoint_completed"] == "Yes" and doc["checkpoint_time"] == 1795470700
+    assert main(["status", "--json", os.path.dirname(default_state_path(replica))]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["source"] == os.path.abspath(brick) and row["open_failures"] == 0

@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep the data/entry stimes in gsyncd's xattrs on the source brick root "
                         "(trusted.glusterfs.<master>.<slave>.stime / .entry_stime) instead of "
                         "the state file")
+    p.add_argument("--status-dir", metavar="DIR",
+                   help="also write gsyncd's brick_<brick>.status file in DIR")
     p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",
                    help="gsyncd option (repeatable)")
     p.add_argument("--config", metavar="FILE", help="read options from a file first")
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                             options=options,
                             engine=args.engine, changelogs=args.changelogs, follow=args.follow,
                             retry_failed=args.retry_failed, archive=args.archive,
+                            status_dir=args.status_dir,
                             progress=_progress if show else None, stop=stop)
     except KeyboardInterrupt:
         stop.set()
