@@ -138,9 +138,10 @@ def _workload(mnt: str, rng: random.Random) -> None:
     os.rename(j("src", "app", "m9.py"), j("src", "app", "m10.py"))  # onto an existing file
 
 
-def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path):
+@pytest.mark.parametrize("encoding,delpath", [("ascii", "on"), ("binary", "off")])
+def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path, encoding, delpath):
     host = glusterd
-    vol = f"ssit{os.getpid()}"
+    vol = f"ssit{os.getpid()}{encoding[0]}"
     brick = tmp_path / "brick"
     mnt = tmp_path / "mnt"
     replica = tmp_path / "replica"
@@ -151,7 +152,8 @@ def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path):
     proc = None
     try:
         for k, v in (("changelog.changelog", "on"), ("changelog.rollover-time", "2"),
-                     ("changelog.encoding", "ascii"), ("changelog.capture-del-path", "on")):
+                     ("changelog.encoding", encoding),
+                     ("changelog.capture-del-path", delpath)):
             _run("gluster", "volume", "set", vol, k, v)
         _run("gluster", "volume", "start", vol)
         time.sleep(2)
