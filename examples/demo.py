@@ -51,6 +51,9 @@ def extract(tar_path: str, dest: str) -> None:
         if hasattr(tarfile, "data_filter"):
             kw["filter"] = "fully_trusted"  # our own bundled archive (hard links, fifos)
         tf.extractall(dest, **kw)
+        for m in tf.getmembers():  # tarfile leaves symlink times alone
+            if m.issym():
+                os.utime(os.path.join(dest, m.name), (m.mtime, m.mtime), follow_symlinks=False)
     if os.geteuid() != 0:
         # .glusterfs directories are 0600/0700 on a brick; make them traversable
         for top, dirs, _files in os.walk(dest):

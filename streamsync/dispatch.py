@@ -88,7 +88,8 @@ class Dispatcher:
     def __init__(self, *, sink: Any, engine: Any, state: Any, view: Any, options: Any = None,
                  mode: str = "live_changelog", retry_delay: float = 0.5,
                  archive: Callable[[Sequence[Any]], Any] | None = None,
-                 data_filter: Callable[[str], bool] | None = None) -> None:
+                 data_filter: Callable[[str], bool] | None = None,
+                 sync_times: bool = True) -> None:
         self.sink = sink
         self.state = state
         self.view = view
@@ -97,6 +98,7 @@ class Dispatcher:
         self.retry_delay = retry_delay
         self.archive = archive
         self.data_filter = data_filter
+        self.sync_times = sync_times and hasattr(sink, "set_times")
         self.syncer = DataSyncer(engine, jobs=_opt(options, "sync-jobs", 3))
         self.max_tries = max(1, int(_opt(options, "max-rsync-retries", 10)))
         self.conflict_resolution = bool(_opt(options, "gfid-conflict-resolution", True))
@@ -240,6 +242,8 @@ class Dispatcher:
                 self.state.add_status("data", len(wanted))
                 self.syncer.submit(wanted)
         attempts, abandoned = self._sync_data(self.syncer.wait())
+        if self.sync_times:
+            self._times(plans, queued)
         if abandoned:
             log.error(_lf("changelogs could not be processed completely - moving on...",
                           files=[p.changelog.name for p in plans]))
@@ -277,6 +281,28 @@ class Dispatcher:
                      entry_stime=_tuple(self.state.entry_stime())))
         return BatchResult(batch.index, len(plans), n_entry, n_efail, n_meta, n_mfail,
                            n_sent, len(abandoned), attempts, now - start)
+
+    def _times(self, plans: Sequence[ChangelogPlan], data: dict[str, None]) -> None:
+        """Beyond gsyncd: after the data, give the directories whose entries
+        changed, and the new objects that got no data transfer (directories,
+        symlinks, empty files), the source's current times, so ``verify
+        --mtimes`` converges too."""
+        want: dict[str, None] = {}
+        for plan in plans:
+            for op in plan.entry_ops:
+                want[op.pgfid] = None
+                if op.pgfid1 is not None:
+                    want[op.pgfid1] = None
+                if op.op in ("MKDIR", "SYMLINK", "MKNOD", "CREATE", "LINK", "RENAME") \
+                        and op.gfid not in data:
+                    want[op.gfid] = None
+        items = []
+        for g in want:
+            st = self.view.lstat(g)
+            if st is not None:
+                items.append((g, st.atime, st.mtime))
+        if items:
+            self.sink.set_times(items)
 
     # ---------------------------------------------------------- retry failed
     def retry_failed(self) -> tuple[int, int]:

@@ -1077,6 +1077,35 @@ class ReplicaSink:
             if own:
                 os.close(fd)
 
+    def set_times(self, items: Iterable[tuple[str, float, float]]) -> int:
+        """Set ``(gfid, atime, mtime)`` on directories, symlinks and files alike
+        (symlinks themselves, never their targets); returns how many were set.
+        Missing gfids are skipped."""
+        self._drop_caches()
+        n = 0
+        for gfid, atime, mtime in items:
+            if not valid_gfid(gfid):
+                continue
+            try:
+                if gfid == ROOT_GFID:
+                    os.utime(self._root_fd, (atime, mtime))
+                else:
+                    hst = self._handle_lstat(gfid)
+                    if hst is None:
+                        continue
+                    if self._is_dir_handle(hst):
+                        fd = self._try_dir(gfid)
+                        if fd is None:
+                            continue
+                        os.utime(fd, (atime, mtime))
+                    else:
+                        xfd, rel = self._hloc(gfid)
+                        os.utime(rel, (atime, mtime), dir_fd=xfd, follow_symlinks=False)
+                n += 1
+            except OSError:
+                continue
+        return n
+
     def __repr__(self) -> str:
         return f"ReplicaSink({self.root!r})"
 
