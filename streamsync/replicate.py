@@ -69,6 +69,11 @@ class ReplicateSummary(NamedTuple):
         return d
 
 
+def _open_failures(state: Any) -> int:
+    count = getattr(state, "count_failures", None)
+    return int(count()) if count is not None else len(state.failures())
+
+
 def default_state_path(replica: str) -> str:
     """``<replica>/.glusterfs/streamsync/state.sqlite``."""
     return os.path.join(replica, GLUSTERFS_DIR, "streamsync", "state.sqlite")
@@ -179,7 +184,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
                         st = state.data_stime()
                         if st is not None:
                             status.set_last_synced(st, checkpoint=checkpoint)
-                        status.set_failures(len(state.failures()))
+                        status.set_failures(_open_failures(state))
                         if progress is not None:
                             progress(n, total)
                         if stop is not None and stop.is_set():
@@ -200,7 +205,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
             status.set_stopped()
         finally:
             dispatcher.close()
-        return ReplicateSummary(**totals, open_failures=len(state.failures()),
+        return ReplicateSummary(**totals, open_failures=_open_failures(state),
                                 data_stime=state.data_stime(), entry_stime=state.entry_stime(),
                                 duration=time.monotonic() - start)
     finally:

@@ -183,10 +183,12 @@ _FIELDS = ("type", "mode", "uid", "gid", "size", "sha256", "target", "links")
 
 
 def compare(source: dict[str, Node], replica: dict[str, Node], *,
-            mtimes: bool = False) -> list[Difference]:
-    """Differences between two namespaces, sorted by path."""
+            mtimes: bool = False, ignore: Iterable[str] = ()) -> list[Difference]:
+    """Differences between two namespaces, sorted by path (``ignore``: field
+    names not to compare, e.g. ``("uid", "gid")``)."""
     out: list[Difference] = []
-    fields = _FIELDS + (("mtime",) if mtimes else ())
+    skip = frozenset(ignore)
+    fields = tuple(f for f in _FIELDS + (("mtime",) if mtimes else ()) if f not in skip)
     for p in sorted(source.keys() | replica.keys()):
         a, b = source.get(p), replica.get(p)
         if b is None:

@@ -27,6 +27,7 @@ def test_sqlite_roundtrip_across_reopen(tmp_path):
         st.add_status("data", 5)
         st.add_status("data", -9)
         st.mark_done(["CHANGELOG.1795470689", "CHANGELOG.1795470691"])
+        assert st.count_failures() == 0
         fid = st.add_failure("entry", "g1", changelog="CHANGELOG.1795470691",
                              op={"op": "CREATE"}, errno=17, info={"gfid_mismatch": True})
         assert st.add_failure("entry", "g1", op={"op": "CREATE"}, errno=17) == fid
@@ -37,6 +38,7 @@ def test_sqlite_roundtrip_across_reopen(tmp_path):
         assert s["worker_status"] == "Active" and s["data"] == 0 and s["crawl_status"] == "N/A"
         assert st.is_done("CHANGELOG.1795470691") and not st.is_done("CHANGELOG.1795470692")
         [f] = st.failures()
+        assert st.count_failures() == 1 and st.count_failures("data") == 0
         assert (f.kind, f.errno, f.attempts, f.op) == ("entry", 17, 2, {"op": "CREATE"})
         st.resolve_failures([f.id])
         assert st.failures() == [] and len(st.failures(include_resolved=True)) == 1

@@ -263,6 +263,16 @@ class SqliteState:
                         r[5], None if r[6] is None else orjson.loads(r[6]), r[7], r[8], r[9])
                 for r in rows]
 
+    def count_failures(self, kind: str | None = None) -> int:
+        """Number of open ledger rows (of ``kind`` when given)."""
+        sql = "SELECT COUNT(*) FROM failures WHERE resolved IS NULL"
+        args: tuple = ()
+        if kind is not None:
+            sql += " AND kind=?"
+            args = (kind,)
+        with self._lock:
+            return int(self._db.execute(sql, args).fetchone()[0])
+
     def resolve_failures(self, ids: Iterable[int]) -> None:
         now = time.time()
         with self.transaction():
