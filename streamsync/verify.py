@@ -15,7 +15,7 @@ names with the same ``gfid`` form a hard-link group.
 >>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
 >>> _ = open(os.path.join(a, "f"), "w").write("x")
 >>> [str(d) for d in compare(scan_tree(a), scan_tree(b))]
-["f: only in source"]
+['f: only in source']
 """
 
 from __future__ import annotations
