@@ -318,3 +318,23 @@ def test_status_fields_and_gsyncd_status_file(brick, tmp_path, capsys):
     assert main(["status", "--json", os.path.dirname(default_state_path(replica))]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["source"] == os.path.abspath(brick) and row["open_failures"] == 0
+
+
+@needs_rsync
+def test_archive_processed_journals_of_an_owned_directory(brick, tmp_path, capsys):
+    own = tmp_path / "working"
+    own.mkdir()
+    for p in journals(brick):
+        shutil.copy(p, own)
+    replica = str(tmp_path / "replica")
+    assert main(["replicate", "--archive", "--changelogs", str(own), brick, replica]) == 0
+    [arch] = os.listdir(own)
+    assert arch.startswith("archive_") and arch.endswith(".tar")
+    with tarfile.open(own / arch) as tf:
+        assert sorted(tf.getnames()) == sorted(os.path.basename(p) for p in journals(brick))
+    # a rerun sees the archived journals as done: nothing to do
+    assert main(["replicate", "--changelogs", str(own), brick, replica]) == 0
+    assert "replicated 0 changelogs" in capsys.readouterr().out.splitlines()[-2]
+    assert verify(brick, replica) == []
+    # the brick's own journals are never archived
+    assert main(["replicate", "--archive", brick, str(tmp_path / "r2")]) == 2
