@@ -16,11 +16,13 @@ import argparse
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 
+from streamsync.errors import StreamsyncError
 from streamsync.replicate import replicate
 from streamsync.verify import compare, load_manifest, scan_tree
 
@@ -51,9 +53,7 @@ def extract(tar_path: str, dest: str) -> None:
         if hasattr(tarfile, "data_filter"):
             kw["filter"] = "fully_trusted"  # our own bundled archive (hard links, fifos)
         tf.extractall(dest, **kw)
-        for m in tf.getmembers():  # tarfile leaves symlink times alone
-            if m.issym():
-                os.utime(os.path.join(dest, m.name), (m.mtime, m.mtime), follow_symlinks=False)
+        symlinks = [m for m in tf.getmembers() if m.issym()]
     if os.geteuid() != 0:
         # .glusterfs directories are 0600/0700 on a brick; make them traversable
         for top, dirs, _files in os.walk(dest):
@@ -62,12 +62,28 @@ def extract(tar_path: str, dest: str) -> None:
                 st = os.lstat(p)
                 if stat.S_ISDIR(st.st_mode):
                     os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+    for m in symlinks:  # tarfile leaves symlink times alone
+        os.utime(os.path.join(dest, m.name), (m.mtime, m.mtime), follow_symlinks=False)
+
+
+def _as_root(argv: list[str]) -> None:
+    """An exact replica needs root (owners, trusted.* xattrs, files of mode 0000):
+    re-run under sudo when that works without a password."""
+    if os.geteuid() == 0 or os.environ.get("STREAMSYNC_DEMO_NO_SUDO"):
+        return
+    sudo = shutil.which("sudo")
+    if sudo and subprocess.run([sudo, "-n", "true"], capture_output=True).returncode == 0:
+        os.execv(sudo, [sudo, "-n", "--preserve-env=PYTHONPATH", sys.executable,
+                        os.path.abspath(__file__), *argv])
+    print("note: not running as root: owners, trusted.* xattrs and unreadable files "
+          "(mode 0000) cannot be replicated exactly; run as root for the full demo")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args(argv)
+    _as_root(sys.argv[1:] if argv is None else argv)
     work = tempfile.mkdtemp(prefix="streamsync-demo-")
     brick = os.path.join(work, "brick")
     replica = os.path.join(work, "replica")
@@ -80,8 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"replicated {s.changelogs} changelogs in {s.batches} batch(es), {s.duration:.2f} s: "
               f"{s.entry_ops} entry ops ({s.entry_failures} failed), {s.meta_ops} meta ops, "
               f"{s.data_files} files copied by rsync; stime {tuple(s.data_stime or ())}")
-        src_nodes = scan_tree(brick)
-        rep_nodes = scan_tree(replica)
+        try:
+            src_nodes = scan_tree(brick)
+            rep_nodes = scan_tree(replica)
+        except StreamsyncError as exc:
+            print(f"verify: {exc}")
+            print("demo: MISMATCH")
+            return 1
         d_brick = compare(src_nodes, rep_nodes)
         # without root the extracted brick and the replica belong to the user, not
         # to the owners the mount showed: compare owners only when they could be kept

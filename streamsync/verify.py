@@ -81,9 +81,13 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _sha256(dfd: int, name: str) -> str:
+def _sha256(dfd: int, name: str, where: str = "") -> str:
     h = hashlib.sha256()
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError as exc:
+        raise SourceError(f"{where or name}: cannot read to compare contents: "
+                          f"{exc.strerror} (run as root, or use --no-hash)") from None
     try:
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -109,7 +113,7 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
         t = _TYPES.get(S.S_IFMT(st.st_mode), "?")
         node = Node(rel, t, S.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
                     st.st_size if t == "f" else None,
-                    _sha256(dfd, name) if t == "f" and hashes else None,
+                    _sha256(dfd, name, os.path.join(root, rel)) if t == "f" and hashes else None,
                     os.readlink(name, dir_fd=dfd) if t == "l" else None,
                     int(st.st_mtime))
         nodes[rel] = node
@@ -123,8 +127,12 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
         while stack:
             dfd, prefix = stack.pop()
             try:
-                with os.scandir(dfd) as it:
-                    entries = list(it)
+                try:
+                    with os.scandir(dfd) as it:
+                        entries = list(it)
+                except OSError as exc:
+                    raise SourceError(f"{os.path.join(root, prefix)}: cannot list: "
+                                      f"{exc.strerror}") from None
                 for ent in entries:
                     if not prefix and ent.name in excluded:
                         continue
@@ -132,8 +140,12 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
                     st = os.stat(ent.name, dir_fd=dfd, follow_symlinks=False)
                     add(dfd, ent.name, rel, st)
                     if S.S_ISDIR(st.st_mode):
-                        cfd = os.open(ent.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                      | os.O_CLOEXEC, dir_fd=dfd)
+                        try:
+                            cfd = os.open(ent.name, os.O_RDONLY | os.O_DIRECTORY
+                                          | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                        except OSError as exc:
+                            raise SourceError(f"{os.path.join(root, rel)}: cannot open: "
+                                              f"{exc.strerror}") from None
                         stack.append((cfd, rel + "/"))
             finally:
                 os.close(dfd)
