@@ -71,6 +71,7 @@ def test_command_line_follows_spec_order():
     argv = RsyncEngine("/b", "/r", o, version="3.2.7").command()
     assert argv == ["rsync", "-aR0", "--inplace", "--files-from=-", "--super", "--stats",
                     "--numeric-ids", "--no-implied-dirs", "--existing", "--xattrs", "--acls",
+                    "--filter=-x trusted.gfid", "--filter=-x user.streamsync.gfid",
                     "--bwlimit=100", "--checksum", "--ignore-missing-args", ".", "/r/"]
 
 
@@ -78,6 +79,7 @@ def test_optional_flags_follow_options_and_version():
     o = Options.from_pairs(["rsync-opt-existing=false", "sync-xattrs=false", "sync-acls=false"])
     argv = RsyncEngine("/b", "/r", o, version="3.5.0").command()
     assert "--existing" not in argv and "--xattrs" not in argv and "--acls" not in argv
+    assert not any(a.startswith("--filter") for a in argv)
     assert "--ignore-missing-args" in argv
     old = RsyncEngine("/b", "/r", Options(), version="3.0.9").command()
     assert "--ignore-missing-args" not in old
@@ -211,3 +213,17 @@ def test_sync_jobs_run_in_parallel_and_dedupe():
         s.submit([G(1)])
         s.wait()
         assert eng.sent.count(G(1)) == 2  # a new batch sends it again
+
+
+@needs_rsync
+@pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* xattrs need root")
+def test_replica_gfid_tag_survives_a_source_without_xattrs(tmp_path):
+    src, rep, gfids = make_pair(tmp_path, {"f": b"data"})
+    for p in (os.path.join(src, "f"),):
+        os.removexattr(p, "trusted.gfid", follow_symlinks=False)
+    os.setxattr(os.path.join(src, "f"), "user.note", b"kept")
+    assert RsyncEngine(src, rep, Options()).transfer(gfids).returncode == 0
+    f = os.path.join(rep, "f")
+    import uuid
+    assert str(uuid.UUID(bytes=os.getxattr(f, "trusted.gfid"))) == gfids[0]
+    assert os.getxattr(f, "user.note") == b"kept" and open(f, "rb").read() == b"data"

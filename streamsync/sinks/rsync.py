@@ -7,7 +7,9 @@ One transfer runs ``rsync -aR0 --inplace --files-from=- --super --stats
 rsync runs in the source brick root; names are the handles
 ``.glusterfs/xx/yy/<gfid>``, NUL-terminated on stdin, so ``-R`` writes each into
 the same handle of the replica, in place: the replica's visible names are hard
-links of those handles and see the new bytes.
+links of those handles and see the new bytes. With ``--xattrs`` the gfid tags
+(``trusted.gfid``, ``user.streamsync.gfid``) are filtered out, so rsync never
+strips the replica's own.
 
 rsync 3.5.0 (Debian's bookworm-security build) refuses to create the implied
 directories of a relative name (``not creating new directory``); 3.2.7 creates
@@ -106,6 +108,10 @@ class RsyncEngine:
             argv.append("--xattrs")
         if _opt(o, "sync-acls", True):
             argv.append("--acls")
+        if "--xattrs" in argv:
+            # the replica's own gfid tag is never sent nor removed (a source without
+            # it, e.g. a brick unpacked without xattrs, would otherwise strip it)
+            argv += ["--filter=-x trusted.gfid", "--filter=-x user.streamsync.gfid"]
         argv.extend(shlex.split(_opt(o, "rsync-options", "") or ""))
         if _opt(o, "rsync-opt-ignore-missing-args", True) and self.version >= "3.1.0":
             argv.append("--ignore-missing-args")
