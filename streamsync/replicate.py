@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from .archive import archive_and_purge
 from .discover import changelog_dir_of, discover
 from .dispatch import Dispatcher
-from .errors import ConfigError, SourceError
+from .errors import ConfigError, SourceError, StateError
 from .options import Options
 from .pipeline import batch_plans, plan_changelogs
 from .records import Stime
@@ -72,6 +72,39 @@ class ReplicateSummary(NamedTuple):
 def _open_failures(state: Any) -> int:
     count = getattr(state, "count_failures", None)
     return int(count()) if count is not None else len(state.failures())
+
+
+def _replica_id(replica: str) -> str:
+    """The replica's identity, made on first use (``.glusterfs/streamsync/replica-id``)."""
+    import uuid
+    path = os.path.join(replica, GLUSTERFS_DIR, "streamsync", "replica-id")
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        rid = str(uuid.uuid4())
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(rid + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return rid
+
+
+def _check_pairing(state: Any, source: str, replica: str) -> None:
+    """Refuse a state that belongs to another replica (e.g. the replica directory
+    was recreated while the state file kept saying "all done")."""
+    rid = _replica_id(replica)
+    cur = state.status()
+    known = cur.get("replica_id")
+    if known and known != rid:
+        raise StateError(f"{getattr(state, 'path', 'state')}: belongs to another replica "
+                         f"(id {known}); {replica} has id {rid}. Use a fresh --state for a "
+                         f"new replica")
+    if not known:
+        state.set_status(replica_id=rid)
 
 
 def default_state_path(replica: str) -> str:
@@ -133,6 +166,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
         lock.acquire()
         if state is None:
             state = SqliteState(state_path or default_state_path(replica))
+        _check_pairing(state, source, replica)
         view = BrickView(source)
         eng = _engine(engine, source, replica, options)
         fmt = options.get("changelog-archive-format")

@@ -338,3 +338,13 @@ def test_archive_processed_journals_of_an_owned_directory(brick, tmp_path, capsy
     assert verify(brick, replica) == []
     # the brick's own journals are never archived
     assert main(["replicate", "--archive", brick, str(tmp_path / "r2")]) == 2
+
+
+@needs_rsync
+def test_state_of_another_replica_is_refused(brick, tmp_path, capsys):
+    state = str(tmp_path / "st.sqlite")
+    r1 = str(tmp_path / "r1")
+    assert main(["replicate", "--state", state, brick, r1]) == 0
+    shutil.rmtree(r1)  # the replica is recreated, the state still says "all done"
+    assert main(["replicate", "--state", state, brick, r1]) == 2
+    assert "belongs to another replica" in capsys.readouterr().err
