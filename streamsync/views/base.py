@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Protocol, runtime_checkable
 
@@ -109,13 +110,35 @@ def _stat_and_link(view: SourceView, gfid: str) -> tuple[Stat | None, str | None
     return st, None
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS,
+                                       thread_name_prefix="streamsync-prefetch")
+        return _POOL
+
+
+def _resolve_chunk(view: SourceView, gfids: list[str], names: list[tuple[str, str]]):
+    out_g = [_stat_and_link(view, g) for g in gfids]
+    out_n = [view.entry_gfid(p, b) for p, b in names]
+    return out_g, out_n
+
+
 def prefetch_view(view: SourceView, gfids: Iterable[str],
                   names: Iterable[tuple[str, str]] = (), *,
                   workers: int = DEFAULT_WORKERS) -> SnapshotView:
     """Look up every gfid (lstat, and readlink for symlinks) and every name
     concurrently on ``workers`` threads; return a :class:`SnapshotView`.
 
-    Results are identical to direct calls on ``view``; exceptions propagate.
+    The lookups are split into at most ``workers`` chunks, one task each, so
+    the cost of the pool stays small next to fast local lookups while slow
+    (remote) ones overlap. Results are identical to direct calls on ``view``;
+    exceptions propagate.
     """
     uniq_gfids = list(dict.fromkeys(gfids))
     uniq_names = list(dict.fromkeys(names))
@@ -125,18 +148,31 @@ def prefetch_view(view: SourceView, gfids: Iterable[str],
     total = len(uniq_gfids) + len(uniq_names)
     if total == 0:
         return SnapshotView(view, stats, links, found)
-    if workers <= 1 or total == 1:
-        for g in uniq_gfids:
-            stats[g], links[g] = _stat_and_link(view, g)
-        for n in uniq_names:
-            found[n] = view.entry_gfid(*n)
-        return SnapshotView(view, stats, links, found)
-    with ThreadPoolExecutor(max_workers=min(workers, total)) as pool:
-        gfut = pool.map(lambda g: _stat_and_link(view, g), uniq_gfids)
-        nfut = pool.map(lambda n: view.entry_gfid(*n), uniq_names)
-        for g, (st, link) in zip(uniq_gfids, gfut):
-            stats[g] = st
-            links[g] = link
-        for n, g in zip(uniq_names, nfut):
-            found[n] = g
+    chunks = max(1, min(workers, total))
+    if chunks == 1:
+        res_g, res_n = _resolve_chunk(view, uniq_gfids, uniq_names)
+    else:
+        gsize = -(-len(uniq_gfids) // chunks) if uniq_gfids else 0
+        nsize = -(-len(uniq_names) // chunks) if uniq_names else 0
+        parts = [(uniq_gfids[i * gsize:(i + 1) * gsize] if gsize else [],
+                  uniq_names[i * nsize:(i + 1) * nsize] if nsize else [])
+                 for i in range(chunks)]
+        own = None
+        pool = _shared_pool() if workers <= DEFAULT_WORKERS else \
+            (own := ThreadPoolExecutor(max_workers=workers))
+        try:
+            futures = [pool.submit(_resolve_chunk, view, g, n) for g, n in parts if g or n]
+            res_g, res_n = [], []
+            for fut in futures:
+                a, b = fut.result()
+                res_g.extend(a)
+                res_n.extend(b)
+        finally:
+            if own is not None:
+                own.shutdown(wait=False)
+    for g, (st, link) in zip(uniq_gfids, res_g):
+        stats[g] = st
+        links[g] = link
+    for n, g in zip(uniq_names, res_n):
+        found[n] = g
     return SnapshotView(view, stats, links, found)

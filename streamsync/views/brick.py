@@ -196,9 +196,13 @@ class BrickView:
                         index[(st.st_dev, st.st_ino)] = name
         return index
 
+    #: threads for :meth:`prefetch`: local lookups are cheap, a few threads
+    #: overlap cold-cache disk reads without paying much for the hand-off
+    prefetch_workers = 4
+
     def prefetch(self, gfids: Iterable[str],
                  names: Iterable[tuple[str, str]] = ()) -> SnapshotView:
-        return prefetch_view(self, gfids, names)
+        return prefetch_view(self, gfids, names, workers=self.prefetch_workers)
 
     def __repr__(self) -> str:
         return f"BrickView({self.brick!r})"
