@@ -36,7 +36,7 @@ N_FILES = int(os.environ.get("BENCH_REPL_FILES", "5000"))
 N_DIRS = int(os.environ.get("BENCH_REPL_DIRS", "50"))
 BIG = 20 << 20
 PER_JOURNAL = 500
-ROUNDS = int(os.environ.get("BENCH_REPL_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_REPL_ROUNDS", "5"))
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
 

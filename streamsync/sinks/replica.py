@@ -568,19 +568,32 @@ class ReplicaSink:
             if op.gfid[0:4] not in self._yy_ok:
                 keys[op.gfid[0:4]] = xfd
             todo.append((k, op, pfd, xfd, f"{op.gfid[2:4]}/{op.gfid}"))
-        pool = self._pool()
-        bad_keys = {k for k, ok in zip(keys, pool.map(_ensure_dir, keys.values(),
-                                                      [k[2:4] for k in keys])) if not ok}
+        key_list = list(keys.items())
+        made = self._in_slices(lambda kv: _ensure_dir(kv[1], kv[0][2:4]), key_list)
+        bad_keys = {kv[0] for kv, ok in zip(key_list, made) if not ok}
         self._yy_ok.update(k for k in keys if k not in bad_keys)
         work = [t for t in todo if t[1].gfid[0:4] not in bad_keys]
         for t in todo:
             if t[1].gfid[0:4] in bad_keys:
                 rest[t[0]] = t[1]
-        results = pool.map(self._create_plain, work, chunksize=16)
-        for t, ok in zip(work, results):
+        for t, ok in zip(work, self._in_slices(self._create_plain, work)):
             if not ok:
                 rest[t[0]] = t[1]
         return [rest[k] for k in sorted(rest)]
+
+    def _in_slices(self, fn, items: list) -> list:
+        """``[fn(x) for x in items]`` on the pool, one contiguous slice per thread
+        (one task per thread: no per-item future overhead)."""
+        if not items:
+            return []
+        n = min(self.threads, len(items))
+        size = -(-len(items) // n)
+        slices = [items[i:i + size] for i in range(0, len(items), size)]
+        futures = [self._pool().submit(lambda sl: [fn(x) for x in sl], sl) for sl in slices]
+        out: list = []
+        for f in futures:
+            out.extend(f.result())
+        return out
 
     def _create_plain(self, item: tuple[int, EntryOp, int, int, str]) -> bool:
         """Thread body: the plain CREATE (name free, gfid new). False -> serial path."""
