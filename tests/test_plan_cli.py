@@ -171,3 +171,20 @@ def test_difference_directory_rename_fix_reads_the_brick_handle(tmp_path):
     d = "22222222-2222-4222-8222-222222222222"
     os.symlink(f"../../00/00/{R}/renamed dir", brick / ".glusterfs" / "22" / "22" / d)
     assert BrickView(brick).dir_entry(d) == (R, "renamed dir")
+
+
+def test_plan_reads_raw_brick_journals_like_their_processed_form(tmp_path, capsysbinary):
+    """--changelogs on raw journals (detected) prints exactly what the processed
+    journals give: same ops, same batches (sizes of the processed rendering)."""
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_pipeline import DATA, corpus_view
+    state = _state(tmp_path, corpus_view("ascii-delpath-off"))
+    out = []
+    for kind in ("raw", "processed"):
+        rc, text, err = run_plan(capsysbinary, "--changelogs",
+                                 os.path.join(DATA, kind, "ascii-delpath-off"),
+                                 "--source-state", state, "-o", "changelog-batch-size=4000")
+        assert rc == 0, err
+        out.append(rows(text))
+    assert out[0] == out[1] and len({r["batch"] for r in out[0]}) > 3
