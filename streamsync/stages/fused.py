@@ -51,13 +51,13 @@ class _Invalid(Exception):
 _G = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _N = r"(?!\.\.?(?:[ \n]|\Z))[^ \n/\x00]+"      # an escaped basename field
 _U = r"[0-9]{1,10}"
-_MFOPS = "|".join(sorted(FOP_NUMBERS, key=len, reverse=True))
-_LINE = (rf"(?:D {_G}|M {_G} (?:{_MFOPS})(?: [^\n]*)?"
+_LINE = (rf"(?:D {_G}|M {_G} [A-Z_]+(?: [^\n]*)?"
          rf"|E {_G} (?:(?:CREATE|MKNOD|MKDIR) {_U} {_U} {_U} {_G}/{_N}"
          rf"|(?:LINK|SYMLINK) {_G}/{_N}|(?:UNLINK|RMDIR) {_G}/{_N}(?: [^ \n]+)?"
          rf"|RENAME {_G}/{_N} {_G}/{_N}))")
 #: a whole processed changelog whose every line has the shape the strict parser
-#: accepts (M lines with extra fields and numbers above 2**32-1 are re-checked)
+#: accepts (M fop names, M lines with extra fields and numbers above 2**32-1 are
+#: checked in the loop)
 _WELL_FORMED = re.compile(rf"(?:{_LINE}\n)*(?:{_LINE})?\Z").match
 
 
@@ -140,6 +140,8 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
     append = entries.append
     counted: list[str] = []
     count = counted.append
+    new = tuple.__new__                # EntryOp without its Python-level __new__
+    fops = FOP_NUMBERS
     ents: dict[str, tuple[str, str]] = {}
     triples: dict[tuple[str, str, str], tuple[int, int, int]] = {}
 
@@ -159,6 +161,8 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
             if " " in fop:
                 r = parse_line(line)       # xsync SETATTR with an inline stat, or invalid
                 gfid, fop = r.gfid, r.fop  # type: ignore[union-attr]
+            elif fop not in fops:
+                raise _Invalid
             count("SETXATTR" if fop == "FSETXATTR" else fop)
             if fop == "SETATTR":
                 metas.add(gfid)
@@ -195,7 +199,8 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
                 elif fop == "RMDIR":
                     continue
                 if not ignore_deletes and not gated:
-                    append(EntryOp(fop, gfid, pgfid, bname))
+                    append(new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, None,
+                                         None, None, None, None)))
             elif fop == "CREATE" or fop == "MKDIR" or fop == "MKNOD":
                 if fop == "MKNOD" and mode & 0o1000:
                     if not gated:
@@ -203,14 +208,15 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
                                        None, Stat(uid, gid, mode, 0, 0), None, "MKNOD"))
                     add_data(gfid)
                 elif not gated:
-                    append(EntryOp(fop, gfid, pgfid, bname, mode, uid, gid))
+                    append(new(EntryOp, (fop, gfid, pgfid, bname, mode, uid, gid, None, None,
+                                         None, None, None)))
             elif fop == "RENAME":
                 st = lstat(gfid)
                 link = None
                 if st is not None and (st.mode & _S_IFMT) == _S_IFLNK:
                     link = rename_link(view, gfid, pgfid1, bname1)
-                append(EntryOp(fop, gfid, pgfid, bname, None, None, None, pgfid1, bname1, st,
-                               link))
+                append(new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, pgfid1,
+                                     bname1, st, link, None)))
             else:  # LINK, SYMLINK
                 if entry_gfid(pgfid, bname) != gfid:
                     continue
@@ -223,8 +229,8 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
                     link = readlink(gfid)
                     if link is None:
                         continue
-                append(EntryOp(fop, gfid, pgfid, bname, None, None, None, None, None, st,
-                               link))
+                append(new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, None, None,
+                                     st, link, None)))
     stats = finish_stats(Counter(counted), len(datas))
     return ChangelogPlan(changelog, False, gated, () if gated else tuple(entries),
                          tuple(sorted(metas)), tuple(sorted(datas)), stats)
