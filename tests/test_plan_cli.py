@@ -76,6 +76,13 @@ def test_plan_errors_are_one_line_with_exit_2(tmp_path, capsysbinary):
     (tmp_path / "changelogs" / "CHANGELOG.1800000000").write_text(f"E {F} FROB {R}/x\n")
     rc, _, err = run_plan(capsysbinary, "--changelogs", cdir, "--source-state", spath)
     assert rc == 2 and b"CHANGELOG.1800000000:1:" in err and b"Traceback" not in err
+    rc, _, err = run_plan(capsysbinary, "--changelogs", cdir, "--brick", str(tmp_path))
+    assert rc == 2 and b"not a brick directory" in err
+    rc, _, err = run_plan(capsysbinary, "--changelogs", cdir, "--mount", str(tmp_path))
+    assert rc == 2 and b"aux-gfid" in err
+    rc, _, err = run_plan(capsysbinary, "--changelogs", str(tmp_path / "nope"),
+                          "--source-state", spath)
+    assert rc == 2 and b"no such file" in err
 
 
 def test_plan_on_a_brick_directory(tmp_path, capsysbinary):

@@ -81,11 +81,19 @@ def entry_op_json(op: EntryOp) -> dict[str, Any]:
 
 
 def _view(args: argparse.Namespace):
+    import os
+
+    from ..errors import SourceError
     from ..views import BrickView, MemoryView, MountView
     if args.source_state:
         return MemoryView.from_json(args.source_state)
     if args.brick:
+        if not os.path.isdir(os.path.join(args.brick, ".glusterfs")):
+            raise SourceError(f"{args.brick}: not a brick directory (no .glusterfs)")
         return BrickView(args.brick)
+    if not os.path.isdir(os.path.join(args.mount, ".gfid")):
+        raise SourceError(f"{args.mount}: not an aux-gfid mount (no .gfid; mount with "
+                          f"-o aux-gfid-mount)")
     return MountView(args.mount)
 
 
