@@ -6,8 +6,9 @@ Marker ``gluster``. Run it alone with::
 
     .venv/bin/python -m pytest -m gluster tests/test_gluster_integration.py
 
-It takes about 15 s once GlusterFS is installed, so it is part of the default
-run. Needs root and ``/dev/fuse``; installs GlusterFS (Debian ``glusterfs-server``,
+Two setups: ascii journals with delete paths and a quick workload (~15 s), binary
+journals without delete paths and the lab's public workload ``workload_a.sh``
+(copied in ``tests/data/replication``, ~40 s); part of the default run. Needs root and ``/dev/fuse``; installs GlusterFS (Debian ``glusterfs-server``,
 ``glusterfs-client``) with apt-get when missing, starts ``glusterd -N`` bound to
 127.0.0.1 when none runs (as ``../shared/lab/gluster/setup.sh`` does), and
 removes its volume afterwards. It is skipped only when GlusterFS cannot be
@@ -138,8 +139,22 @@ def _workload(mnt: str, rng: random.Random) -> None:
     os.rename(j("src", "app", "m9.py"), j("src", "app", "m10.py"))  # onto an existing file
 
 
-@pytest.mark.parametrize("encoding,delpath", [("ascii", "on"), ("binary", "off")])
-def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path, encoding, delpath):
+WORKLOAD_A = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "replication",
+                          "workload_a.sh")
+
+
+def _workload_a(mnt: str, rng: random.Random) -> None:
+    """The lab's public corpus workload (9 phases: renames over files, hard links,
+    fifos, a char device, xattrs, deep rmdir, 300 bulk files as uid 1000, ...)."""
+    subprocess.run(["bash", WORKLOAD_A, mnt, "7", "2.5", "300"], check=True, timeout=120,
+                   capture_output=True)
+
+
+@pytest.mark.parametrize("encoding,delpath,workload", [("ascii", "on", _workload),
+                                                       ("binary", "off", _workload_a)],
+                         ids=["ascii-delpath-quick", "binary-nodelpath-workload_a"])
+def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path, encoding, delpath,
+                                                           workload):
     host = glusterd
     vol = f"ssit{os.getpid()}{encoding[0]}"
     brick = tmp_path / "brick"
@@ -162,7 +177,7 @@ def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path, e
         proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow",
                                  "-o", "change-interval=1", str(brick), str(replica)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _workload(str(mnt), rng)
+        workload(str(mnt), rng)
         deadline = time.monotonic() + 90
         diffs = ["not checked"]
         while time.monotonic() < deadline:
@@ -177,9 +192,14 @@ def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path, e
         from streamsync.verify import scan_tree
         nodes = scan_tree(str(replica))
         assert len(nodes) > 45
-        assert nodes["data/raw/blob.bin"].size == 2 << 20
-        assert nodes["src/app/m4.py"].mode == 0o4750 and nodes["dangling"].target == \
-            "/nonexistent/dangling"
+        if workload is _workload:
+            assert nodes["data/raw/blob.bin"].size == 2 << 20
+            assert nodes["src/app/m4.py"].mode == 0o4750 and nodes["dangling"].target == \
+                "/nonexistent/dangling"
+        else:
+            assert nodes["top/overwrite_target"].size == 3  # "m2\n" renamed over it
+            assert nodes["top/a"].mode == 0o2755 and "top/sym_abs" not in nodes
+            assert nodes["dir with space/fifo 2"].type == "p"
     finally:
         if proc is not None:
             proc.terminate()
