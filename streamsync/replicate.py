@@ -158,7 +158,11 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     if not os.path.isdir(cl_dir):
         raise SourceError(f"{cl_dir}: no changelog directory")
 
-    sink = ReplicaSink(replica)
+    try:
+        sink = ReplicaSink(replica)
+    except OSError as exc:
+        raise ConfigError(f"{replica}: cannot use as a replica directory: "
+                          f"{exc.strerror or exc}") from None
     lock = WorkerLock(os.path.join(replica, GLUSTERFS_DIR, "streamsync.lock"),
                       what=f"{source} -> {replica}")
     own_state = state is None

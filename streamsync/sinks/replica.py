@@ -1026,7 +1026,10 @@ class ReplicaSink:
         self._drop_caches()
         failures: list[MetaFailure] = []
         for op in ops:
-            failures.extend(self._apply_meta(op))
+            try:
+                failures.extend(self._apply_meta(op))
+            except OSError as exc:  # e.g. EROFS, EIO: recorded, never a traceback
+                failures.append(MetaFailure(op, exc.errno or E.EIO, "chown"))
         return failures
 
     def _apply_meta(self, op: MetaOp) -> Iterator[MetaFailure]:
