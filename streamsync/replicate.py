@@ -37,7 +37,8 @@ from .state.sqlite import SqliteState
 from .status import WorkerStatus
 from .views import BrickView
 
-__all__ = ["replicate", "ReplicateSummary", "default_state_path", "ENGINES"]
+__all__ = ["replicate", "ReplicateSummary", "default_state_path", "lock_path", "escape_brick",
+           "ENGINES"]
 
 log = logging.getLogger("streamsync.replicate")
 
@@ -107,9 +108,30 @@ def _check_pairing(state: Any, source: str, replica: str) -> None:
         state.set_status(replica_id=rid)
 
 
-def default_state_path(replica: str) -> str:
-    """``<replica>/.glusterfs/streamsync/state.sqlite``."""
-    return os.path.join(replica, GLUSTERFS_DIR, "streamsync", "state.sqlite")
+def escape_brick(path: str) -> str:
+    """gsyncd's ``escape()`` of a brick path (slashes to dashes, stripped).
+
+    >>> escape_brick("/bricks/b1")
+    'bricks-b1'
+    """
+    return path.replace("/", "-").strip("-") or "root"
+
+
+def default_state_path(replica: str, source: str) -> str:
+    """Per brick: ``<replica>/.glusterfs/streamsync/<escaped brick>.sqlite`` (several
+    bricks of a distributed volume may replicate into one replica, one worker each).
+
+    >>> default_state_path("/r", "/bricks/b1")
+    '/r/.glusterfs/streamsync/bricks-b1.sqlite'
+    """
+    return os.path.join(replica, GLUSTERFS_DIR, "streamsync",
+                        escape_brick(os.path.abspath(source)) + ".sqlite")
+
+
+def lock_path(replica: str, source: str) -> str:
+    """The per-brick worker lock in the replica (next to the state file)."""
+    return os.path.join(replica, GLUSTERFS_DIR, "streamsync",
+                        escape_brick(os.path.abspath(source)) + ".lock")
 
 
 def _engine(name: str, source: str, replica: str, options: Options) -> Any:
@@ -163,13 +185,13 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     except OSError as exc:
         raise ConfigError(f"{replica}: cannot use as a replica directory: "
                           f"{exc.strerror or exc}") from None
-    lock = WorkerLock(os.path.join(replica, GLUSTERFS_DIR, "streamsync.lock"),
-                      what=f"{source} -> {replica}")
+    os.makedirs(os.path.join(replica, GLUSTERFS_DIR, "streamsync"), exist_ok=True)
+    lock = WorkerLock(lock_path(replica, source), what=f"{source} -> {replica}")
     own_state = state is None
     try:
         lock.acquire()
         if state is None:
-            state = SqliteState(state_path or default_state_path(replica))
+            state = SqliteState(state_path or default_state_path(replica, source))
         _check_pairing(state, source, replica)
         view = BrickView(source)
         eng = _engine(engine, source, replica, options)

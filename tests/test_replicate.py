@@ -16,7 +16,7 @@ import pytest
 
 from streamsync.cli import main
 from streamsync.errors import LockHeld
-from streamsync.replicate import default_state_path, replicate
+from streamsync.replicate import default_state_path, lock_path, replicate
 from streamsync.state import SqliteState, WorkerLock
 from streamsync.verify import compare, load_manifest, scan_tree, verify
 
@@ -153,8 +153,8 @@ def test_not_a_brick_is_a_clear_error(tmp_path, capsys):
 
 def test_second_worker_is_refused(brick, tmp_path, capsys):
     replica = str(tmp_path / "replica")
-    os.makedirs(os.path.join(replica, ".glusterfs"))
-    with WorkerLock(os.path.join(replica, ".glusterfs", "streamsync.lock")):
+    os.makedirs(os.path.join(replica, ".glusterfs", "streamsync"))
+    with WorkerLock(lock_path(replica, brick)):
         with pytest.raises(LockHeld):
             replicate(brick, replica)
         assert main(["replicate", brick, replica]) == 2
@@ -178,8 +178,8 @@ def test_follow_picks_up_new_journals_and_stops_on_sigterm(brick, tmp_path):
             time.sleep(0.1)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if os.path.exists(default_state_path(replica)):
-                st = SqliteState(default_state_path(replica))
+            if os.path.exists(default_state_path(replica, brick)):
+                st = SqliteState(default_state_path(replica, brick))
                 done = len(st.done_names())
                 st.close()
                 if done == len(js):
@@ -207,7 +207,7 @@ def test_abandoned_data_is_ledgered_then_retry_failed_completes(brick, tmp_path,
     rc = main(["replicate", "-o", f"rsync-command={bad}", "-o", "max-rsync-retries=2",
                brick, replica])
     out = capsys.readouterr().out
-    st = SqliteState(default_state_path(replica))
+    st = SqliteState(default_state_path(replica, brick))
     n = len(st.failures("data"))
     assert rc == 1 and f"files synced ({n} abandoned)" in out
     assert f"{n} open failures in the ledger" in out
@@ -219,7 +219,7 @@ def test_abandoned_data_is_ledgered_then_retry_failed_completes(brick, tmp_path,
     assert main(["replicate", "--retry-failed", brick, replica]) == 0
     capsys.readouterr()
     assert verify(brick, replica) == []
-    st = SqliteState(default_state_path(replica))
+    st = SqliteState(default_state_path(replica, brick))
     assert st.failures() == []
 
 
@@ -315,7 +315,7 @@ def test_status_fields_and_gsyncd_status_file(brick, tmp_path, capsys):
     doc = json.loads((sdir / f).read_text())
     assert doc["worker_status"] == "Stopped" and doc["last_synced"] == 1795470713
     assert doc["checkpoint_completed"] == "Yes" and doc["checkpoint_time"] == 1795470700
-    assert main(["status", "--json", os.path.dirname(default_state_path(replica))]) == 0
+    assert main(["status", "--json", os.path.dirname(default_state_path(replica, brick))]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["source"] == os.path.abspath(brick) and row["open_failures"] == 0
 

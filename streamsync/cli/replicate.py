@@ -25,10 +25,11 @@ handles. The replica has the brick layout (visible tree + .glusterfs handles),
 so it can itself be replicated further.
 
 Progress (data stime, entry stime, processed changelogs, status fields and the
-failure ledger) is kept in an SQLite file (default
-REPLICA_DIR/.glusterfs/streamsync/state.sqlite): a run that is interrupted or
-killed resumes where it stopped. Only one worker may own a replica at a time;
-a second one is refused.
+failure ledger) is kept in an SQLite file (default, one per brick:
+REPLICA_DIR/.glusterfs/streamsync/<escaped brick path>.sqlite): a run that is
+interrupted or killed resumes where it stopped. Only one worker per brick may
+feed a replica at a time; a second one is refused (several bricks of a
+distributed volume may feed one replica, one worker each).
 
 Options take gsyncd's names: -o sync-jobs=4 -o max-rsync-retries=3 ...
 
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         from ..state.xattr import XattrState
         state = XattrState(os.path.abspath(args.source), master, slave,
-                           args.state or default_state_path(os.path.abspath(args.replica)))
+                           args.state or default_state_path(os.path.abspath(args.replica), args.source))
     try:
         summary = replicate(args.source, args.replica, state=state, state_path=args.state,
                             options=options,
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
               f"({summary.meta_failures} failed), {summary.data_files} files synced "
               f"({summary.data_abandoned} abandoned)")
         print(f"stime {tuple(st) if st else None}; state in "
-              f"{args.state or default_state_path(os.path.abspath(args.replica))}")
+              f"{args.state or default_state_path(os.path.abspath(args.replica), args.source)}")
         if summary.open_failures:
             print(f"{summary.open_failures} open failures in the ledger; "
                   f"re-queue them with --retry-failed")
