@@ -152,6 +152,8 @@ def test_forced_modes(tmp_path):
     assert verify(b.root, rep) == []
     with pytest.raises(Exception, match="unknown crawl mode"):
         run_worker(b.root, rep, mode="bogus")
+    with pytest.raises(Exception, match="one state file per brick"):
+        run_workers([b.root, b.root], rep, state_path=str(tmp_path / "x.sqlite"))
 
 
 def _demo_brick(tmp_path) -> str:
@@ -209,8 +211,14 @@ def test_many_bricks_in_parallel_processes(tmp_path):
         os.makedirs(os.path.dirname(nh), exist_ok=True)
         os.rename(oh, nh)
     rep = str(tmp_path / "rep")
-    out = run_workers([b.root for b in bricks], rep, register_time=T + 20, retry_delay=0)
+    seen = []
+    out = run_workers([b.root for b in bricks], rep, register_time=T + 20, retry_delay=0,
+                      progress=seen.append, poll=0.1)
     assert [r["ok"] for r in out] == [True, True, True], out
+    # one combined display: the last call shows every worker, done
+    assert len(seen[-1]) == 3
+    assert {r["worker_status"] for r in seen[-1]} == {"Stopped"}
+    assert {r["crawl_status"] for r in seen[-1]} == {"Changelog Crawl"}
     assert sorted(os.listdir(os.path.join(rep, "shared"))) == ["file0", "file1", "file2"]
     # one state and one lock per brick
     sdir = os.path.join(rep, ".glusterfs", "streamsync")

@@ -45,7 +45,9 @@ from .live import live_crawl, live_turn
 from .xsync import xsync_crawl
 
 __all__ = ["MODES", "choose_mode", "crawlwrap", "run_crawls", "run_worker", "run_workers",
-           "WorkerSummary", "state_path_for", "session_name"]
+           "WorkerSummary", "state_path_for", "default_state_path", "remote_working_dir",
+           "session_name",
+           "read_brick_list"]
 
 log = logging.getLogger("streamsync.worker")
 
@@ -257,8 +259,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     engine = engine or ("tar" if options.get("sync-method") == "tarssh" else "rsync")
     spec = parse_replica(replica)
     if spec.remote:
-        wd = working_dir or os.path.join(source, ".glusterfs", "streamsync",
-                                         _escape_brick(spec.display))
+        wd = working_dir or remote_working_dir(source, spec.display, options)
     else:
         rdir = os.path.abspath(spec.path)
         if os.path.realpath(rdir) == os.path.realpath(source):
@@ -270,8 +271,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     own_state = state is None
     if state is None:
         if state_path is None:
-            state_path = (os.path.join(wd, "state.sqlite") if spec.remote
-                          else state_path_for(rdir, source))
+            state_path = default_state_path(source, replica, wd)
         state = SqliteState(state_path)
     if status_dir is None:
         sp = getattr(state, "path", ":memory:")
@@ -368,32 +368,121 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
 
 
 def _worker_proc(kwargs: dict[str, Any], in_child: bool = True) -> dict[str, Any]:
+    import signal
     stop = kwargs.pop("stop", None) or threading.Event()
+    old = None
     if in_child:
-        import signal
-
         def _term(signum: int, frame: Any) -> None:  # noqa: ARG001
             stop.set()
 
-        signal.signal(signal.SIGTERM, _term)
+        old = signal.signal(signal.SIGTERM, _term)
     try:
         return {"ok": True, "summary": run_worker(stop=stop, **kwargs).to_dict()}
     except Exception as exc:  # reported to the parent, which decides the exit code
         return {"ok": False, "source": kwargs.get("source"),
                 "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if old is not None:  # an idle pool process must die on the pool's SIGTERM
+            signal.signal(signal.SIGTERM, old)
+
+
+def default_state_path(source: str, replica: str, working_dir: str | None = None) -> str:
+    """Where :func:`run_worker` keeps a brick's state by default: in the replica
+    (``.glusterfs/streamsync/<escaped brick>.sqlite``), or for a remote replica in
+    the brick's ``.glusterfs/streamsync/<escaped replica>/state.sqlite``."""
+    from ..remote.spec import parse_replica
+    source = os.path.abspath(os.fspath(source))
+    spec = parse_replica(replica)
+    if spec.remote:
+        return os.path.join(working_dir or remote_working_dir(source, spec.display),
+                            "state.sqlite")
+    return state_path_for(os.path.abspath(spec.path), source)
+
+
+def remote_working_dir(source: str, replica: str, options: Any = None) -> str:
+    """Master-side working directory of a worker with a remote replica:
+    ``<working-dir>/<escaped brick>_<escaped replica>/`` when the ``working-dir``
+    option is set (gsyncd's per-brick layout), else the same name under
+    ``$XDG_STATE_HOME/streamsync`` (``~/.local/state/streamsync``)."""
+    base = ""
+    if options is not None:
+        try:
+            base = options.get("working-dir") or ""
+        except Exception:
+            base = ""
+    if not base:
+        base = os.path.join(os.environ.get("XDG_STATE_HOME")
+                            or os.path.join(os.path.expanduser("~"), ".local", "state"),
+                            "streamsync")
+    return os.path.join(base, session_name(os.path.abspath(source), replica))
 
 
 def run_workers(sources: Sequence[str], replica: str, *, processes: int | None = None,
+                progress: Callable[[list[dict[str, Any]]], Any] | None = None,
+                poll: float = 1.0, stop: threading.Event | None = None,
                 **kwargs: Any) -> list[dict[str, Any]]:
-    """One worker per brick, in parallel processes, each with its own state and
-    lock (per-brick defaults of :func:`run_worker`). Returns one
-    ``{"ok", "summary"|"error"}`` per brick, in ``sources`` order."""
-    jobs = [dict(kwargs, source=s, replica=replica) for s in sources]
-    if len(jobs) == 1:
-        return [_worker_proc(jobs[0], in_child=False)]
+    """One worker per brick, in parallel processes, each with its own state,
+    lock and status file (the per-brick defaults of :func:`run_worker`).
+
+    ``progress(rows)`` is called every ``poll`` seconds with one status row per
+    worker (the objects ``streamsync status --json`` prints), for one combined
+    display. Setting ``stop`` sends SIGTERM to the workers, which stop after
+    their current batch. Returns one ``{"ok", "summary"|"error"}`` per brick, in
+    ``sources`` order.
+    """
+    from ..remote.spec import parse_replica
+    if len(sources) > 1 and kwargs.get("state_path"):
+        raise ConfigError("one state file per brick: do not give state_path with several bricks")
+    if len(sources) > 1 and kwargs.get("state") is not None:
+        raise ConfigError("one state store per brick: do not give state with several bricks")
+    jobs = []
+    for src in sources:
+        job = dict(kwargs, source=src, replica=replica)
+        if not job.get("state_path") and job.get("state") is None:
+            wd = job.get("working_dir")
+            if wd is None and parse_replica(replica).remote:
+                wd = remote_working_dir(src, parse_replica(replica).display, job.get("options"))
+            job["state_path"] = default_state_path(src, replica, wd)
+        jobs.append(job)
+    paths = [j["state_path"] for j in jobs if j.get("state_path")]
+    spec = parse_replica(replica)
+    if not spec.remote and len(jobs) > 1:
+        # set the replica root up once, before the workers race to do it
+        from ..sinks.replica import ReplicaSink
+        ReplicaSink(os.path.abspath(spec.path)).close()
+
+    def rows() -> list[dict[str, Any]]:
+        from ..cli.status import worker_row
+        out = []
+        for p in paths:
+            if os.path.exists(p):
+                try:
+                    out.append(worker_row(p))
+                except Exception:  # a store being created right now
+                    continue
+        return out
+
+    if len(jobs) == 1 and progress is None:
+        return [_worker_proc(dict(jobs[0], stop=stop), in_child=False)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes or len(jobs)) as pool:
-        return pool.map(_worker_proc, jobs)
+        res = pool.map_async(_worker_proc, jobs)
+        while not res.ready():
+            res.wait(poll)
+            if progress is not None:
+                progress(rows())
+            if stop is not None and stop.is_set():
+                for p in getattr(pool, "_pool", []):
+                    if p.is_alive() and p.pid:
+                        os.kill(p.pid, 15)
+                res.wait()
+                break
+        out = res.get()
+        pool.close()
+        pool.join()
+    if progress is not None:
+        progress(rows())
+    return out
 
 
 def read_brick_list(path: str) -> list[str]:
