@@ -227,3 +227,44 @@ def test_many_bricks_in_parallel_processes(tmp_path):
     rows = collect([sdir])
     assert sorted(r["source"] for r in rows) == sorted(os.path.abspath(b.root) for b in bricks)
     assert all(r["last_synced"] == T + 20 for r in rows)
+
+
+def _cli_args(**kw):
+    import argparse
+    base = dict(source=[], replica="", state=None, xattr_stime=None, status_dir=None, option=[],
+                config=None, engine=None, changelogs=None, archive=False, once=False,
+                follow=False, retry_failed=False, json=False, quiet=False, verbose=False,
+                mode=None, bricks=None, remote_command=None)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_replicate_worker_path(tmp_path, capsys):
+    """What 'streamsync replicate' runs for --mode / several bricks / --bricks FILE."""
+    from streamsync.crawl.cli import replicate_main, wants_worker
+    T = int(time.time()) - 100000
+    b1 = Brick(tmp_path / "b1", seed=1)
+    b1.mkdir("x")
+    b1.create("x/f", b"1")
+    b2 = Brick(tmp_path / "b2", seed=2)
+    b2.create("g", b"2")
+    rep = str(tmp_path / "rep")
+    args = _cli_args(source=[b1.root], replica=rep)
+    assert not wants_worker(args)  # one local brick, no mode: the plain replicate path
+    args = _cli_args(source=[b1.root], replica=rep, mode="auto", json=True)
+    assert wants_worker(args)
+    assert replicate_main(args, Options()) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and out["summary"]["modes"] == ["xsync", "live"]
+    assert verify(b1.root, rep) == []
+    lst = tmp_path / "bricks.txt"
+    lst.write_text(f"# bricks\n{b2.root}\n\n")
+    args = _cli_args(source=[b1.root], replica=rep, bricks=str(lst), mode="xsync")
+    assert replicate_main(args, Options()) == 0
+    text = capsys.readouterr().out
+    assert f"{os.path.abspath(b1.root)} -> {rep}: xsync" in text
+    assert f"{os.path.abspath(b2.root)} -> {rep}: xsync" in text
+    assert sorted(os.listdir(rep)) == [".glusterfs", "g", "x"]
+    with pytest.raises(Exception, match="one brick"):
+        replicate_main(_cli_args(source=[b1.root, b2.root], replica=rep,
+                                 xattr_stime="m:s"), Options())

@@ -1,0 +1,171 @@
+"""The worker side of ``streamsync replicate``: ``--mode``, SSH replicas, many bricks.
+
+``streamsync/cli/replicate.py`` adds these arguments with
+:func:`add_worker_arguments` and hands over to :func:`run_worker_cli` when
+:func:`wants_worker` says so (a crawl mode was asked for, the replica is
+``[user@]host:/path``, or there are several bricks). The worker picks its mode
+as gsyncd does (history, else the hybrid crawl, then live) and says which in
+its progress and status; ``--mode history|xsync|live`` forces one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from typing import Any
+
+import orjson
+
+from ..errors import ConfigError, StreamsyncError
+from ..options import Options
+from ..remote.spec import parse_replica
+from .select import MODES, read_brick_list, run_worker, run_workers
+
+__all__ = ["add_worker_arguments", "wants_worker", "brick_sources", "run_worker_cli",
+           "replicate_main"]
+
+
+def add_worker_arguments(p: argparse.ArgumentParser) -> None:
+    """``--mode``, ``--bricks``, ``--remote-command``."""
+    p.add_argument("--mode", choices=("auto",) + MODES,
+                   help="crawl mode: auto (default with a remote replica or several bricks: "
+                        "history from the stime, else the hybrid crawl, then live), or force "
+                        "history, xsync (hybrid filesystem crawl) or live")
+    p.add_argument("--bricks", metavar="FILE",
+                   help="read more source bricks from FILE (one per line); one worker per "
+                        "brick, in parallel processes")
+    p.add_argument("--remote-command", metavar="CMD",
+                   help="how to run streamsync on a [user@]host:/path replica's host "
+                        "(default: $STREAMSYNC_REMOTE_COMMAND or 'streamsync')")
+
+
+def brick_sources(args: argparse.Namespace) -> list[str]:
+    """The bricks named on the command line plus those of ``--bricks FILE``."""
+    src = args.source if isinstance(args.source, list) else [args.source]
+    out = list(src)
+    if getattr(args, "bricks", None):
+        try:
+            out += read_brick_list(args.bricks)
+        except OSError as exc:
+            raise ConfigError(f"{args.bricks}: cannot read the brick list: {exc.strerror}") from None
+    if not out:
+        raise ConfigError("no source brick given")
+    return out
+
+
+def wants_worker(args: argparse.Namespace) -> bool:
+    """True when the crawl worker must run this ``replicate`` invocation."""
+    return bool(getattr(args, "mode", None) or getattr(args, "bricks", None)
+                or len(brick_sources(args)) > 1 or parse_replica(args.replica).remote)
+
+
+def _line(row: dict[str, Any]) -> str:
+    from ..status import human_time
+    tp = row.get("throughput") or {}
+    return (f"{os.path.basename(row.get('source', '')) or '?'}: {row.get('worker_status')} "
+            f"{row.get('crawl_status')} synced {human_time(row.get('last_synced'))} "
+            f"{tp.get('changelogs_per_s', 0):g} cl/s")
+
+
+def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threading.Event,
+                   show: bool, state: Any = None) -> int:
+    """Run the worker(s) for ``streamsync replicate``; returns the exit status."""
+    sources = brick_sources(args)
+    mode = None if args.mode in (None, "auto") else args.mode
+    common: dict[str, Any] = dict(options=options, mode=mode, engine=args.engine,
+                                  follow=bool(args.follow),
+                                  remote_command=getattr(args, "remote_command", None))
+    if getattr(args, "changelogs", None):
+        common["changelogs"] = args.changelogs
+    if getattr(args, "status_dir", None):
+        common["status_dir"] = args.status_dir
+    if len(sources) == 1:
+        def progress(m: str, r: Any) -> None:
+            if show:
+                sys.stderr.write(f"\r[{m}] {r.changelogs} changelogs, {r.batches} batches, "
+                                 f"{r.entry_ops} entry ops, {r.data_files} files")
+                sys.stderr.flush()
+
+        summary = run_worker(sources[0], args.replica, state=state, state_path=args.state,
+                             stop=stop, progress=progress, **common)
+        if show:
+            sys.stderr.write("\n")
+        result = [{"ok": True, "summary": summary.to_dict()}]
+    else:
+        if args.state or state is not None:
+            raise ConfigError("--state/--xattr-stime name one brick's state; with several "
+                              "bricks each worker keeps its own")
+
+        def rows(rs: list[dict[str, Any]]) -> None:
+            if show and rs:
+                sys.stderr.write("\x1b[2K" + " | ".join(_line(r) for r in rs)[:200] + "\r")
+                sys.stderr.flush()
+
+        result = run_workers(sources, args.replica, progress=rows, stop=stop, **common)
+        if show:
+            sys.stderr.write("\n")
+    failed = [r for r in result if not r["ok"]]
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(result if len(result) > 1 else result[0]) + b"\n")
+    elif not args.quiet:
+        for r in result:
+            if not r["ok"]:
+                print(f"{r['source']}: FAILED: {r['error']}")
+                continue
+            s = r["summary"]
+            totals = {k: sum(x[k] for x in s["results"]) for k in
+                      ("changelogs", "entry_ops", "meta_ops", "data_files")}
+            how = " -> ".join(s["modes"]) or "none (passive)"
+            print(f"{s['source']} -> {s['replica']}: {how}"
+                  f"{' (' + s['fallback'] + ')' if s.get('fallback') else ''}; "
+                  f"{totals['changelogs']} changelogs, {totals['entry_ops']} entry ops, "
+                  f"{totals['meta_ops']} meta ops, {totals['data_files']} files; "
+                  f"stime {tuple(s['data_stime']) if s['data_stime'] else None}")
+            if s["open_failures"]:
+                print(f"  {s['open_failures']} open failures in the ledger; "
+                      f"re-queue them with --retry-failed")
+    if failed:
+        if len(result) == 1 and not args.json:
+            raise StreamsyncError(failed[0]["error"])
+        return 2
+    return 1 if any(r["summary"]["open_failures"] for r in result) else 0
+
+
+def replicate_main(args: argparse.Namespace, options: Options) -> int:
+    """The whole worker path of ``streamsync replicate`` (logging, SIGTERM, progress)."""
+    import logging
+    import signal
+    if (args.verbose or args.follow) and not args.quiet and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:  # noqa: ARG001
+        stop.set()
+
+    old = signal.signal(signal.SIGTERM, _stop)
+    state = None
+    try:
+        if getattr(args, "xattr_stime", None):
+            master, sep, slave = args.xattr_stime.partition(":")
+            if not sep or not master or not slave:
+                raise ConfigError("--xattr-stime needs MASTER_UUID:SLAVE_UUID")
+            sources = brick_sources(args)
+            if len(sources) != 1 or parse_replica(args.replica).remote:
+                raise ConfigError("--xattr-stime works with one brick and a local replica")
+            from ..state.xattr import XattrState
+            from .select import default_state_path
+            state = XattrState(os.path.abspath(sources[0]), master, slave,
+                               args.state or default_state_path(sources[0], args.replica))
+        show = sys.stderr.isatty() and not args.quiet and not args.verbose
+        try:
+            return run_worker_cli(args, options, stop=stop, show=show, state=state)
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        if state is not None:
+            state.close()
