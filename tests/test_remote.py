@@ -290,3 +290,35 @@ def test_connection_lost_for_good_never_advances_stime(sshd, tmp_path, monkeypat
     assert s.data_stime == Stime(T + 59, 0)
     assert verify(b.root, rep) == []
     st.close()
+
+
+def test_data_transfers_cut_by_the_connection_are_retried(tmp_path):
+    from streamsync.remote.client import ResilientEngine
+    from streamsync.sinks.engine import TransferResult
+
+    class Flaky:
+        name = "rsync"
+
+        def __init__(self, codes):
+            self.codes = list(codes)
+            self.calls = 0
+
+        def is_partial(self, code):
+            return code in (23, 24)
+
+        def transfer(self, gfids):
+            self.calls += 1
+            return TransferResult(self.codes.pop(0), "ssh: connection reset", len(gfids))
+
+    rr = RemoteReplica(parse_replica("h:/r"), options=Options(), connect_attempts=3,
+                       backoff=(0.0, 0.0), sleep=lambda s: None)
+    try:
+        eng = Flaky([255, 12, 0])
+        assert ResilientEngine(eng, rr).transfer([G1]).returncode == 0 and eng.calls == 3
+        eng = Flaky([23])  # partial: not a connection problem, the dispatcher retries it
+        assert ResilientEngine(eng, rr).transfer([G1]).returncode == 23 and eng.calls == 1
+        eng = Flaky([255, 255, 255])
+        with pytest.raises(ConnectionLost, match="3 attempts"):
+            ResilientEngine(eng, rr).transfer([G1])
+    finally:
+        rr.close()

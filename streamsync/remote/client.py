@@ -19,7 +19,8 @@ doubling up to 30 s, ``connect_attempts`` tries). Every op is idempotent on
 the replica side, so re-sending converges. When the attempts are exhausted,
 :class:`ConnectionLost` is raised out of the dispatcher's batch: the stimes
 are advanced only after a batch completes, so they never pass unapplied work.
-Data transfers whose ssh fails (exit status 255) are retried the same way.
+Data transfers whose connection breaks (ssh exit status 255, rsync 12) are
+retried the same way; if they still fail the batch fails (no stime advance).
 
 >>> from streamsync.remote.spec import parse_replica
 >>> from streamsync.options import Options
@@ -58,6 +59,9 @@ log = logging.getLogger("streamsync.remote")
 
 #: ssh's exit status when the connection itself failed
 SSH_FAILURE = 255
+#: exit statuses of a data engine over ssh that mean "the connection broke"
+#: (rsync 12: protocol data stream cut; ssh 255) - retried on a new connection
+CONNECTION_CODES = {"rsync": frozenset({12, SSH_FAILURE}), "tar": frozenset({SSH_FAILURE})}
 _ENV_COMMAND = "STREAMSYNC_REMOTE_COMMAND"
 
 
@@ -357,8 +361,9 @@ class _Broken(Exception):
 
 
 class ResilientEngine:
-    """A data engine whose ssh failures (exit 255) are retried with backoff on
-    the same schedule as the ops; other statuses pass through unchanged."""
+    """A data engine whose connection failures (:data:`CONNECTION_CODES`) are
+    retried with backoff on the same schedule as the ops; other statuses pass
+    through unchanged (partial codes go to the dispatcher's retries)."""
 
     def __init__(self, engine: Any, remote: RemoteReplica) -> None:
         self.engine = engine
@@ -373,7 +378,7 @@ class ResilientEngine:
 
         def attempt() -> TransferResult:
             res = self.engine.transfer(gfids)
-            if res.returncode == SSH_FAILURE:
+            if res.returncode in CONNECTION_CODES.get(self.name, {SSH_FAILURE}):
                 raise _Broken(f"{self.name} over ssh: exit {res.returncode}: "
                               f"{res.stderr.strip()[-300:]}")
             holder.append(res)
