@@ -2,7 +2,6 @@
 property tests (hypothesis), composition with toolz and dask."""
 
 import os
-import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings

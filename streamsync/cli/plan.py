@@ -27,7 +27,6 @@ from typing import Any, Iterator
 import orjson
 
 from ..discover import discover
-from ..errors import ConfigError
 from ..ops import Batch, ChangelogPlan, EntryOp
 from ..options import Options
 from ..records import GFID_PREFIX, Stime, name_to_json
@@ -154,5 +153,3 @@ def run(args: argparse.Namespace) -> int:
     out.flush()
     return 0
 
-
-_ = ConfigError  # re-exported errors surface through the CLI's error handler
