@@ -348,3 +348,13 @@ def test_state_of_another_replica_is_refused(brick, tmp_path, capsys):
     shutil.rmtree(r1)  # the replica is recreated, the state still says "all done"
     assert main(["replicate", "--state", state, brick, r1]) == 2
     assert "belongs to another replica" in capsys.readouterr().err
+
+
+@needs_rsync
+def test_mode_option_hands_over_to_the_crawl_worker(brick, tmp_path, capsys):
+    pytest.importorskip("streamsync.crawl.cli")
+    replica = str(tmp_path / "replica")
+    assert main(["replicate", "--mode", "live", brick, replica]) == 0
+    assert "live; 11 changelogs" in capsys.readouterr().out
+    assert verify(brick, replica) == []
+    assert main(["replicate", "--mode", "live", "--retry-failed", brick, replica]) == 2

@@ -14,6 +14,11 @@ import orjson
 from ..options import Options
 from ..replicate import ENGINES, default_state_path, replicate
 
+try:  # the crawl worker (history/xsync/live, remote replicas, several bricks)
+    from ..crawl import cli as _worker
+except ImportError:  # pragma: no cover - optional part
+    _worker = None
+
 HELP = "replicate a brick (its changelogs + .glusterfs handles) into a replica directory"
 
 DESCRIPTION = """\
@@ -69,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--once", action="store_true", help="process the journals present, then exit (default)")
     mode.add_argument("--follow", action="store_true",
                       help="keep following new journals every change-interval seconds (stop with Ctrl-C/SIGTERM)")
+    if _worker is not None:
+        _worker.add_worker_arguments(p)
     p.add_argument("--retry-failed", action="store_true",
                    help="first re-queue every open item of the failure ledger")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -85,6 +92,15 @@ def _progress(done: int, total: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if _worker is not None and _worker.wants_worker(args):
+        # crawl modes (history/xsync/live), [user@]host:/path replicas, several bricks:
+        # the crawl worker built on the same dispatcher, sinks and state
+        if args.retry_failed or args.archive:
+            print("streamsync replicate: error: --retry-failed/--archive apply to a local "
+                  "replica of one brick without --mode", file=sys.stderr)
+            return 2
+        options = Options.from_file(args.config) if args.config else Options()
+        return _worker.replicate_main(args, Options.from_pairs(args.option, base=options))
     if args.archive and not args.changelogs:
         print("streamsync replicate: error: --archive needs --changelogs DIR "
               "(a brick's own journals are never archived)", file=sys.stderr)
