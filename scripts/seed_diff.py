@@ -445,7 +445,7 @@ def random_config(rng: random.Random, ts_values: list[int]):
         if rng.random() < 0.3:
             opts[key] = False
             pairs.append(f"{key}=false")
-    size = rng.choice([727040, 1, 64, 300, 1000, 2500, 8000])
+    size = rng.choice([727040, 0, 1, 64, 300, 1000, 2500, 8000])
     opts["changelog-batch-size"] = size
     pairs.append(f"changelog-batch-size={size}")
     hot = rng.random() < 0.1

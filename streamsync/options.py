@@ -59,7 +59,7 @@ class OptionSpec(NamedTuple):
 
 
 _SPECS = (
-    OptionSpec("changelog-batch-size", 727040, int, min=1,
+    OptionSpec("changelog-batch-size", 727040, int, min=0,
                help="bytes of processed changelog per batch"),
     OptionSpec("sync-jobs", 3, int, min=1, max=100, help="parallel data transfers"),
     OptionSpec("max-rsync-retries", 10, int, min=1, help="total transfer attempts per batch"),

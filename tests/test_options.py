@@ -38,7 +38,7 @@ def test_from_pairs_as_the_cli_gives_them():
 @pytest.mark.parametrize("pair,needle", [
     ("no-such-option=1", "unknown option"),
     ("changelog-batch-size=abc", "changelog-batch-size"),
-    ("changelog-batch-size=0", "minimum"),
+    ("changelog-batch-size=-1", "minimum"),
     ("ignore-deletes=maybe", "boolean"),
     ("sync-method=scp", "sync-method"),
     ("sync-jobs=101", "maximum"),
