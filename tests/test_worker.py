@@ -268,3 +268,38 @@ def test_replicate_worker_path(tmp_path, capsys):
     with pytest.raises(Exception, match="one brick"):
         replicate_main(_cli_args(source=[b1.root, b2.root], replica=rep,
                                  xattr_stime="m:s"), Options())
+
+
+def test_second_worker_on_the_same_brick_and_replica_is_refused(tmp_path):
+    from streamsync.errors import LockHeld
+    from streamsync.state.lock import WorkerLock
+    b = Brick(tmp_path / "b")
+    b.create("f", b"x")
+    rep = str(tmp_path / "rep")
+    src = os.path.abspath(b.root)
+    os.makedirs(os.path.join(rep, ".glusterfs", "streamsync"))
+    lk = WorkerLock(os.path.join(rep, ".glusterfs", "streamsync",
+                                 src.replace("/", "-").strip("-") + ".lock")).acquire()
+    try:
+        with pytest.raises(LockHeld):
+            run_worker(b.root, rep, register_time=1, retry_delay=0)
+        st = SqliteState(state_path_for(rep, src))
+        assert st.status()["worker_status"] == "Faulty"
+        st.close()
+    finally:
+        lk.release()
+
+
+def test_retry_failed_requeues_the_ledger(tmp_path):
+    T = int(time.time()) - 100000
+    b = Brick(tmp_path / "b")
+    g = b.create("f", b"x")
+    b.rollover(T + 15)
+    rep = str(tmp_path / "rep")
+    src = os.path.abspath(b.root)
+    st = SqliteState(state_path_for(rep, src))
+    st.add_failure("data", g, changelog=f"CHANGELOG.{T + 15}")
+    st.close()
+    s = run_worker(b.root, rep, mode="live", register_time=T, retry_delay=0, retry_failed=True)
+    assert s.open_failures == 0
+    assert verify(b.root, rep) == []

@@ -76,7 +76,11 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
     mode = None if args.mode in (None, "auto") else args.mode
     common: dict[str, Any] = dict(options=options, mode=mode, engine=args.engine,
                                   follow=bool(args.follow),
-                                  remote_command=getattr(args, "remote_command", None))
+                                  remote_command=getattr(args, "remote_command", None),
+                                  retry_failed=bool(getattr(args, "retry_failed", False)))
+    if getattr(args, "archive", False):
+        raise ConfigError("--archive is not supported with the crawl worker (--mode, remote "
+                          "replicas, several bricks): history needs the journals in place")
     if getattr(args, "changelogs", None):
         common["changelogs"] = args.changelogs
     if getattr(args, "status_dir", None):

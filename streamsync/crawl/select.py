@@ -226,7 +226,8 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
                passive_sleep: float = PASSIVE_SLEEP, retry_delay: float = 0.5,
                xsync_kwargs: dict[str, Any] | None = None,
                remote_command: str | None = None,
-               remote_kwargs: dict[str, Any] | None = None) -> WorkerSummary:
+               remote_kwargs: dict[str, Any] | None = None,
+               retry_failed: bool = False) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see the module docstring).
 
     * ``replica``: a local directory, or ``[user@]host:/path`` (entry and meta
@@ -242,7 +243,9 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     * ``remote_command``: how ``streamsync`` is run on the replica host
       (default ``$STREAMSYNC_REMOTE_COMMAND`` or ``streamsync``);
       ``remote_kwargs``: more :class:`~streamsync.remote.client.RemoteReplica`
-      arguments (``connect_attempts``, ``backoff``).
+      arguments (``connect_attempts``, ``backoff``);
+    * ``retry_failed``: once active, first re-queue the open items of the
+      failure ledger (as ``replicate --retry-failed``).
     """
     from ..dispatch import Dispatcher
     from ..remote.spec import parse_replica
@@ -309,20 +312,29 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
                             sleep=sleep, progress=progress)
         ctx.stime_listeners.append(ap.publish_stime)
 
+        retried = not retry_failed
+
         def on_active() -> bool:
-            nonlocal replica_lock
-            if spec.remote:
-                return True  # the serve side holds the replica's lock
-            if replica_lock is None:
+            nonlocal replica_lock, retried
+            if not spec.remote and replica_lock is None:
                 lk = WorkerLock(os.path.join(rdir, ".glusterfs", "streamsync",
                                              _escape_brick(source) + ".lock"),
                                 what=f"{source} -> {replica}")
                 try:
                     lk.acquire()
                 except LockHeld as exc:
+                    if ap.lock_path is None:
+                        raise  # no active/passive: a second worker is refused outright
                     log.warning("%s", exc)
                     return False
                 replica_lock = lk
+            # (a remote replica's lock is held by its serve process)
+            if not retried:
+                retried = True
+                resolved, still = dispatcher.retry_failed()
+                log.info("retried the failure ledger: %d resolved, %d still failing",
+                         resolved, still)
+                ws.set_failures(len(state.failures()))
             return True
 
         def on_passive() -> None:
