@@ -266,3 +266,27 @@ def test_prefetch_matches_direct_calls_and_is_concurrent():
         assert snap.entry_gfid(*n) == mv.entry_gfid(*n)
     assert slow.calls == calls   # answered from the snapshot
     assert snap.entry_gfid(ROOT_GFID, "hard") == G2   # not prefetched: goes to the base
+
+
+def test_mount_view_reads_the_gfid_of_a_name_from_the_virtual_xattr(tmp_path, monkeypatch):
+    """On an aux-gfid mount the gfid a name holds is glusterfs.gfid.string (read with
+    lgetxattr, 36 chars + NUL); stand in for the FUSE client with a fake getxattr."""
+    mnt = tmp_path / "mnt"
+    (mnt / ".gfid" / G1).mkdir(parents=True)
+    (mnt / ".gfid" / G1 / "a b").write_text("x")
+    calls = []
+
+    def fake_getxattr(path, name, follow_symlinks=True):
+        calls.append((os.fspath(path), name, follow_symlinks))
+        if name != "glusterfs.gfid.string" or not os.path.lexists(path):
+            raise OSError(61, "No data available")
+        return (G2 + "\0").encode()
+
+    monkeypatch.setattr(os, "getxattr", fake_getxattr)
+    v = MountView(mnt)
+    assert v.entry_gfid(G1, "a b") == G2
+    assert calls[-1] == (str(mnt / ".gfid" / G1 / "a b"), "glusterfs.gfid.string", False)
+    assert v.entry_gfid(G1, "missing") is None
+    assert v.entry_gfid(G1, "../x") is None and v.entry_gfid("not-a-gfid", "a b") is None
+    snap = v.prefetch([G1], [(G1, "a b"), (G1, "missing")])
+    assert snap.entry_gfid(G1, "a b") == G2 and snap.entry_gfid(G1, "missing") is None
