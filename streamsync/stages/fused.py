@@ -169,24 +169,25 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
             elif xattr_data and fop in _XATTR_DATA:
                 add_data(gfid)
         else:
-            parts = line[2:].split(" ")
-            gfid = parts[0]
-            fop = parts[1]
-            if fop == "RENAME":
-                field = parts[3]
-                pgfid1, bname1 = ents.get(field) or ent(field)
-            elif fop in _NEWENTRY:
-                key = (parts[2], parts[3], parts[4])
+            parts = line.split(" ")        # ["E", gfid, fop, ...]
+            gfid = parts[1]
+            fop = parts[2]
+            if fop in _NEWENTRY:
+                key = (parts[3], parts[4], parts[5])
                 triple = triples.get(key)
                 if triple is None:
-                    triple = (int(parts[2]), int(parts[3]), int(parts[4]))
+                    triple = (int(parts[3]), int(parts[4]), int(parts[5]))
                     if triple[0] > 0xFFFFFFFF or triple[1] > 0xFFFFFFFF or \
                             triple[2] > 0xFFFFFFFF:
                         raise _Invalid
                     triples[key] = triple
                 mode, uid, gid = triple
-            field = parts[2] if fop != "CREATE" and fop != "MKDIR" and fop != "MKNOD" \
-                else parts[5]
+                field = parts[6]
+            else:
+                field = parts[3]
+                if fop == "RENAME":
+                    field1 = parts[4]
+                    pgfid1, bname1 = ents.get(field1) or ent(field1)
             pgfid, bname = ents.get(field) or ent(field)
             if hot_tier:
                 continue
