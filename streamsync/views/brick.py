@@ -23,13 +23,18 @@ import os
 import re
 import stat as _stat
 import threading
+import time
 import uuid
 from typing import Iterable
 
 from ..records import ROOT_GFID, Stat
 from .base import SnapshotView, prefetch_view
 
-__all__ = ["BrickView", "handle_path"]
+__all__ = ["BrickView", "handle_path", "INDEX_MAX_AGE"]
+
+#: without ``trusted.gfid`` access, names are matched to gfids through an index of
+#: the handles' inode numbers; it is rebuilt on a miss at most this often (seconds)
+INDEX_MAX_AGE = 1.0
 
 _DIR_TARGET = re.compile(
     r"\.\./\.\./([0-9a-f]{2})/([0-9a-f]{2})/"
@@ -53,6 +58,7 @@ class BrickView:
         self.brick = os.path.abspath(os.fspath(brick_dir))
         self.use_xattrs = use_xattrs
         self._index: dict[tuple[int, int], str] | None = None
+        self._index_built = 0.0
         self._lock = threading.Lock()
 
     # -- helpers ----------------------------------------------------------
@@ -163,6 +169,8 @@ class BrickView:
 
     def _gfid_by_inode(self, st: os.stat_result) -> str | None:
         key = (st.st_dev, st.st_ino)
+        if not _stat.S_ISDIR(st.st_mode) and st.st_nlink < 2:
+            return None            # no .glusterfs hard link: not a GlusterFS inode
         index = self._index
         if index is not None:
             g = index.get(key)
@@ -171,8 +179,17 @@ class BrickView:
                 if own is not None and (own.st_dev, own.st_ino) == key:
                     return g
         with self._lock:
-            self._index = index = self._build_index()
-        return index.get(key)
+            # rebuild (a full handle scan) at most every INDEX_MAX_AGE seconds
+            if self._index is None or time.monotonic() - self._index_built > INDEX_MAX_AGE:
+                self._index = self._build_index()
+                self._index_built = time.monotonic()
+            index = self._index
+        g = index.get(key)
+        if g is not None:
+            own = self._os_stat(g)
+            if own is None or (own.st_dev, own.st_ino) != key:
+                return None
+        return g
 
     def _build_index(self) -> dict[tuple[int, int], str]:
         index: dict[tuple[int, int], str] = {}
