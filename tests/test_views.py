@@ -290,3 +290,22 @@ def test_mount_view_reads_the_gfid_of_a_name_from_the_virtual_xattr(tmp_path, mo
     assert v.entry_gfid(G1, "../x") is None and v.entry_gfid("not-a-gfid", "a b") is None
     snap = v.prefetch([G1], [(G1, "a b"), (G1, "missing")])
     assert snap.entry_gfid(G1, "a b") == G2 and snap.entry_gfid(G1, "missing") is None
+
+
+def test_brick_view_index_is_not_rescanned_for_names_without_a_handle(tmp_path, monkeypatch):
+    brick = str(tmp_path / "brick")
+    _build_brick(brick)
+    v = BrickView(brick, use_xattrs=False)
+    assert v.entry_gfid(ROOT_GFID, "d") == G1            # builds the index once
+    scans = []
+    real = v._build_index
+    monkeypatch.setattr(v, "_build_index", lambda: scans.append(1) or real())
+    with open(os.path.join(brick, "no handle"), "w"):
+        pass                                             # nlink 1: not a GlusterFS inode
+    assert v.entry_gfid(ROOT_GFID, "no handle") is None
+    os.mkdir(os.path.join(brick, "new dir"))             # a directory without a handle
+    assert v.entry_gfid(ROOT_GFID, "new dir") is None
+    assert v.entry_gfid(ROOT_GFID, "new dir") is None
+    assert scans == []                                   # index fresh: no rescans
+    monkeypatch.setattr("streamsync.views.brick.INDEX_MAX_AGE", 0.0)
+    assert v.entry_gfid(ROOT_GFID, "new dir") is None and scans == [1]
