@@ -150,3 +150,56 @@ def test_serve_overhead(benchmark, brick, tmp_path):
         rr.close()
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     _report(benchmark, "entry ops through serve vs local sink", o, r, len(ops))
+
+
+def _private_sshd(d):
+    """A private sshd on a free loopback port with a key made here (None if impossible)."""
+    import socket
+    if not os.path.exists("/usr/sbin/sshd") or os.geteuid() != 0:
+        return None
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for n in ("host", "key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/{n}"], check=True)
+    shutil.copy(f"{d}/key.pub", f"{d}/authorized_keys")
+    with open(f"{d}/cfg", "w") as fh:
+        fh.write(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile {d}/pid\n"
+                 f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n"
+                 "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n")
+    if subprocess.run(["/usr/sbin/sshd", "-f", f"{d}/cfg"]).returncode != 0:
+        return None
+    time.sleep(0.3)
+    opts = (f"-i {d}/key -oStrictHostKeyChecking=no -oUserKnownHostsFile=/dev/null "
+            "-oBatchMode=yes -oLogLevel=ERROR")
+    return port, opts
+
+
+def test_remote_first_sync(benchmark, brick, tmp_path):
+    """First sync (hybrid crawl) to ``root@127.0.0.1:/path`` through a private sshd
+    (serve over ssh + rsync over the ControlMaster socket) vs the same to a local
+    directory."""
+    root, _ = brick
+    got = _private_sshd(tmp_path)
+    if got is None:
+        pytest.skip("no private sshd possible here (needs root and openssh-server)")
+    port, ssh_opts = got
+    opts = Options.from_pairs([f"ssh-port={port}", f"ssh-options={ssh_opts}"])
+    o, r = [], []
+    try:
+        for i in range(ROUNDS):
+            t = time.perf_counter()
+            run_worker(root, str(tmp_path / f"local{i}"), mode="xsync", register_time=1,
+                       retry_delay=0)
+            r.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            run_worker(root, f"127.0.0.1:{tmp_path}/remote{i}", mode="xsync", register_time=1,
+                       retry_delay=0, options=opts, state_path=str(tmp_path / f"s{i}.sqlite"),
+                       remote_command=f"{sys.executable} -m streamsync")
+            o.append(time.perf_counter() - t)
+    finally:
+        with open(tmp_path / "pid") as fh:
+            os.kill(int(fh.read()), 15)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    _report(benchmark, "first sync over ssh vs to a local directory", o, r, N_FILES + N_DIRS)

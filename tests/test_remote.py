@@ -70,6 +70,19 @@ def test_serve_applies_ops_like_the_local_sink(tmp_path):
     assert os.path.isdir(tmp_path / "r" / "a dir\nwith newline")
 
 
+def test_serve_names_new_data_targets_with_the_entry_reply(tmp_path):
+    g2 = "5b1c2d3e-0000-4000-8000-00000000000b"
+    ops = [EntryOp("MKDIR", G1, ROOT_GFID, "d", mode=0o40755, uid=0, gid=0),
+           EntryOp("CREATE", g2, G1, "f", mode=0o100644, uid=0, gid=0)]
+    rc, (_, r1, r2) = _session(
+        tmp_path / "r", {"id": 1, "op": "apply_entries",
+                         "args": {"ops": [o.to_dict() for o in ops], "targets": True}},
+        {"id": 2, "op": "apply_entries",
+         "args": {"ops": [EntryOp("UNLINK", g2, G1, "f").to_dict()], "targets": True}})
+    assert r1["result"] == {"failures": [], "targets": [g2]}
+    assert r2["result"] == {"failures": [], "targets": []}  # computed after the ops
+
+
 def test_serve_refuses_other_versions_and_garbage(tmp_path):
     rc, (reply,) = _session(tmp_path, hello={"hello": "streamsync", "version": 99,
                                              "replica": str(tmp_path)})

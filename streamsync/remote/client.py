@@ -149,6 +149,7 @@ class RemoteReplica:
         self._next_id = 0
         self.reconnects = 0
         self.remote_pid: int | None = None
+        self._targets: set[str] = set()
 
     # ------------------------------------------------------------- ssh
     def _opt(self, name: str, default: Any) -> Any:
@@ -319,10 +320,14 @@ class RemoteReplica:
 
     # ------------------------------------------------------------- sink
     def apply_entries(self, ops: Iterable[EntryOp]) -> list[EntryFailure]:
+        """Apply on the replica; the reply also names the gfids that became data
+        targets, which :meth:`is_data_target` then answers without a round trip."""
         ops = list(ops)
         if not ops:
             return []
-        return [decode_entry_failure(d) for d in self.call("apply_entries", encode_entry_ops(ops))]
+        r = self.call("apply_entries", {"ops": encode_entry_ops(ops), "targets": True})
+        self._targets = set(r.get("targets") or ())
+        return [decode_entry_failure(d) for d in r["failures"]]
 
     def apply_meta(self, ops: Iterable[MetaOp]) -> list[MetaFailure]:
         ops = list(ops)
@@ -331,6 +336,8 @@ class RemoteReplica:
         return [decode_meta_failure(d) for d in self.call("apply_meta", encode_meta_ops(ops))]
 
     def is_data_target(self, gfid: str) -> bool:
+        if gfid in self._targets:
+            return True
         return bool(self.call("is_data_target", [gfid])[0])
 
     def data_targets(self, gfids: Sequence[str]) -> list[bool]:

@@ -12,8 +12,11 @@ and the server exits. Then requests and replies, strictly in turn::
     {"id": 7, "ok": true, "result": [<entry failure dicts>]}
     {"id": 8, "ok": false, "error": "...", "type": "StateError"}
 
-Operations: ``apply_entries``, ``apply_meta``, ``is_data_target`` (a list of
-gfids -> a list of booleans), ``lstat``, ``entry_gfid``, ``dir_entry``,
+Operations: ``apply_entries`` (a list of ops -> a list of failures; or
+``{"ops": [...], "targets": true}`` -> ``{"failures": [...], "targets": [gfids
+that are now regular-file handles]}``, saving a round trip per file for the
+data filter), ``apply_meta``, ``is_data_target`` (a list of gfids -> a list of
+booleans), ``lstat``, ``entry_gfid``, ``dir_entry``,
 ``ping``, ``close``. Names travel as gsyncd entry strings; bytes that are not
 UTF-8 as ``{"b64": ...}`` (:func:`streamsync.records.name_to_json`).
 

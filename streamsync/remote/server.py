@@ -34,6 +34,8 @@ __all__ = ["serve"]
 
 log = logging.getLogger("streamsync.serve")
 
+#: entry ops that never leave a regular-file handle behind
+_NOT_DATA = frozenset({"MKDIR", "RMDIR", "UNLINK", "SYMLINK"})
 _LOCK_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}\Z")
 
 
@@ -53,6 +55,14 @@ def _readline(inp: BinaryIO) -> bytes | None:
 
 def _handle(sink: Any, op: str, args: Any) -> Any:
     if op == "apply_entries":
+        if isinstance(args, dict):  # {"ops": [...], "targets": true}: also say which
+            ops = decode_entry_ops(args["ops"])  # gfids are now data targets
+            fails = [encode_entry_failure(f) for f in sink.apply_entries(ops)]
+            out: dict[str, Any] = {"failures": fails}
+            if args.get("targets"):
+                cand = dict.fromkeys(o.gfid for o in ops if o.op not in _NOT_DATA)
+                out["targets"] = [g for g in cand if sink.is_data_target(g)]
+            return out
         return [encode_entry_failure(f) for f in sink.apply_entries(decode_entry_ops(args))]
     if op == "apply_meta":
         return [encode_meta_failure(f) for f in sink.apply_meta(decode_meta_ops(args))]
