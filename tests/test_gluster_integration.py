@@ -58,9 +58,11 @@ def glusterd(tmp_path_factory):
         if shutil.which("apt-get") is None:
             pytest.skip("GlusterFS is not installed and apt-get is not available to install it")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        p = subprocess.run(["apt-get", "install", "-y", "-q", "glusterfs-server",
-                            "glusterfs-client", "attr"], capture_output=True, text=True,
-                           env=env, timeout=900)
+        install = ["apt-get", "install", "-y", "-q", "glusterfs-server", "glusterfs-client", "attr"]
+        p = subprocess.run(install, capture_output=True, text=True, env=env, timeout=900)
+        if p.returncode != 0:  # a fresh machine may have no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
+            p = subprocess.run(install, capture_output=True, text=True, env=env, timeout=900)
         if p.returncode != 0 or shutil.which("glusterd") is None:
             pytest.skip(f"GlusterFS cannot be installed: apt-get said {p.stderr.strip()[-300:]}")
     host = socket.gethostname()
