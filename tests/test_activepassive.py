@@ -209,3 +209,40 @@ def test_two_workers_kill_the_active_passive_takes_over(tmp_path):
     assert worked and all(x["first_ts"] > a_done for x in worked), worked
     assert f"CHANGELOG.{ts2}" in stb.done_names()
     stb.close()
+
+
+def test_one_shot_passive_worker_catches_up_and_exits(tmp_path):
+    """Without --follow a passive worker raises its stime once and returns."""
+    import time as _t
+    from streamsync.crawl.select import run_worker
+    T = int(_t.time()) - 100000
+    b = Brick(tmp_path / "brick")
+    b.create("f", b"x")
+    b.rollover(T + 15)
+    mnt = tmp_path / "meta"
+    mnt.mkdir()
+    opts = _opts(mnt)
+    holder = ActivePassive.from_options(opts, session="sess")
+    assert holder.should_crawl()
+    holder.publish_stime((T + 14, 0), done_ts=T + 15)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+
+    def worker():
+        s = run_worker(b.root, str(tmp_path / "rep"), options=opts, session="sess",
+                       state_path=str(tmp_path / "p.sqlite"), register_time=T, retry_delay=0)
+        q.put((s.modes, tuple(s.data_stime)))
+
+    p = ctx.Process(target=worker)  # another process: lockf locks are per process
+    p.start()
+    try:
+        modes, stime = q.get(timeout=30)
+    finally:
+        p.join(10)
+        holder.release()
+    assert modes == () and stime == (T + 14, 0)
+    st = SqliteState(tmp_path / "p.sqlite")
+    assert st.status()["worker_status"] == "Stopped"
+    assert f"CHANGELOG.{T + 15}" in st.done_names()
+    st.close()
+    assert not os.path.exists(tmp_path / "rep" / "f")  # a passive worker writes nothing

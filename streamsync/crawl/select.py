@@ -102,11 +102,13 @@ class WorkerSummary(NamedTuple):
 def crawlwrap(ctx: WorkerContext, crawl_once: Callable[[], Any], *, ap: ActivePassive | None,
               oneshot: bool, interval: float, passive_sleep: float = PASSIVE_SLEEP,
               on_active: Callable[[], bool] | None = None,
-              on_passive: Callable[[], Any] | None = None) -> list[Any]:
+              on_passive: Callable[[], Any] | None = None,
+              passive_once: bool = False) -> list[Any]:
     """gsyncd's ``crawlwrap``: run ``crawl_once`` while active (once when
     ``oneshot``, else every ``interval`` s until stopped); while passive, run
-    ``on_passive`` every ``passive_sleep`` s. ``on_active()`` may refuse
-    (return False) and the turn counts as passive."""
+    ``on_passive`` every ``passive_sleep`` s (only once with ``passive_once``:
+    a one-shot run of a passive worker has nothing else to do). ``on_active()``
+    may refuse (return False) and the turn counts as passive."""
     out: list[Any] = []
     t0 = time.monotonic()
     active = ap.should_crawl() if ap is not None else True
@@ -122,7 +124,7 @@ def crawlwrap(ctx: WorkerContext, crawl_once: Callable[[], Any], *, ap: ActivePa
                 ctx.status.set_passive()
             if on_passive is not None:
                 on_passive()
-            if ctx.sleep(passive_sleep):
+            if passive_once or ctx.sleep(passive_sleep):
                 break
             continue
         if ctx.status is not None:
@@ -147,7 +149,8 @@ def run_crawls(ctx: WorkerContext, *, mode: str | None = None, follow: bool = Fa
     xkw = dict(xsync_kwargs or {})
     results: list[CrawlResult] = []
     fallback: str | None = None
-    wrap = dict(ap=ap, passive_sleep=passive_sleep, on_active=on_active, on_passive=on_passive)
+    wrap = dict(ap=ap, passive_sleep=passive_sleep, on_active=on_active, on_passive=on_passive,
+                passive_once=not follow)
     change_interval = float(ctx.options.get("change-interval"))
 
     def xsync_once() -> CrawlResult:
@@ -179,8 +182,7 @@ def run_crawls(ctx: WorkerContext, *, mode: str | None = None, follow: bool = Fa
         except CrawlFallback as exc:
             fallback = f"{type(exc).__name__}: {exc}"
             log.info("history crawl not possible (%s): starting the hybrid crawl", fallback)
-            results.append(xsync_once())
-            return results.pop()
+            return xsync_once()
 
     results += crawlwrap(ctx, history_or_xsync, oneshot=True, interval=0, **wrap)
     if ctx.stop.is_set():
