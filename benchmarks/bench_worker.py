@@ -196,6 +196,7 @@ def test_remote_first_sync(benchmark, brick, tmp_path):
             t = time.perf_counter()
             run_worker(root, f"127.0.0.1:{tmp_path}/remote{i}", mode="xsync", register_time=1,
                        retry_delay=0, options=opts, state_path=str(tmp_path / f"s{i}.sqlite"),
+                       working_dir=str(tmp_path / f"w{i}"),
                        remote_command=f"{sys.executable} -m streamsync")
             o.append(time.perf_counter() - t)
     finally:

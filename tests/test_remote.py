@@ -36,6 +36,12 @@ REMOTE_CMD = f"{sys.executable} -m streamsync"
 G1 = "5b1c2d3e-0000-4000-8000-00000000000a"
 
 
+@pytest.fixture(autouse=True)
+def _state_home(tmp_path, monkeypatch):
+    """Master-side working directories of remote workers go under the test's tmp."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
 # ------------------------------------------------------------ no ssh needed
 def test_replica_addresses():
     assert parse_replica("/a/b").remote is False
