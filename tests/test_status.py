@@ -216,3 +216,29 @@ def test_status_cli_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "streamsync", "status", str(tmp_path / "f.db")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "Faulty" in r.stdout
+
+
+def test_status_of_a_replica_directory_and_the_default(tmp_path, capsys, monkeypatch):
+    rep = tmp_path / "rep"
+    sdir = rep / ".glusterfs" / "streamsync"
+    sdir.mkdir(parents=True)
+    _make_worker_state(sdir / "b1.sqlite", "/bricks/b1", str(rep), status="Active",
+                       crawl="history", last=1700000000)
+    assert main(["status", str(rep), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["source"] == "/bricks/b1" and row["crawl_status"] == "History Crawl"
+    # no argument: $STREAMSYNC_STATE, else the remote workers' states under XDG_STATE_HOME
+    monkeypatch.delenv("STREAMSYNC_STATE", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert main(["status"]) == 2
+    remote = tmp_path / "xdg" / "streamsync" / "bricks-b2_host-r"
+    remote.mkdir(parents=True)
+    _make_worker_state(remote / "state.sqlite", "/bricks/b2", "host:/r", status="Active",
+                       crawl="live", last=1700000000)
+    assert main(["status", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["replica"] == "host:/r"
+    monkeypatch.setenv("STREAMSYNC_STATE", str(sdir))
+    assert main(["status", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["source"] == "/bricks/b1"

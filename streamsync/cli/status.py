@@ -35,9 +35,11 @@ def register(subparsers: Any) -> None:
         "status", help="show every worker's status (mode, lag, pending, failures, checkpoint)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", metavar="STATE",
-                   help="state files, directories holding them, or gsyncd brick_*.status files")
+                   help="replica directories, state files, directories holding them, or gsyncd "
+                        "brick_*.status files (default: $STREAMSYNC_STATE, else the states of "
+                        "remote-replica workers in ~/.local/state/streamsync)")
     p.add_argument("--state", action="append", default=[], metavar="FILE",
-                   help="a state file or directory (repeatable; default: $STREAMSYNC_STATE)")
+                   help="a state file or directory (repeatable)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list, one object per worker")
     p.add_argument("--utc", action="store_true", help="show times in UTC")
@@ -56,6 +58,9 @@ def find_state_files(paths: Iterable[str]) -> list[str]:
     """Expand files and directories (two levels deep) into state / status files."""
     out: list[str] = []
     for p in paths:
+        inner = os.path.join(p, ".glusterfs", "streamsync")
+        if os.path.isdir(inner):  # a replica directory: its workers' states
+            p = inner
         if os.path.isdir(p):
             found = []
             for pattern in ("*", "*/*"):
@@ -188,14 +193,24 @@ def _render(rows: list[dict[str, Any]], utc: bool) -> str:
     return "\n".join(lines)
 
 
+def _remote_states() -> str:
+    """Where workers with remote replicas keep their states by default."""
+    return os.path.join(os.environ.get("XDG_STATE_HOME")
+                        or os.path.join(os.path.expanduser("~"), ".local", "state"),
+                        "streamsync")
+
+
 def run(args: argparse.Namespace) -> int:
     paths = list(args.paths) + list(args.state)
     if not paths:
         env = os.environ.get(_DEFAULT_ENV)
-        if not env:
-            raise StateError("no state given: pass STATE files/directories, --state FILE, "
-                             f"or set ${_DEFAULT_ENV}")
-        paths = env.split(os.pathsep)
+        if env:
+            paths = env.split(os.pathsep)
+        elif os.path.isdir(_remote_states()):
+            paths = [_remote_states()]
+        else:
+            raise StateError("no state given: pass replica directories, STATE files or "
+                             f"directories, --state FILE, or set ${_DEFAULT_ENV}")
     rows = collect(paths)
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
