@@ -303,3 +303,16 @@ def test_retry_failed_requeues_the_ledger(tmp_path):
     s = run_worker(b.root, rep, mode="live", register_time=T, retry_delay=0, retry_failed=True)
     assert s.open_failures == 0
     assert verify(b.root, rep) == []
+
+
+def test_brick_list_file_with_subvolumes(tmp_path):
+    from streamsync.crawl.select import lock_session, read_brick_entries
+    from streamsync.errors import ConfigError
+    f = tmp_path / "bricks"
+    f.write_text("# node1\n/bricks/a 1\n/bricks/b\n\n/bricks/c 2\n")
+    assert read_brick_entries(str(f)) == [("/bricks/a", 1), ("/bricks/b", None), ("/bricks/c", 2)]
+    f.write_text("/bricks/a one\n")
+    with pytest.raises(ConfigError, match=":1:"):
+        read_brick_entries(str(f))
+    # peers feeding one replica share a session whatever their brick paths
+    assert lock_session("h:/r") == lock_session("h:/r") != lock_session("h:/other")

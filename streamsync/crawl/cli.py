@@ -21,7 +21,7 @@ import orjson
 from ..errors import ConfigError, StreamsyncError
 from ..options import Options
 from ..remote.spec import parse_replica
-from .select import MODES, read_brick_list, run_worker, run_workers
+from .select import MODES, read_brick_entries, run_worker, run_workers
 
 __all__ = ["add_worker_arguments", "wants_worker", "brick_sources", "run_worker_cli",
            "replicate_main"]
@@ -36,6 +36,13 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bricks", metavar="FILE",
                    help="read more source bricks from FILE (one per line); one worker per "
                         "brick, in parallel processes")
+    p.add_argument("--subvol", type=int, metavar="N",
+                   help="active/passive (-o use-meta-volume=true): this brick's subvolume "
+                        "number; the workers of one subvolume's replica bricks share the lock "
+                        "<meta-volume-mnt>/geo-rep/<session>_subvol_<N>.lock (default 1; "
+                        "with --bricks, the second word of each line, else 1, 2, ...)")
+    p.add_argument("--session", metavar="NAME",
+                   help="active/passive session name (default: the replica address)")
     p.add_argument("--remote-command", metavar="CMD",
                    help="how to run streamsync on a [user@]host:/path replica's host "
                         "(default: $STREAMSYNC_REMOTE_COMMAND or 'streamsync')")
@@ -43,11 +50,15 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
 
 def brick_sources(args: argparse.Namespace) -> list[str]:
     """The bricks named on the command line plus those of ``--bricks FILE``."""
+    return [b for b, _ in _entries(args)]
+
+
+def _entries(args: argparse.Namespace) -> list[tuple[str, int | None]]:
     src = args.source if isinstance(args.source, list) else [args.source]
-    out = list(src)
+    out: list[tuple[str, int | None]] = [(s, getattr(args, "subvol", None)) for s in src]
     if getattr(args, "bricks", None):
         try:
-            out += read_brick_list(args.bricks)
+            out += read_brick_entries(args.bricks)
         except OSError as exc:
             raise ConfigError(f"{args.bricks}: cannot read the brick list: {exc.strerror}") from None
     if not out:
@@ -72,7 +83,8 @@ def _line(row: dict[str, Any]) -> str:
 def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threading.Event,
                    show: bool, state: Any = None) -> int:
     """Run the worker(s) for ``streamsync replicate``; returns the exit status."""
-    sources = brick_sources(args)
+    entries = _entries(args)
+    sources = [b for b, _ in entries]
     mode = None if args.mode in (None, "auto") else args.mode
     common: dict[str, Any] = dict(options=options, mode=mode, engine=args.engine,
                                   follow=bool(args.follow),
@@ -81,6 +93,8 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
     if getattr(args, "archive", False):
         raise ConfigError("--archive is not supported with the crawl worker (--mode, remote "
                           "replicas, several bricks): history needs the journals in place")
+    if getattr(args, "session", None):
+        common["session"] = args.session
     if getattr(args, "changelogs", None):
         common["changelogs"] = args.changelogs
     if getattr(args, "status_dir", None):
@@ -93,7 +107,7 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
                 sys.stderr.flush()
 
         summary = run_worker(sources[0], args.replica, state=state, state_path=args.state,
-                             stop=stop, progress=progress, **common)
+                             stop=stop, progress=progress, subvol=entries[0][1] or 1, **common)
         if show:
             sys.stderr.write("\n")
         result = [{"ok": True, "summary": summary.to_dict()}]
@@ -107,7 +121,8 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
                 sys.stderr.write("\x1b[2K" + " | ".join(_line(r) for r in rs)[:200] + "\r")
                 sys.stderr.flush()
 
-        result = run_workers(sources, args.replica, progress=rows, stop=stop, **common)
+        result = run_workers(sources, args.replica, progress=rows, stop=stop,
+                             subvols=[sv for _, sv in entries], **common)
         if show:
             sys.stderr.write("\n")
     failed = [r for r in result if not r["ok"]]

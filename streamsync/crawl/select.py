@@ -46,7 +46,7 @@ from .xsync import xsync_crawl
 
 __all__ = ["MODES", "choose_mode", "crawlwrap", "run_crawls", "run_worker", "run_workers",
            "WorkerSummary", "state_path_for", "default_state_path", "remote_working_dir",
-           "session_name",
+           "session_name", "lock_session", "read_brick_entries",
            "read_brick_list"]
 
 log = logging.getLogger("streamsync.worker")
@@ -196,6 +196,17 @@ def _escape_brick(path: str) -> str:
     return path.replace("/", "-").strip("-") or "root"
 
 
+def lock_session(replica: str) -> str:
+    """Default active/passive session: the escaped replica address. Workers of
+    replica bricks (peers on other nodes) that feed the same replica share a
+    lock per ``subvol``, as gsyncd's ``<mastervol>_<slavevol>_subvol_<n>``.
+
+    >>> lock_session("geo@backup:/srv/vol")
+    'geo@backup--srv-vol'
+    """
+    return _escape_brick(replica.replace(":", "/"))
+
+
 def session_name(source: str, replica: str) -> str:
     """A stable session name for lock files: ``<escaped source>_<escaped replica>``."""
     return f"{_escape_brick(source)}_{_escape_brick(replica.replace(':', '-'))}"
@@ -240,8 +251,10 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
       (default: the state file's directory);
     * ``mode``: force ``history``, ``xsync`` or ``live``; ``follow``: keep
       following live journals until ``stop`` is set;
-    * ``session``/``subvol``: the active/passive lock name (with
-      ``use-meta-volume=true``);
+    * ``session``/``subvol``: the active/passive lock
+      ``<session>_subvol_<subvol>.lock`` (with ``use-meta-volume=true``; the
+      default session is :func:`lock_session` of the replica, so the workers of
+      one subvolume's replica bricks, on any node, share it);
     * ``remote_command``: how ``streamsync`` is run on the replica host
       (default ``$STREAMSYNC_REMOTE_COMMAND`` or ``streamsync``);
       ``remote_kwargs``: more :class:`~streamsync.remote.client.RemoteReplica`
@@ -288,7 +301,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     ws.start(mode=mode, checkpoint=int(options.get("checkpoint") or 0))
     ws.set_slave_node(spec.host or "localhost")
     stop = stop or threading.Event()
-    ap = ActivePassive.from_options(options, session=session or session_name(source, replica),
+    ap = ActivePassive.from_options(options, session=session or lock_session(spec.display),
                                     subvol=subvol)
     view = BrickView(source)
     sink: Any = None
@@ -442,7 +455,9 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     worker (the objects ``streamsync status --json`` prints), for one combined
     display. Setting ``stop`` sends SIGTERM to the workers, which stop after
     their current batch. Returns one ``{"ok", "summary"|"error"}`` per brick, in
-    ``sources`` order.
+    ``sources`` order. ``subvols`` (one per brick, ``None`` for "not given")
+    names each brick's subvolume for the active/passive lock; by default the
+    bricks get distinct subvolumes 1, 2, ...
     """
     from ..remote.spec import parse_replica
     if len(sources) > 1 and kwargs.get("state_path"):
@@ -450,8 +465,13 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     if len(sources) > 1 and kwargs.get("state") is not None:
         raise ConfigError("one state store per brick: do not give state with several bricks")
     jobs = []
-    for src in sources:
+    subvols = list(kwargs.pop("subvols", None) or [None] * len(sources))
+    for i, src in enumerate(sources):
         job = dict(kwargs, source=src, replica=replica)
+        if subvols[i] is not None:
+            job["subvol"] = subvols[i]
+        elif len(sources) > 1 and "subvol" not in kwargs:
+            job["subvol"] = i + 1  # distinct subvolumes unless told otherwise
         if not job.get("state_path") and job.get("state") is None:
             wd = job.get("working_dir")
             if wd is None and parse_replica(replica).remote:
@@ -500,11 +520,23 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
 
 
 def read_brick_list(path: str) -> list[str]:
-    """Bricks listed in a file, one per line (``#`` comments and blanks ignored)."""
-    out = []
+    """Bricks listed in a file, one per line (``#`` comments and blanks ignored);
+    an optional second word is the brick's subvolume number (see
+    :func:`read_brick_entries`)."""
+    return [b for b, _ in read_brick_entries(path)]
+
+
+def read_brick_entries(path: str) -> list[tuple[str, int | None]]:
+    """``(brick, subvol or None)`` per line of a brick list file."""
+    out: list[tuple[str, int | None]] = []
     with open(path) as fh:
-        for line in fh:
+        for n, line in enumerate(fh, 1):
             line = line.strip()
-            if line and not line.startswith("#"):
-                out.append(line)
+            if not line or line.startswith("#"):
+                continue
+            brick, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if rest and not rest.isdigit():
+                raise ConfigError(f"{path}:{n}: expected 'BRICK [SUBVOL]', got {line!r}")
+            out.append((brick, int(rest) if rest else None))
     return out
