@@ -316,3 +316,31 @@ def test_brick_list_file_with_subvolumes(tmp_path):
         read_brick_entries(str(f))
     # peers feeding one replica share a session whatever their brick paths
     assert lock_session("h:/r") == lock_session("h:/r") != lock_session("h:/other")
+
+
+def test_cli_replicate_mode_auto_then_status(tmp_path):
+    """As a user runs it: 'streamsync replicate --mode auto' on a brick with data and
+    no stime, then 'streamsync status' on the replica."""
+    import sys
+    T = int(time.time()) - 100000
+    b = Brick(tmp_path / "b")
+    b.mkdir("docs")
+    b.create("docs/a b.txt", b"hello")
+    b.rollover(T + 15)
+    rep = tmp_path / "rep"
+    r = subprocess.run([sys.executable, "-m", "streamsync", "replicate", "--mode", "auto",
+                        "--json", b.root, str(rep)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ok"] and out["summary"]["modes"] == ["xsync", "live"]
+    assert verify(b.root, rep) == []
+    r = subprocess.run([sys.executable, "-m", "streamsync", "status", str(rep), "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert row["source"] == os.path.abspath(b.root) and row["replica"] == str(rep)
+    assert row["crawl_status"] == "Changelog Crawl" and row["worker_status"] == "Stopped"
+    assert row["last_synced"] == out["summary"]["data_stime"][0]
+    r = subprocess.run([sys.executable, "-m", "streamsync", "replicate", "--mode", "bogus",
+                        b.root, str(rep)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
