@@ -270,8 +270,12 @@ class WorkerStatus:
     def __init__(self, state: Any, *, source: str, replica: str = "",
                  status_dir: str | os.PathLike[str] | None = None,
                  clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                 counter_interval: float = 0.5) -> None:
         self.state = state
+        self.counter_interval = counter_interval
+        self._dirty: set[str] = set()
+        self._last_write = float("-inf")
         self.source = source
         self.replica = replica
         self.clock = clock
@@ -283,13 +287,25 @@ class WorkerStatus:
                                                 status_file_name(source)))
 
     # ------------------------------------------------------------- plumbing
-    def _mirror(self, keys: Iterable[str] | None = None) -> None:
+    def _mirror(self, keys: Iterable[str] | None = None, *, counters: bool = False) -> None:
+        """Copy ``keys`` (all fields when None) from the state into the file.
+
+        Pending-counter changes (``counters=True``: the entry/data/meta
+        increments around every changelog) are written at most every
+        ``counter_interval`` seconds; any other update writes them too, so the
+        file is exact whenever the worker's status, stime or batch changes.
+        """
         if self.file is None:
             return
+        now = time.monotonic()
+        if counters and now - self._last_write < self.counter_interval:
+            self._dirty.update(keys or ())
+            return
         cur = self.state.status()
-        wanted = STATUS_DEFAULTS.keys() if keys is None else [
-            k for k in keys if k in STATUS_DEFAULTS]
-        self.file.update({k: cur[k] for k in wanted if k in cur})
+        wanted = set(STATUS_DEFAULTS) if keys is None else (set(keys) | self._dirty)
+        self._dirty = set()
+        self._last_write = now
+        self.file.update({k: cur[k] for k in wanted if k in STATUS_DEFAULTS and k in cur})
 
     def _set(self, **fields: Any) -> None:
         fields["updated"] = self.clock()
@@ -371,13 +387,13 @@ class WorkerStatus:
         """Add to a pending counter (``entry``, ``data``, ``meta``)."""
         if n:
             self.state.add_status(field, int(n))
-            self._mirror([field])
+            self._mirror([field], counters=True)
 
     def dec(self, field: str, n: int = 1) -> None:
         """Subtract from a pending counter (never below 0)."""
         if n:
             self.state.add_status(field, -int(n))
-            self._mirror([field])
+            self._mirror([field], counters=True)
 
     def set_failures(self, n: int) -> None:
         self._set(failures=int(n))
@@ -410,4 +426,4 @@ class MirroredState:
 
     def add_status(self, field: str, delta: int) -> None:
         self._state.add_status(field, delta)
-        self._status._mirror([field])
+        self._status._mirror([field], counters=True)

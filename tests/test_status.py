@@ -109,7 +109,8 @@ def test_worker_status_phases_in_state_and_file(tmp_path):
     st = SqliteState(tmp_path / "w.db")
     events = []
     ws = WorkerStatus(st, source="/bricks/b1", replica="/r", status_dir=tmp_path,
-                      clock=clock, on_event=lambda n, f: events.append((n, f)))
+                      clock=clock, on_event=lambda n, f: events.append((n, f)),
+                      counter_interval=0)  # every counter change written at once
     sfile = tmp_path / status_file_name("/bricks/b1")
     # leftovers of a previous run are reset at start (gsyncd's reset_on_worker_start)
     st.set_status(entry=9, data=4, meta=2, crawl_status="Changelog Crawl", last_synced=5)
@@ -242,3 +243,22 @@ def test_status_of_a_replica_directory_and_the_default(tmp_path, capsys, monkeyp
     assert main(["status", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["source"] == "/bricks/b1"
+
+
+def test_counter_updates_are_throttled_but_never_lost(tmp_path):
+    st = SqliteState(tmp_path / "w.db")
+    ws = WorkerStatus(st, source="/b", status_dir=tmp_path, counter_interval=3600)
+    f = tmp_path / status_file_name("/b")
+    ws.start()
+    ws.inc("entry", 5)  # within the interval: state updated, file not yet
+    ws.inc("data", 2)
+    assert st.status()["entry"] == 5
+    assert json.loads(f.read_text())["entry"] == 0
+    ws.set_active()  # any other update writes the pending counters too
+    d = json.loads(f.read_text())
+    assert (d["worker_status"], d["entry"], d["data"]) == ("Active", 5, 2)
+    m = ws.mirrored()
+    m.add_status("meta", 3)
+    m.set_status(last_synced_entry=7)
+    assert json.loads(f.read_text())["meta"] == 3
+    st.close()
