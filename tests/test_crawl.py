@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,28 @@ def test_choose_mode():
     st.set_data_stime((5, 0))
     assert choose_mode(st, o) == "history"
     assert choose_mode(st, Options.from_pairs(["change-detector=xsync"])) == "xsync"
+
+
+def test_live_scan_skips_old_dated_directories(tmp_path):
+    import calendar
+    cdir = tmp_path / "changelogs"
+    old = calendar.timegm((2026, 1, 5, 12, 0, 0))
+    new = calendar.timegm((2026, 11, 23, 12, 0, 0))
+    for ts in (old, old + 15, new - 3 * 86400, new, new + 15):
+        t = time.gmtime(ts)
+        d = cdir / f"{t.tm_year:04d}" / f"{t.tm_mon:02d}" / f"{t.tm_mday:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"CHANGELOG.{ts}").write_text("")
+    (cdir / "htime").mkdir()
+    every = [c.ts for c in scan_new(str(cdir), done=set())]
+    assert every == [old, old + 15, new - 3 * 86400, new, new + 15]
+    # with the stime: directories more than two days before it are not listed
+    assert [c.ts for c in scan_new(str(cdir), done=set(), since=new)] == [new, new + 15]
+    assert [c.ts for c in scan_new(str(cdir), done={f"CHANGELOG.{new}"}.__contains__,
+                                   since=new)] == [new + 15]
+    # flat layout (GlusterFS < 8) still works with a stime
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for ts in (old, new):
+        (flat / f"CHANGELOG.{ts}").write_text("")
+    assert [c.ts for c in scan_new(str(flat), done=set(), since=new)] == [old, new]

@@ -15,9 +15,12 @@ worker that lost its lock stops being active within one interval.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable
+import os
+import re
+import time
+from typing import Any, Callable, Iterable, Iterator
 
-from ..discover import discover
+from ..discover import changelog_dir_of, discover
 from ..records import Changelog
 from . import CrawlResult, process_changelogs
 
@@ -26,18 +29,76 @@ __all__ = ["scan_new", "live_crawl", "live_turn"]
 log = logging.getLogger("streamsync.crawl.live")
 
 
-def scan_new(changelog_dir: str, *, done: Iterable[str]) -> list[Changelog]:
-    """Journals of ``changelog_dir`` not in ``done``, in timestamp order (xsync
-    journals and archives are not live journals)."""
-    done = set(done)
-    return [c for c in discover(changelog_dir)
-            if c.kind != "xsync" and c.member is None and c.name not in done]
+_JOURNAL = re.compile(r"CHANGELOG\.(\d{10})\Z")
+_DAY = 86400
+
+
+def _dated(top: str, floor: tuple[int, int, int]) -> Iterator[tuple[int, str]]:
+    """``(ts, path)`` of the journals under ``YYYY/MM/DD`` directories whose date
+    is not before ``floor`` (whole subtrees before it are not even listed)."""
+    def ls(d: str) -> list[os.DirEntry]:
+        try:
+            return list(os.scandir(d))
+        except OSError:
+            return []
+
+    for y in ls(top):
+        if not (y.is_dir(follow_symlinks=False) and y.name.isdigit() and len(y.name) == 4):
+            continue
+        if int(y.name) < floor[0]:
+            continue
+        for m in ls(y.path):
+            if not (m.is_dir(follow_symlinks=False) and m.name.isdigit()):
+                continue
+            if (int(y.name), int(m.name)) < floor[:2]:
+                continue
+            for d in ls(m.path):
+                if not (d.is_dir(follow_symlinks=False) and d.name.isdigit()):
+                    continue
+                if (int(y.name), int(m.name), int(d.name)) < floor:
+                    continue
+                for f in ls(d.path):
+                    hit = _JOURNAL.match(f.name)
+                    if hit and f.is_file(follow_symlinks=False):
+                        yield int(hit[1]), f.path
+
+
+def scan_new(changelog_dir: str, *, done: Iterable[str] | Callable[[str], bool],
+             since: int | None = None) -> list[Changelog]:
+    """Journals of ``changelog_dir`` not done yet, in timestamp order (xsync
+    journals and archives are not live journals).
+
+    ``done`` is a set of names or an ``is_done(name)`` predicate. With ``since``
+    (the data stime), dated ``YYYY/MM/DD`` directories more than two days older
+    are not listed at all, so a turn costs the same after months of journals.
+    """
+    is_done = done if callable(done) else set(done).__contains__
+    if since is None:
+        found = [c for c in discover(changelog_dir) if c.kind != "xsync" and c.member is None]
+    else:
+        cdir = changelog_dir_of(changelog_dir)
+        t = time.gmtime(max(0, since - 2 * _DAY))  # margin for local-time directory names
+        pairs: list[tuple[int, str]] = []
+        try:
+            for e in os.scandir(cdir):
+                hit = _JOURNAL.match(e.name)
+                if hit and e.is_file(follow_symlinks=False):
+                    pairs.append((int(hit[1]), e.path))
+        except OSError as exc:
+            from ..errors import SourceError
+            raise SourceError(f"{cdir}: cannot list directory: {exc}") from None
+        pairs += _dated(cdir, (t.tm_year, t.tm_mon, t.tm_mday))
+        pairs.sort()
+        found = [Changelog(p, ts, os.stat(p).st_size, "live") for ts, p in pairs]
+    return [c for c in found if not is_done(c.name)]
 
 
 def live_turn(ctx: Any, result: CrawlResult | None = None) -> CrawlResult:
     """One scan-and-process turn."""
     result = result or CrawlResult("live")
-    todo = scan_new(ctx.changelog_dir, done=ctx.state.done_names())
+    st = ctx.state.data_stime()
+    todo = scan_new(ctx.changelog_dir, done=ctx.state.is_done,
+                    since=None if st is None or st[0] < 0 else st[0])
     if todo:
         process_changelogs(ctx, todo, mode="live", result=result, skip_done=False)
     return result
