@@ -361,7 +361,9 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
                 replica_lock = None
             def journals() -> list[Any]:
                 from .live import scan_new
-                return scan_new(ctx.changelog_dir, done=())
+                cluster = ap.cluster_stime()  # older journals are skipped by the stime anyway
+                return scan_new(ctx.changelog_dir, done=(),
+                                since=None if cluster is None else cluster[0])
 
             if ap.passive_catch_up(mstate, journals=journals,
                                    processing_dir=os.path.join(wd, ".processing")):
