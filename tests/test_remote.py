@@ -341,3 +341,15 @@ def test_data_transfers_cut_by_the_connection_are_retried(tmp_path):
             ResilientEngine(eng, rr).transfer([G1])
     finally:
         rr.close()
+
+
+def test_serve_root_confines_the_replica_paths(tmp_path):
+    hello = {"hello": "streamsync", "version": PROTOCOL_VERSION, "replica": str(tmp_path / "x")}
+    out = io.BytesIO()
+    assert serve(io.BytesIO(dumps(hello)), out, allowed_root=str(tmp_path / "served")) == 2
+    assert "outside the served root" in loads(out.getvalue())["error"]
+    assert not (tmp_path / "x").exists()
+    hello["replica"] = str(tmp_path / "served" / "ok")
+    out = io.BytesIO()
+    assert serve(io.BytesIO(dumps(hello)), out, allowed_root=str(tmp_path / "served")) == 0
+    assert loads(out.getvalue())["ok"]
