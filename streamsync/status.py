@@ -35,7 +35,6 @@ True
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import logging

@@ -242,7 +242,6 @@ def _cli_args(**kw):
 def test_replicate_worker_path(tmp_path, capsys):
     """What 'streamsync replicate' runs for --mode / several bricks / --bricks FILE."""
     from streamsync.crawl.cli import replicate_main, wants_worker
-    T = int(time.time()) - 100000
     b1 = Brick(tmp_path / "b1", seed=1)
     b1.mkdir("x")
     b1.create("x/f", b"1")

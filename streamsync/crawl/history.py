@@ -19,7 +19,6 @@ True
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from ..discover import HISTORY_UNAVAILABLE, HistoryRange, history

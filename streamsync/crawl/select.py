@@ -22,7 +22,7 @@ over (history from the raised stime, then live) once it gets the lock.
 ``[user@]host:/path``), the state store, the status file and the dispatcher;
 :func:`run_workers` runs one worker per brick in parallel processes.
 
->>> choose_mode(None, _Opts(change_detector="xsync"))
+>>> choose_mode(None, Options.from_pairs(["change-detector=xsync"]))
 'xsync'
 """
 
@@ -41,7 +41,7 @@ from ..options import Options
 from ..records import MINUS_INFINITY, Stime
 from . import CrawlFallback, CrawlResult, WorkerContext
 from .history import history_crawl
-from .live import live_crawl, live_turn
+from .live import live_turn
 from .xsync import xsync_crawl
 
 __all__ = ["MODES", "choose_mode", "crawlwrap", "run_crawls", "run_worker", "run_workers",
@@ -56,16 +56,6 @@ MODES = ("history", "xsync", "live")
 PASSIVE_SLEEP = 5.0
 #: seconds between hybrid crawls when change-detector=xsync (gsyncd: 60)
 XSYNC_INTERVAL = 60.0
-
-
-class _Opts:
-    """Tiny stand-in used by the doctest."""
-
-    def __init__(self, **kw: Any) -> None:
-        self.kw = {k.replace("_", "-"): v for k, v in kw.items()}
-
-    def get(self, name: str) -> Any:
-        return self.kw.get(name)
 
 
 def choose_mode(state: Any, options: Any) -> str:
