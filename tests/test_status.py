@@ -186,6 +186,9 @@ def test_status_cli_json_and_table(tmp_path, capsys):
     assert a["throughput"] == {"batches": 1, "changelogs_per_s": 2.0, "ops_per_s": 10.0}
     assert a["lag"] > 0 and a["open_failures"] == 1
     assert p["worker_status"] == "Passive" and p["replica"] == "user@host:/rep2"
+    assert a["last_synced_utc"] == "2023-11-14 22:13:20" and a["checkpoint_time_utc"] == \
+        "2020-09-13 12:26:40"
+    assert a["last_synced_entry_utc"] == "N/A"
 
     assert main(["status", str(d / "b1.db"), str(d / "b2.db"), "--utc"]) == 0
     out = capsys.readouterr().out.splitlines()

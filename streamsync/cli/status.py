@@ -129,6 +129,11 @@ def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
     last = int(fields.get("last_synced") or 0)
     fields["lag"] = None if last <= 0 else max(0, int(now - last))
     fields["throughput"] = _throughput(list(fields.get("batches") or []))
+    # gsyncd's status CLI also shows each time as text, local and UTC
+    for k in ("last_synced", "last_synced_entry", "checkpoint_time",
+              "checkpoint_completion_time"):
+        fields[k + "_local"] = human_time(fields.get(k))
+        fields[k + "_utc"] = human_time(fields.get(k), utc=True)
     fields.pop("batches", None)
     return fields
 
