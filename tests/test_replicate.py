@@ -357,4 +357,23 @@ def test_mode_option_hands_over_to_the_crawl_worker(brick, tmp_path, capsys):
     assert main(["replicate", "--mode", "live", brick, replica]) == 0
     assert "live; 11 changelogs" in capsys.readouterr().out
     assert verify(brick, replica) == []
-    assert main(["replicate", "--mode", "live", "--retry-failed", brick, replica]) == 2
+    # the worker path takes --retry-failed too (nothing open: a no-op that still verifies)
+    assert main(["replicate", "--mode", "live", "--retry-failed", brick, replica]) == 0
+    assert verify(brick, replica) == []
+    assert main(["replicate", "--mode", "live", "--archive", brick, replica]) == 2
+
+
+def test_several_bricks_on_the_command_line_run_one_worker_each(brick, tmp_path, monkeypatch):
+    cli = pytest.importorskip("streamsync.crawl.cli")
+    seen = {}
+
+    def fake_run_workers(sources, replica, **kw):
+        seen["sources"], seen["replica"] = list(sources), replica
+        return [{"ok": True, "source": s, "summary": {
+            "source": s, "replica": replica, "modes": ["history"], "results": [],
+            "data_stime": None, "open_failures": 0}} for s in sources]
+
+    monkeypatch.setattr(cli, "run_workers", fake_run_workers)
+    replica = str(tmp_path / "replica")
+    assert main(["replicate", brick, "/bricks/other", replica]) == 0
+    assert seen == {"sources": [brick, "/bricks/other"], "replica": replica}

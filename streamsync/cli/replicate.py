@@ -48,13 +48,16 @@ examples:
   streamsync replicate --follow -o change-interval=2 /bricks/b1 /backup/b1
   streamsync replicate --engine tar --state /var/lib/ss/b1.sqlite /bricks/b1 /backup/b1
   streamsync replicate --retry-failed /bricks/b1 /backup/b1
+  streamsync replicate /bricks/b1 /bricks/b2 /backup/vol        # one worker per brick
+  streamsync replicate --mode auto /bricks/b1 backup@host:/backup/b1
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replicate", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", metavar="SOURCE_BRICK", help="brick directory (with .glusterfs)")
+    p.add_argument("source", metavar="SOURCE_BRICK", nargs="+",
+                   help="brick directory (with .glusterfs); several bricks run one worker each")
     p.add_argument("replica", metavar="REPLICA_DIR", help="replica directory (created if missing)")
     p.add_argument("--state", metavar="FILE", help="SQLite state file (default: inside the replica)")
     p.add_argument("--xattr-stime", metavar="MASTER_UUID:SLAVE_UUID",
@@ -95,12 +98,13 @@ def run(args: argparse.Namespace) -> int:
     if _worker is not None and _worker.wants_worker(args):
         # crawl modes (history/xsync/live), [user@]host:/path replicas, several bricks:
         # the crawl worker built on the same dispatcher, sinks and state
-        if args.retry_failed or args.archive:
-            print("streamsync replicate: error: --retry-failed/--archive apply to a local "
+        if args.archive:
+            print("streamsync replicate: error: --archive applies to a local "
                   "replica of one brick without --mode", file=sys.stderr)
             return 2
         options = Options.from_file(args.config) if args.config else Options()
         return _worker.replicate_main(args, Options.from_pairs(args.option, base=options))
+    args.source = args.source[0]
     if args.archive and not args.changelogs:
         print("streamsync replicate: error: --archive needs --changelogs DIR "
               "(a brick's own journals are never archived)", file=sys.stderr)
