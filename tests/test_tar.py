@@ -78,3 +78,19 @@ def test_fatal_status_raises_with_stderr(tmp_path, monkeypatch):
         s.submit([G(1)])
         with pytest.raises(SyncError, match="Permission denied"):
             s.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another owner needs root")
+def test_set_id_bits_survive_an_in_place_extract_onto_the_same_mode(tmp_path):
+    # GNU tar skips chmod when the mode already matches but still chowns, and chown
+    # clears S_ISUID/S_ISGID: without the engine's fix-up the file came out 0755
+    src, rep, gfids = make_pair(tmp_path, {"suid": b"x", "sgid": b"y"})
+    for root in (src, rep):  # chown first: a chown clears the set-id bits
+        for n in ("suid", "sgid"):
+            os.chown(os.path.join(root, n), 1000, 1000)
+        os.chmod(os.path.join(root, "suid"), 0o4755)
+        os.chmod(os.path.join(root, "sgid"), 0o2755)
+    res = TarEngine(src, rep).transfer(gfids)
+    assert res.returncode == 0, res.stderr
+    assert oct(os.lstat(os.path.join(rep, "suid")).st_mode & 0o7777) == oct(0o4755)
+    assert oct(os.lstat(os.path.join(rep, "sgid")).st_mode & 0o7777) == oct(0o2755)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import subprocess
 import threading
 from typing import Any, Sequence
@@ -103,4 +104,41 @@ class TarEngine:
         t.join()
         stderr = (errs.get("c", b"") + xerr).decode("utf-8", "replace")
         code = xcode if xcode != 0 else ccode
+        if xcode in (0, 2) and not self._remote():
+            self._restore_setid_bits(gfids)
         return TransferResult(code, stderr, len(gfids))
+
+    def _remote(self) -> bool:
+        head, sep, _ = self.dest.partition(":")
+        return bool(sep) and "/" not in head
+
+    def _restore_setid_bits(self, gfids: Sequence[str]) -> None:
+        """Put back set-uid/set-gid bits GNU tar drops when extracting in place.
+
+        ``tar --overwrite`` onto an existing file whose mode already matches
+        skips its chmod but still chowns, and chown clears S_ISUID/S_ISGID, so
+        a set-id file came out 0755. Only regular files whose source mode has a
+        set-id bit are touched, through ``O_NOFOLLOW`` descriptors.
+        """
+        setid = stat.S_ISUID | stat.S_ISGID
+        for g in gfids:
+            rel = handle_relpath(g)
+            try:
+                src = os.lstat(os.path.join(self.source_root, rel))
+            except OSError:
+                continue
+            if not stat.S_ISREG(src.st_mode) or not src.st_mode & setid:
+                continue
+            try:
+                fd = os.open(os.path.join(self.dest, rel),
+                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                dst = os.fstat(fd)
+                if stat.S_ISREG(dst.st_mode) and stat.S_IMODE(dst.st_mode) != stat.S_IMODE(src.st_mode):
+                    os.fchmod(fd, stat.S_IMODE(src.st_mode))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
