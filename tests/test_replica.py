@@ -476,3 +476,22 @@ def tree_without_inodes(root):
     nodes, handles = tree(root)
     return ({p: n._replace(mtime=None) for p, n in nodes.items()},
             {k: (v[0], v[2]) for k, v in handles.items()})
+
+
+def _open_sink(root: str) -> str:
+    from streamsync.sinks.replica import ReplicaSink as _Sink
+    with _Sink(root):
+        return "ok"
+
+
+def test_several_processes_may_set_up_the_same_fresh_replica_at_once(tmp_path):
+    # workers of several bricks feed one replica: their sinks must not trip over
+    # each other creating the root handle
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        root = str(tmp_path / f"r{round_}")
+        with ctx.Pool(4) as pool:
+            assert pool.map(_open_sink, [root] * 8) == ["ok"] * 8
+        assert os.readlink(os.path.join(root, ".glusterfs", "00", "00",
+                                        "00000000-0000-0000-0000-000000000001")) == "../../.."

@@ -216,7 +216,10 @@ class ReplicaSink:
         try:
             os.readlink(rel, dir_fd=xfd)
         except FileNotFoundError:
-            os.symlink(_ROOT_LINK, rel, dir_fd=xfd)
+            try:
+                os.symlink(_ROOT_LINK, rel, dir_fd=xfd)
+            except FileExistsError:  # another worker's sink made it meanwhile
+                pass
 
     def close(self) -> None:
         """Release every descriptor."""
