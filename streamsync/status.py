@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote_plus
 
 from .errors import StateError
+from .state.sqlite import STATUS_DEFAULTS as _STATE_STATUS_DEFAULTS
 
 __all__ = [
     "STATUS_DEFAULTS",
@@ -61,20 +62,8 @@ __all__ = [
 log = logging.getLogger("streamsync.status")
 
 #: gsyncd's status fields and defaults (spec section 7), in gsyncd's order
-STATUS_DEFAULTS: dict[str, Any] = {
-    "slave_node": "N/A",
-    "worker_status": "N/A",
-    "crawl_status": "N/A",
-    "last_synced": 0,
-    "last_synced_entry": 0,
-    "entry": 0,
-    "data": 0,
-    "meta": 0,
-    "failures": 0,
-    "checkpoint_completed": "N/A",
-    "checkpoint_time": 0,
-    "checkpoint_completion_time": 0,
-}
+# (one table, kept by the state store that persists them)
+STATUS_DEFAULTS: dict[str, Any] = dict(_STATE_STATUS_DEFAULTS)
 
 #: crawl mode -> gsyncd's ``crawl_status`` words
 CRAWL_STATUS = {

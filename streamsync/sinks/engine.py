@@ -22,11 +22,21 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, Iterable, NamedTuple, Protocol, Sequence
 
 from ..errors import SyncError
 
-__all__ = ["TransferResult", "DataEngine", "DataSyncer", "JobResult"]
+
+def option_value(options: Any, name: str, default: Any) -> Any:
+    """``options.get(name)``, or ``default`` without options (engines used bare in tests)."""
+    if options is None:
+        return default
+    try:
+        return options.get(name)
+    except Exception:  # an options object that does not know the name
+        return default
+
+__all__ = ["TransferResult", "DataEngine", "DataSyncer", "JobResult", "option_value"]
 
 log = logging.getLogger("streamsync.sync")
 

@@ -35,7 +35,7 @@ import subprocess
 from typing import Any, Sequence
 
 from ..errors import SyncError
-from .engine import TransferResult
+from .engine import TransferResult, option_value
 from .replica import handle_relpath
 
 __all__ = ["RsyncEngine", "rsync_version", "PARTIAL_CODES"]
@@ -59,13 +59,7 @@ def rsync_version(command: str = "rsync") -> str:
         return ""
 
 
-def _opt(options: Any, name: str, default: Any) -> Any:
-    if options is None:
-        return default
-    try:
-        return options.get(name)
-    except Exception:
-        return default
+_opt = option_value
 
 
 class RsyncEngine:

@@ -22,7 +22,7 @@ import threading
 from typing import Any, Sequence
 
 from ..errors import SyncError
-from .engine import TransferResult
+from .engine import TransferResult, option_value
 from .replica import handle_relpath
 
 __all__ = ["TarEngine", "PARTIAL_CODES"]
@@ -31,13 +31,7 @@ __all__ = ["TarEngine", "PARTIAL_CODES"]
 PARTIAL_CODES = frozenset({2})
 
 
-def _opt(options: Any, name: str, default: Any) -> Any:
-    if options is None:
-        return default
-    try:
-        return options.get(name)
-    except Exception:
-        return default
+_opt = option_value
 
 
 class TarEngine:
