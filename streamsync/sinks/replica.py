@@ -604,25 +604,11 @@ class ReplicaSink:
         mode = op.mode if op.mode is not None else 0o100644
         if S.S_IFMT(mode) not in (0, S.S_IFREG):
             return False
-        uid, gid = op.uid or 0, op.gid or 0
-        perm = S.S_IMODE(mode)
-        owned = bool(uid or gid) and self.chown
-        direct = not owned and not (perm & self._umask)
         try:
-            fd = os.open(op.bname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, perm if direct else 0o600, dir_fd=pfd)
+            self._create_regular(pfd, op.bname, S.S_IMODE(mode), op.uid or 0, op.gid or 0,
+                                 op.gfid)
         except OSError:
-            return False
-        try:
-            if owned:
-                os.fchown(fd, uid, gid)
-            if not direct:
-                os.fchmod(fd, perm)
-            self._set_gfid(fd, op.gfid)
-        except OSError:
-            return False  # the serial path adopts the half-made file
-        finally:
-            os.close(fd)
+            return False  # the serial path adopts a half-made file
         try:
             os.link(op.bname, rel, src_dir_fd=pfd, dst_dir_fd=xfd, follow_symlinks=False)
         except FileExistsError:
@@ -776,6 +762,28 @@ class ReplicaSink:
         elif op.op == "MKNOD":
             self._hardlink(op, op.pgfid, op.bname)
 
+    def _create_regular(self, pfd: int, name: str, perm: int, uid: int, gid: int,
+                        gfid: str) -> None:
+        """Create a new regular file (``O_EXCL``, no symlink followed) with owner, mode, gfid.
+
+        It is created with its final mode when the umask lets it through and no
+        chown (which clears set-id bits) follows. Attributes first, gfid last: a
+        name carrying a gfid is complete. Raises ``OSError`` (``FileExistsError``
+        when the name is taken).
+        """
+        owned = bool(uid or gid) and self.chown
+        direct = not owned and not (perm & self._umask)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     perm if direct else 0o600, dir_fd=pfd)
+        try:
+            if owned:
+                os.fchown(fd, uid, gid)
+            if not direct:
+                os.fchmod(fd, perm)
+            self._set_gfid(fd, gfid)
+        finally:
+            os.close(fd)
+
     def _make_node(self, op: EntryOp, pfd: int, name: str, mode: int, uid: int, gid: int,
                    *, dst: bool = False) -> None:
         """Create a non-directory, non-symlink inode with gfid ``op.gfid`` at name."""
@@ -783,21 +791,7 @@ class ReplicaSink:
         perm = S.S_IMODE(mode)
         try:
             if ftype == S.S_IFREG:
-                owned = bool(uid or gid) and self.chown
-                # created with its final mode when the umask lets it through and
-                # no chown (which clears set-id bits) follows
-                direct = not owned and not (perm & self._umask)
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                             | os.O_CLOEXEC, perm if direct else 0o600, dir_fd=pfd)
-                try:
-                    # attributes first, gfid last: a name carrying a gfid is complete
-                    if owned:
-                        os.fchown(fd, uid, gid)
-                    if not direct:
-                        os.fchmod(fd, perm)
-                    self._set_gfid(fd, op.gfid)
-                finally:
-                    os.close(fd)
+                self._create_regular(pfd, name, perm, uid, gid, op.gfid)
             else:
                 if ftype == S.S_IFDIR or ftype == S.S_IFLNK:
                     raise _Fail(E.EINVAL)
