@@ -5,7 +5,11 @@ compare the replica's answer with the source and send corrective ops, then
 retries the original ops (spec section 3.5):
 
 * gfid or name mismatch and the replica's gfid is gone from the source: delete
-  the replica entry (RMDIR for a directory, else UNLINK);
+  the replica entry (RMDIR for a directory, else UNLINK), and (newest gsyncd's
+  ``skip_entry``) take the MKDIR/MKNOD/CREATE/RENAME ops of that gfid out of the
+  retry, or the retry would re-create the very entry just deleted (a file or
+  empty directory created and renamed over in one changelog: ``echo > f;
+  echo > f.tmp; mv f.tmp f``);
 * the replica's gfid is still on the source under that very name: the original
   op is already satisfied, drop it;
 * a directory the source has elsewhere: RENAME the replica directory to where
@@ -61,6 +65,7 @@ def fix_round(failures: Sequence[EntryFailure], ops: list[EntryOp], *, view: Any
     from ``ops`` in place. Returns the corrective ops to send."""
     fixes: list[EntryOp] = []
     mkdirs: set[str] = set()
+    removed_gfids: set[str] = set()
     for failure in failures:
         op, err, info = failure.op, failure.errno, failure.info
         if info.name_mismatch and info.slave_entry:
@@ -80,6 +85,7 @@ def fix_round(failures: Sequence[EntryFailure], ops: list[EntryOp], *, view: Any
                          "Deleting the entry [{retry_count=%d}, {entry=%r}]", round_no, op)
                 fixes.append(EntryOp("RMDIR" if info.slave_isdir else "UNLINK", sgfid,
                                      ppgfid, pbname))
+                removed_gfids.add(sgfid)
             elif view.entry_gfid(ppgfid, pbname) == sgfid:
                 log.info("Fixing gfid mismatch in slave. Safe to ignore, take out entry "
                          "[{retry_count=%d}, {entry=%r}]", round_no, op)
@@ -118,7 +124,14 @@ def fix_round(failures: Sequence[EntryFailure], ops: list[EntryOp], *, view: Any
                      "[{retry_count=%d}, {entry=%r}]", round_no, op)
             fixes.append(EntryOp("MKDIR", parent, loc[0], loc[1], mode=pst.mode,
                                  uid=pst.uid, gid=pst.gid))
+    if removed_gfids:
+        ops[:] = [o for o in ops
+                  if not (o.op in _RECREATING and o.gfid in removed_gfids)]
     return fixes
+
+
+#: ops the retry must not replay for a gfid a fix round just deleted from the replica
+_RECREATING = frozenset(("MKDIR", "MKNOD", "CREATE", "RENAME"))
 
 
 def resolve_conflicts(sink: Any, ops: Sequence[EntryOp], failures: Sequence[EntryFailure], *,
