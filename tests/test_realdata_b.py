@@ -30,7 +30,7 @@ from streamsync.views import MemoryView
 
 DATA = Path(__file__).parent / "data" / "gluster-10.3-b"
 ASCII = ("ascii-delpath-on", "ascii-delpath-off")
-BINARY: tuple[str, ...] = ()  # binary-delpath-on added with its capture
+BINARY = ("binary-delpath-on",)
 SCENARIOS = ASCII + BINARY
 CREATING = ("CREATE", "MKDIR", "MKNOD", "SYMLINK", "LINK")
 
@@ -104,7 +104,6 @@ def _entries(scenario: str) -> collections.Counter:
     return out
 
 
-@pytest.mark.skipif(not (DATA / "raw" / "binary-delpath-on").is_dir(), reason="binary capture not yet in the dataset")
 def test_binary_journals_decode_and_match_the_ascii_run_of_the_same_workload():
     journals = raws("binary-delpath-on")
     procs = processed("binary-delpath-on")
@@ -249,7 +248,7 @@ def _replica_namespace(sink: ReplicaSink, root: str) -> set[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("scenario", ASCII)
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_planned_entry_ops_replicate_to_the_final_namespace(scenario, tmp_path):
     """Entry ops of every journal, in order, through the replica sink with gfid-conflict
     resolution (as the dispatcher applies them): the replica's names and gfids end up
@@ -258,7 +257,7 @@ def test_planned_entry_ops_replicate_to_the_final_namespace(scenario, tmp_path):
     root = tmp_path / "replica"
     sink = ReplicaSink(root)
     try:
-        for plan in _plans(scenario, "processed"):
+        for plan in _plans(scenario, "processed" if scenario in ASCII else "raw"):
             failures = sink.apply_entries(plan.entry_ops)
             if failures:
                 _, failures = resolve_conflicts(sink, plan.entry_ops, failures, view=view)
