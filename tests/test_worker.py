@@ -166,13 +166,17 @@ def _demo_brick(tmp_path) -> str:
 
 def test_real_brick_snapshot_without_stime(tmp_path):
     """A brick with existing data and no stime: hybrid crawl then live; the replica
-    equals the FUSE manifest except the two fifos (the hybrid crawl, like gsyncd's,
-    journals only directories, files and symlinks)."""
+    equals the FUSE manifest, the two fifos included (our hybrid crawl journals
+    fifos, sockets and devices too; gsyncd's drops them: specials=False)."""
     brick = _demo_brick(tmp_path)
     rep = str(tmp_path / "rep")
     s = run_worker(brick, rep, register_time=1795470720, retry_delay=0)
     assert s.modes == ("xsync", "live") and s.open_failures == 0
-    diffs = verify_manifest(DEMO / "demo.manifest.jsonl", rep)
+    assert verify_manifest(DEMO / "demo.manifest.jsonl", rep) == []
+    rep2 = str(tmp_path / "rep2")
+    s = run_worker(brick, rep2, register_time=1795470720, retry_delay=0,
+                   xsync_kwargs={"specials": False})
+    diffs = verify_manifest(DEMO / "demo.manifest.jsonl", rep2)
     assert sorted(d.path for d in diffs) == ["media/pipe", "with space/named pipe"]
     assert {d.field for d in diffs} == {"missing"}
 

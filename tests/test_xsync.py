@@ -29,7 +29,7 @@ def test_records_per_object_type(tmp_path):
     h = b.create("hard", b"22")
     b.link("hard", "d x/hard2")
     s = b.symlink("../hard", "d x/sym")
-    os.mkfifo(b.path("fifo"))  # not journaled by the hybrid crawl (gsyncd neither)
+    os.mkfifo(b.path("fifo"))  # not journaled by gsyncd's hybrid crawl (specials=False)
     # DHT link-to file: sticky bit + trusted.glusterfs.dht.linkto -> skipped
     lt = b.create("linkto", b"", 0o1000)
     os.setxattr(b.path("linkto"), "trusted.glusterfs.dht.linkto", b"demo-client-1\0")
@@ -42,7 +42,8 @@ def test_records_per_object_type(tmp_path):
     os.utime(b.path("d x"), (1700000000.125, 1700000001.0))
     std = os.lstat(b.path("d x"))
     stt = os.lstat(b.path("d x/.trashcan"))
-    chunks, stimes = _split(list(xsync_chunks(b.root, register_time=1700000100)))
+    chunks, stimes = _split(list(xsync_chunks(b.root, register_time=1700000100,
+                                              specials=False)))
     assert len(chunks) == 1
     lines = [render_record(r) for r in chunks[0].records]
     expected = [

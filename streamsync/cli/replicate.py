@@ -95,6 +95,14 @@ def _progress(done: int, total: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # without --mode: replay the journals when they are exact (a stime, or they cover
+    # the brick), else the worker's hybrid crawl; says which and why
+    choice = _worker.default_mode(args) if _worker is not None else None
+    if choice is not None:
+        if not args.quiet:
+            print(choice.line(), file=sys.stderr)
+        if choice.mode == "xsync":
+            args.mode = "auto"
     if _worker is not None and _worker.wants_worker(args):
         # crawl modes (history/xsync/live), [user@]host:/path replicas, several bricks:
         # the crawl worker built on the same dispatcher, sinks and state
@@ -103,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
                   "replica of one brick without --mode", file=sys.stderr)
             return 2
         options = Options.from_file(args.config) if args.config else Options()
-        return _worker.replicate_main(args, Options.from_pairs(args.option, base=options))
+        return _worker.replicate_main(args, Options.from_pairs(args.option, base=options),
+                                      choice=choice)
     args.source = args.source[0]
     if args.archive and not args.changelogs:
         print("streamsync replicate: error: --archive needs --changelogs DIR "
@@ -149,8 +158,13 @@ def run(args: argparse.Namespace) -> int:
         if show:
             sys.stderr.write("\n")
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps(summary.to_dict()) + b"\n")
+        out = summary.to_dict()
+        if choice is not None:
+            out["choice"] = choice.to_dict()
+        sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
     elif not args.quiet:
+        if choice is not None:
+            print(f"mode {choice.mode}: {choice.reason}")
         st = summary.data_stime
         print(f"replicated {summary.changelogs} changelogs in {summary.batches} batches "
               f"({summary.duration:.2f} s): {summary.entry_ops} entry ops "

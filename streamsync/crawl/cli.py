@@ -14,25 +14,124 @@ import argparse
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from ..errors import ConfigError, StreamsyncError
 from ..options import Options
+from ..records import MINUS_INFINITY, Stime
 from ..remote.spec import parse_replica
+from .coverage import Coverage, journal_coverage
 from .select import MODES, read_brick_entries, run_worker, run_workers
 
 __all__ = ["add_worker_arguments", "wants_worker", "brick_sources", "run_worker_cli",
-           "replicate_main"]
+           "replicate_main", "ModeChoice", "choose_default_mode", "default_mode"]
+
+
+class ModeChoice(NamedTuple):
+    """How ``streamsync replicate`` without ``--mode`` catches up, and why.
+
+    ``mode``: ``"replay"`` (the journals present, from the data stime: exact,
+    keeps fifos) or ``"xsync"`` (the worker's automatic path: hybrid crawl of
+    the brick, then the journals); ``reason``: one line;
+    ``coverage``: the :class:`~streamsync.crawl.coverage.Coverage` when it was
+    checked.
+    """
+
+    mode: str
+    reason: str
+    coverage: Coverage | None = None
+
+    def line(self) -> str:
+        """The one line printed on stderr."""
+        return f"streamsync replicate: mode {self.mode}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "reason": self.reason,
+                "coverage": self.coverage.to_dict() if self.coverage is not None else None}
+
+
+def choose_default_mode(source: str, *, data_stime: Stime | None,
+                        changelogs: str | None = None) -> ModeChoice:
+    """The default crawl mode of a single local brick (see :class:`ModeChoice`).
+
+    * a data stime -> ``replay`` from it (what a history crawl would do);
+    * no stime, and the journals present create every gfid of the brick
+      (:func:`~streamsync.crawl.coverage.journal_coverage`) -> ``replay``;
+    * no stime, and they do not -> ``xsync``: replaying would silently miss what
+      was never journaled.
+
+    >>> choose_default_mode("/nonexistent", data_stime=Stime(5, 0)).mode
+    'replay'
+    """
+    if data_stime is not None and data_stime != MINUS_INFINITY:
+        return ModeChoice("replay", f"data stime {tuple(data_stime)}: replaying the journals "
+                                    f"from it (as a history crawl)")
+    cov = journal_coverage(source, changelogs=changelogs)
+    if cov.covered:
+        return ModeChoice("replay", f"no stime, and {cov.reason}: replaying them is exact", cov)
+    return ModeChoice("xsync", f"no stime, and {cov.reason}: hybrid crawl of the brick, "
+                               f"then the journals", cov)
+
+
+def _peek_stime(args: argparse.Namespace, source: str) -> Stime | None:
+    """The stored data stime, without creating a state file."""
+    from ..replicate import default_state_path
+    path = args.state or default_state_path(os.path.abspath(args.replica), source)
+    if getattr(args, "xattr_stime", None):
+        master, sep, slave = args.xattr_stime.partition(":")
+        if not sep or not master or not slave:
+            return None  # the replicate path reports the bad value
+        from ..state.xattr import XattrState
+        st = XattrState(os.path.abspath(source), master, slave, path)
+    elif os.path.exists(path):
+        from ..state.sqlite import SqliteState
+        st = SqliteState(path)
+    else:
+        return None
+    try:
+        return st.data_stime()
+    finally:
+        st.close()
+
+
+def default_mode(args: argparse.Namespace) -> ModeChoice | None:
+    """For ``streamsync replicate`` without ``--mode`` on one local brick: the
+    mode to use (:func:`choose_default_mode`); ``None`` when ``--mode`` was
+    given, the worker runs anyway (remote replica, several bricks) or the
+    source is not a brick (the replicate path reports it)."""
+    if getattr(args, "mode", None) == "replay" and not wants_worker(args):
+        return ModeChoice("replay", "forced by --mode replay")
+    if getattr(args, "mode", None) or wants_worker(args):
+        return None
+    sources = brick_sources(args)
+    source = os.path.abspath(sources[0])
+    if not os.path.isdir(os.path.join(source, ".glusterfs")):
+        return None
+    try:
+        choice = choose_default_mode(source, data_stime=_peek_stime(args, source),
+                                     changelogs=getattr(args, "changelogs", None))
+    except StreamsyncError:
+        # a damaged journal (or changelog directory): the replay reports it, with
+        # the file and line, exactly as it would have without the check
+        return None
+    if choice.mode == "xsync" and getattr(args, "archive", False):
+        raise ConfigError(f"{choice.reason}; --archive needs the journal replay: run once "
+                          f"without --archive (the hybrid crawl) first")
+    return choice
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     """``--mode``, ``--bricks``, ``--remote-command``."""
-    p.add_argument("--mode", choices=("auto",) + MODES,
-                   help="crawl mode: auto (default with a remote replica or several bricks: "
-                        "history from the stime, else the hybrid crawl, then live), or force "
-                        "history, xsync (hybrid filesystem crawl) or live")
+    p.add_argument("--mode", choices=("auto", "replay") + MODES,
+                   help="crawl mode. Default for one brick and a local replica: replay the "
+                        "journals present when there is a data stime or they create every "
+                        "gfid of the brick, else auto (says which and why). auto (default "
+                        "with a remote replica or several bricks): history from the stime, "
+                        "else the hybrid crawl, then live. Or force replay (the journals "
+                        "present, one brick, local replica), history, xsync (hybrid "
+                        "filesystem crawl) or live")
     p.add_argument("--bricks", metavar="FILE",
                    help="read more source bricks from FILE (one per line); one worker per "
                         "brick, in parallel processes")
@@ -68,8 +167,14 @@ def _entries(args: argparse.Namespace) -> list[tuple[str, int | None]]:
 
 def wants_worker(args: argparse.Namespace) -> bool:
     """True when the crawl worker must run this ``replicate`` invocation."""
-    return bool(getattr(args, "mode", None) or getattr(args, "bricks", None)
-                or len(brick_sources(args)) > 1 or parse_replica(args.replica).remote)
+    mode = getattr(args, "mode", None)
+    worker = bool(getattr(args, "bricks", None) or len(brick_sources(args)) > 1
+                  or parse_replica(args.replica).remote)
+    if mode == "replay":
+        if worker:
+            raise ConfigError("--mode replay works with one brick and a local replica")
+        return False
+    return bool(mode) or worker
 
 
 def _line(row: dict[str, Any]) -> str:
@@ -81,7 +186,7 @@ def _line(row: dict[str, Any]) -> str:
 
 
 def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threading.Event,
-                   show: bool, state: Any = None) -> int:
+                   show: bool, state: Any = None, choice: ModeChoice | None = None) -> int:
     """Run the worker(s) for ``streamsync replicate``; returns the exit status."""
     entries = _entries(args)
     sources = [b for b, _ in entries]
@@ -126,9 +231,13 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
         if show:
             sys.stderr.write("\n")
     failed = [r for r in result if not r["ok"]]
+    if choice is not None and len(result) == 1:
+        result[0]["choice"] = choice.to_dict()
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(result if len(result) > 1 else result[0]) + b"\n")
     elif not args.quiet:
+        if choice is not None:
+            print(f"mode {choice.mode}: {choice.reason}")
         for r in result:
             if not r["ok"]:
                 print(f"{r['source']}: FAILED: {r['error']}")
@@ -152,7 +261,8 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
     return 1 if any(r["summary"]["open_failures"] for r in result) else 0
 
 
-def replicate_main(args: argparse.Namespace, options: Options) -> int:
+def replicate_main(args: argparse.Namespace, options: Options,
+                   choice: ModeChoice | None = None) -> int:
     """The whole worker path of ``streamsync replicate`` (logging, SIGTERM, progress)."""
     import logging
     import signal
@@ -180,7 +290,8 @@ def replicate_main(args: argparse.Namespace, options: Options) -> int:
                                args.state or default_state_path(sources[0], args.replica))
         show = sys.stderr.isatty() and not args.quiet and not args.verbose
         try:
-            return run_worker_cli(args, options, stop=stop, show=show, state=state)
+            return run_worker_cli(args, options, stop=stop, show=show, state=state,
+                                  choice=choice)
         except KeyboardInterrupt:
             stop.set()
             raise

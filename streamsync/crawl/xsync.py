@@ -12,13 +12,20 @@ directory                              ``E gfid MKDIR <mode> 0 0 pgfid/bname`` t
 symlink                                ``E gfid SYMLINK pgfid/bname``
 regular file, ``st_nlink - 1 == 1``    ``E gfid MKNOD <mode> 0 0 pgfid/bname``, ``D gfid``
 regular file with more links           ``E gfid LINK pgfid/bname``, ``D gfid``
+fifo, socket, char/block device        ``E gfid MKNOD <mode> 0 0 pgfid/bname`` (one
+                                       name) or ``E gfid LINK pgfid/bname`` (more),
+                                       then ``M gfid SETATTR uid gid mode atime mtime``
 =====================================  ==============================================
 
 ``.glusterfs`` and ``.trashcan`` at the root, DHT link-to files (sticky bit plus
 a non-empty ``trusted.glusterfs.dht.linkto``) and objects without a gfid are
-skipped; other types (fifos, sockets, devices) are not journaled, as in gsyncd.
-After ``max_entries`` (8192) counted objects (directories, symlinks, regular
-files) the journal is flushed and a new one is started.
+skipped. Unlike gsyncd, whose hybrid crawl drops fifos, sockets and devices (a
+replica seeded by it lacks them for good), they are journaled too - as a
+GlusterFS brick journals a ``mknod`` - with a SETATTR for owner, mode and times
+since no data sync brings them (``specials=False`` restores gsyncd's crawl;
+``docs/differences.md``). A device's major/minor is not carried: GlusterFS
+journals have no field for it either. After ``max_entries`` (8192) counted
+objects the journal is flushed and a new one is started.
 
 Directory stimes: after a directory's contents, ``(relpath, stime)`` is
 emitted with the directory's xtime capped at ``(register_time, 0)``; the root
@@ -44,6 +51,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import stat as S
 import struct
 import time
@@ -65,6 +73,8 @@ _SKIP_AT_ROOT = frozenset({".glusterfs", ".trashcan"})
 _GFID_XATTRS = ("trusted.gfid", "user.streamsync.gfid")
 _LINKTO = "trusted.glusterfs.dht.linkto"
 _XTIME = struct.Struct("!II")
+#: a directory's handle: ``../../xx/yy/<parent gfid>/<name>``
+_DIR_HANDLE = re.compile(r"\.\./\.\./[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f-]{36}/")
 
 
 class XsyncChunk(NamedTuple):
@@ -119,8 +129,12 @@ class _GfidOf:
                     p = os.path.join(d, name)
                     try:
                         st = os.lstat(p)
-                        if S.S_ISLNK(st.st_mode) and os.readlink(p).startswith("../../"):
-                            st = os.stat(p)  # a directory handle: the directory itself
+                        if S.S_ISLNK(st.st_mode) and st.st_nlink == 1 \
+                                and _DIR_HANDLE.match(os.readlink(p)):
+                            # a directory handle: the directory itself (a symlink's
+                            # handle is a hard link of it, even when its target
+                            # starts with ../../)
+                            st = os.stat(p)
                     except OSError:
                         continue
                     idx[(st.st_dev, st.st_ino)] = name
@@ -160,8 +174,8 @@ def _is_linkto(path: str, mode: int) -> bool:
 def xsync_chunks(brick: str | os.PathLike[str], *, register_time: int,
                  root_stime: Stime | tuple[int, int] | None = None,
                  dir_stimes: Callable[[str], Stime | None] | None = None,
-                 volume_uuid: str | None = None, max_entries: int = XSYNC_MAX_ENTRIES
-                 ) -> Iterator[XsyncChunk | XsyncStime]:
+                 volume_uuid: str | None = None, max_entries: int = XSYNC_MAX_ENTRIES,
+                 specials: bool = True) -> Iterator[XsyncChunk | XsyncStime]:
     """Walk ``brick``: record chunks of at most ``max_entries`` counted objects,
     each followed by the directory stimes that became due with it; the root's
     stime comes last.
@@ -169,6 +183,9 @@ def xsync_chunks(brick: str | os.PathLike[str], *, register_time: int,
     ``root_stime``/``dir_stimes`` are the replica's stimes (entries whose xtime
     is not newer are skipped; a root stime of ``(0, 0)`` forces a full crawl);
     they only matter when ``volume_uuid`` names the marker xtimes.
+
+    ``specials`` (default True, unlike gsyncd) also journals fifos, sockets and
+    character/block devices; ``specials=False`` is gsyncd's crawl exactly.
     """
     brick = os.path.abspath(os.fspath(brick))
     cap = Stime(int(register_time), 0)
@@ -218,8 +235,9 @@ def xsync_chunks(brick: str | os.PathLike[str], *, register_time: int,
             if S.S_ISREG(mode) and _is_linkto(p, mode):
                 log.debug("ignoring sticky bit file %s", p)
                 continue
-            if not (S.S_ISDIR(mode) or S.S_ISLNK(mode) or S.S_ISREG(mode)):
-                continue  # fifos, sockets, devices: not journaled by the hybrid crawl
+            special = not (S.S_ISDIR(mode) or S.S_ISLNK(mode) or S.S_ISREG(mode))
+            if special and not specials:
+                continue  # fifos, sockets, devices: gsyncd's hybrid crawl skips them
             gfid = gfid_of(p, st)
             if gfid is None:
                 log.warning("skipping entry without a gfid: %s", p)
@@ -237,6 +255,15 @@ def xsync_chunks(brick: str | os.PathLike[str], *, register_time: int,
                 continue
             if S.S_ISLNK(mode):
                 records.append(EntryRecord(gfid, "SYMLINK", pgfid, name))
+            elif special:
+                # no data to copy: owner, mode and times come with a SETATTR instead
+                if st.st_nlink - 1 == 1:
+                    records.append(EntryRecord(gfid, "MKNOD", pgfid, name, mode=mode, uid=0,
+                                               gid=0))
+                else:
+                    records.append(EntryRecord(gfid, "LINK", pgfid, name))
+                records.append(MetaRecord(gfid, "SETATTR", Stat(st.st_uid, st.st_gid, mode,
+                                                                st.st_atime, st.st_mtime)))
             elif st.st_nlink - 1 == 1:
                 records.append(EntryRecord(gfid, "MKNOD", pgfid, name, mode=mode, uid=0, gid=0))
                 records.append(DataRecord(gfid))
@@ -274,7 +301,8 @@ def write_xsync(directory: str, records: tuple[Record, ...], *, ts: int) -> Chan
 
 
 def xsync_crawl(ctx: Any, *, volume_uuid: str | None = None,
-                max_entries: int = XSYNC_MAX_ENTRIES, keep: bool = False) -> Any:
+                max_entries: int = XSYNC_MAX_ENTRIES, keep: bool = False,
+                specials: bool = True) -> Any:
     """Run the hybrid crawl of ``ctx.source`` through the pipeline and sinks.
 
     Each journal is written to ``<working_dir>/xsync/``, planned and dispatched
@@ -297,7 +325,8 @@ def xsync_crawl(ctx: Any, *, volume_uuid: str | None = None,
     started = time.monotonic()
     log.info("starting hybrid crawl [{stime=%s}]", root)
     for ev in xsync_chunks(ctx.source, register_time=ctx.register_time, root_stime=root,
-                           volume_uuid=volume_uuid, max_entries=max_entries):
+                           volume_uuid=volume_uuid, max_entries=max_entries,
+                           specials=specials):
         if isinstance(ev, XsyncChunk):
             ts = max(int(ctx.clock()), last_ts + 1)
             last_ts = ts
