@@ -156,3 +156,56 @@ def test_marker_xtimes_limit_the_crawl(tmp_path):
     # a root stime of (0, 0) forces a full crawl
     assert len({r.gfid for c in chunks for r in c.records}) == 4
     assert stimes[-1] == XsyncStime(".", Stime(250, 0))
+
+
+def _node(b, rel, kind, mode):
+    """A fifo/socket made on the brick with a gfid and its handle (a hard link)."""
+    import uuid
+    g = b._gfid()
+    os.mknod(b.path(rel), kind | mode)
+    os.chmod(b.path(rel), mode)
+    os.setxattr(b.path(rel), "trusted.gfid", uuid.UUID(g).bytes)
+    h = os.path.join(b.root, ".glusterfs", g[:2], g[2:4], g)
+    os.makedirs(os.path.dirname(h), exist_ok=True)
+    os.link(b.path(rel), h)
+    return g
+
+
+def test_specials_are_journaled_unlike_gsyncd(tmp_path):
+    import stat as S
+    b = Brick(tmp_path / "b")
+    p = _node(b, "p", S.S_IFIFO, 0o640)
+    k = _node(b, "sock", S.S_IFSOCK, 0o755)
+    os.link(b.path("sock"), b.path("sock2"))
+    os.chown(b.path("p"), 101, 202)
+    os.utime(b.path("p"), (1600000000.5, 1600000001.25))
+    sp, sk = os.lstat(b.path("p")), os.lstat(b.path("sock"))
+    (chunk,), _ = _split(list(xsync_chunks(b.root, register_time=1)))
+    lines = [render_record(r) for r in chunk.records]
+    assert lines == [
+        f"E {p} MKNOD {S.S_IFIFO | 0o640} 0 0 {R}/p",
+        f"M {p} SETATTR 101 202 {S.S_IFIFO | 0o640} 1600000000.5 1600000001.25",
+        f"E {k} LINK {R}/sock",
+        f"M {k} SETATTR 0 0 {S.S_IFSOCK | 0o755} {sk.st_atime!r} {sk.st_mtime!r}",
+        f"E {k} LINK {R}/sock2",
+        f"M {k} SETATTR 0 0 {S.S_IFSOCK | 0o755} {sk.st_atime!r} {sk.st_mtime!r}",
+    ]
+    assert sp.st_mode == S.S_IFIFO | 0o640 and chunk.objects == 3
+    # gsyncd's crawl: nothing of them
+    assert not [e for e in xsync_chunks(b.root, register_time=1, specials=False)
+                if isinstance(e, XsyncChunk)]
+
+
+def test_symlink_to_dotdot_is_not_taken_for_a_directory_handle(tmp_path):
+    b = Brick(tmp_path / "b")
+    docs = b.mkdir("docs")
+    src = b.mkdir("src")
+    s = b.symlink("../../docs", "src/sym_dir")
+    d = b.mkdir("src/real")
+    for rel in ("docs", "src", "src/sym_dir", "src/real"):  # gfids from the handles only
+        os.removexattr(b.path(rel), "trusted.gfid", follow_symlinks=False)
+    (chunk,), _ = _split(list(xsync_chunks(b.root, register_time=1)))
+    entries = [render_record(r) for r in chunk.records if r.TYPE == "E"]
+    assert [ln.split(" ", 3)[1:3] for ln in entries] == [
+        [docs, "MKDIR"], [src, "MKDIR"], [d, "MKDIR"], [s, "SYMLINK"]]
+    assert entries[-1] == f"E {s} SYMLINK {src}/sym_dir"
