@@ -123,6 +123,16 @@ def test_a_changelog_off_period_is_not_covered_even_with_every_gfid_created(tmp_
     assert "HTIME" in cov.reason
 
 
+def test_names_without_any_handle_are_not_covered(tmp_path):
+    root = tmp_path / "b"
+    (root / ".glusterfs").mkdir(parents=True)
+    (root / ".trashcan").mkdir()
+    assert journal_coverage(str(root)).covered  # an empty brick
+    (root / "plain.txt").write_text("no gfid, no handle")
+    cov = journal_coverage(str(root))
+    assert not cov.covered and "1 names at the brick root (e.g. 'plain.txt')" in cov.reason
+
+
 def test_choice_rules():
     assert choose_default_mode("/nonexistent", data_stime=Stime(T, 0)).mode == "replay"
     c = ModeChoice("xsync", "why")

@@ -40,6 +40,7 @@ __all__ = ["Coverage", "CREATING_FOPS", "brick_gfids", "journal_coverage"]
 CREATING_FOPS = frozenset({"CREATE", "MKDIR", "MKNOD", "SYMLINK"})
 _RESERVED_PREFIX = "00000000-0000-0000-0000-"
 _HEX = frozenset("0123456789abcdef")
+_NOT_DATA = frozenset({".glusterfs", ".trashcan"})
 
 
 class Coverage(NamedTuple):
@@ -105,6 +106,13 @@ def brick_gfids(brick: str | os.PathLike[str]) -> set[str]:
     return out
 
 
+def _ls(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def _htimes(changelog_dir: str) -> int:
     try:
         return sum(1 for n in os.listdir(os.path.join(changelog_dir, "htime"))
@@ -149,6 +157,15 @@ def journal_coverage(brick: str | os.PathLike[str], *, changelogs: str | os.Path
         reason = (f"{htimes} HTIME index files: changelog was switched off and on again, "
                   f"what changed in between was never journaled")
         return Coverage(False, reason, handles, 0, (), journals, htimes)
-    reason = (f"the {journals} journals present create all {handles} gfids in the brick"
-              if handles else "the brick holds no objects besides its root")
+    if not handles:
+        visible = sorted(n for n in _ls(brick) if n not in _NOT_DATA)
+        if visible:
+            # names without any handle: not a GlusterFS brick's namespace; nothing
+            # can say what is journaled, the crawl at least reports each of them
+            reason = (f"{len(visible)} names at the brick root (e.g. {visible[0]!r}) but no "
+                      f"gfid handles in .glusterfs")
+            return Coverage(False, reason, 0, 0, (), journals, htimes)
+        return Coverage(True, "the brick holds no objects besides its root", 0, 0, (),
+                        journals, htimes)
+    reason = f"the {journals} journals present create all {handles} gfids in the brick"
     return Coverage(True, reason, handles, 0, (), journals, htimes)
