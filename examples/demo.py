@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
 from streamsync.errors import StreamsyncError
 from streamsync.replicate import replicate
+from streamsync.snapshot import extract_brick_snapshot
 from streamsync.verify import compare, load_manifest, scan_tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,39 +30,9 @@ BRICK_TAR = os.path.join(HERE, "demo-brick", "demo.tar.gz")
 MANIFEST = os.path.join(HERE, "demo-brick", "demo.manifest.jsonl")
 
 
-class _BrickTar(tarfile.TarFile):
-    """tarfile, but a hard link to a symlink links the symlink itself (a brick's
-    gfid handle of a symlink is a hard link of it; tarfile's default follows it)."""
-
-    def makelink(self, tarinfo, targetpath):  # noqa: D102
-        if tarinfo.islnk():
-            src = os.path.join(self._dest, tarinfo.linkname)
-            if os.path.lexists(src):
-                os.link(src, targetpath, follow_symlinks=False)
-                return
-        super().makelink(tarinfo, targetpath)
-
-
 def extract(tar_path: str, dest: str) -> None:
     """Extract the brick tarball (owners kept when run as root)."""
-    os.makedirs(dest)
-    with _BrickTar.open(tar_path, "r:gz") as tf:
-        tf._dest = dest
-        kw = {"numeric_owner": True}
-        if hasattr(tarfile, "data_filter"):
-            kw["filter"] = "fully_trusted"  # our own bundled archive (hard links, fifos)
-        tf.extractall(dest, **kw)
-        symlinks = [m for m in tf.getmembers() if m.issym()]
-    if os.geteuid() != 0:
-        # .glusterfs directories are 0600/0700 on a brick; make them traversable
-        for top, dirs, _files in os.walk(dest):
-            for d in dirs:
-                p = os.path.join(top, d)
-                st = os.lstat(p)
-                if stat.S_ISDIR(st.st_mode):
-                    os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-    for m in symlinks:  # tarfile leaves symlink times alone
-        os.utime(os.path.join(dest, m.name), (m.mtime, m.mtime), follow_symlinks=False)
+    extract_brick_snapshot(tar_path, dest)
 
 
 def _as_root(argv: list[str]) -> None:

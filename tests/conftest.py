@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -49,3 +48,25 @@ def handles(scenario: str) -> list[tuple[str, str, str]]:
 def corpus() -> Path:
     assert CORPUS.is_dir(), "tests/data/gluster-10.3 is missing"
     return CORPUS
+
+
+def handle_paths(scenario: str) -> dict[str, set[str]]:
+    """gfid -> every path it has in ``handles/<scenario>.tsv`` (hard links give several)."""
+    out: dict[str, set[str]] = {}
+    for gfid, _kind, path in handles(scenario):
+        out.setdefault(gfid, set()).add(path)
+    return out
+
+
+DEMO_BRICK = Path(__file__).parent.parent / "examples" / "demo-brick"
+
+
+def demo_manifest_paths() -> dict[str, set[str]]:
+    """gfid -> every path the GlusterFS mount showed for the demo brick (its manifest)."""
+    import json
+    out: dict[str, set[str]] = {}
+    with open(DEMO_BRICK / "demo.manifest.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            out.setdefault(d["gfid"], set()).add(d["path"])
+    return out

@@ -14,41 +14,10 @@ from streamsync.analysis._input import iter_journals, read_records
 from streamsync.analysis.changes import changes_from_paths, list_changes
 from streamsync.analysis.resolve import Resolver
 from streamsync.cli import main
+from conftest import SCENARIOS, demo_manifest_paths, handle_paths
 
 DATA = Path(__file__).parent / "data" / "gluster-10.3"
 DEMO = Path(__file__).parent.parent / "examples" / "demo-brick"
-
-
-def _unescape_tsv(text: str) -> str:
-    """handles/*.tsv escapes backslash, TAB, LF, CR as \\\\, \\t, \\n, \\r."""
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
-            out.append({"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def load_handles(scenario: str) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    with open(DATA / "handles" / f"{scenario}.tsv", encoding="utf-8") as fh:
-        for line in fh:
-            gfid, _type, path = line.rstrip("\n").split("\t", 2)
-            out.setdefault(gfid, set()).add(_unescape_tsv(path))
-    return out
-
-
-def load_manifest() -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    with open(DEMO / "demo.manifest.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            d = json.loads(line)
-            out.setdefault(d["gfid"], set()).add(d["path"])
-    return out
-SCENARIOS = ["ascii-delpath-on", "ascii-delpath-off", "binary-delpath-on", "binary-delpath-off"]
 
 
 def phases(scenario: str) -> dict[str, float]:
@@ -90,7 +59,7 @@ def _rows(scenario, **kw):
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_whole_history_is_the_final_namespace(scenario):
     rows = _rows(scenario)
-    expected = {p for ps in load_handles(scenario).values() for p in ps} - {"."}
+    expected = {p for ps in handle_paths(scenario).values() for p in ps} - {"."}
     new = [r.path for r in rows if r.kind == "NEW"]
     assert len(new) == len(set(new))
     assert set(new) == expected
@@ -173,6 +142,6 @@ def test_brick_resolves_names_older_than_the_journals(tmp_path):
     assert [r.line() for r in window_only] == [r.line() for r in full]
     assert not any(".gfid/" in r.line() for r in full)
     # every NEW/MODIFY path exists in the final FUSE manifest
-    manifest = {p for ps in load_manifest().values() for p in ps}
+    manifest = {p for ps in demo_manifest_paths().values() for p in ps}
     assert {r.path for r in full if r.kind in ("NEW", "MODIFY")} <= manifest
     assert Counter(r.kind for r in full)["NEW"] == 12  # 10 files + 2 directories

@@ -16,11 +16,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 
 import pytest
 
+from streamsync.snapshot import extract_brick_snapshot
 from streamsync.verify import compare, load_manifest, scan_tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,34 +31,10 @@ OWNERS = () if os.geteuid() == 0 else ("uid", "gid")
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
 
 
-class _BrickTar(tarfile.TarFile):
-    def makelink(self, tarinfo, targetpath):
-        if tarinfo.islnk():
-            src = os.path.join(self.dest, tarinfo.linkname)
-            if os.path.lexists(src):
-                os.link(src, targetpath, follow_symlinks=False)
-                return
-        super().makelink(tarinfo, targetpath)
-
-
 @pytest.fixture(scope="module")
 def brick(tmp_path_factory):
-    dest = str(tmp_path_factory.mktemp("crash") / "brick")
-    os.makedirs(dest)
-    with _BrickTar.open(os.path.join(DEMO, "demo.tar.gz"), "r:gz") as tf:
-        tf.dest = dest
-        kw = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
-        tf.extractall(dest, numeric_owner=True, **kw)
-        for m in tf.getmembers():  # tarfile leaves symlink times alone
-            if m.issym():
-                os.utime(os.path.join(dest, m.name), (m.mtime, m.mtime), follow_symlinks=False)
-    if os.geteuid() != 0:
-        for top, dirs, _ in os.walk(dest):
-            for d in dirs:
-                p = os.path.join(top, d)
-                if not os.path.islink(p):
-                    os.chmod(p, os.lstat(p).st_mode | 0o700)
-    return dest
+    return extract_brick_snapshot(os.path.join(DEMO, "demo.tar.gz"),
+                                  str(tmp_path_factory.mktemp("crash") / "brick"))
 
 
 def _cmd(brick, replica):

@@ -141,8 +141,9 @@ def _workload(mnt: str, rng: random.Random) -> None:
     os.rename(j("src", "app", "m9.py"), j("src", "app", "m10.py"))  # onto an existing file
 
 
-WORKLOAD_A = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "replication",
-                          "workload_a.sh")
+# the lab's public workload_a.sh is the very script that made the bundled corpus
+WORKLOAD_A = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gluster-10.3",
+                          "workload.sh")
 
 
 def _workload_a(mnt: str, rng: random.Random) -> None:

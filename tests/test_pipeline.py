@@ -18,31 +18,16 @@ from streamsync.records import ROOT_GFID, Changelog, Stime, name_from_json
 from streamsync.stages import classify, gate_entries, plan, skip_processed
 from streamsync.synth import synth_workload
 from streamsync.views import MemoryView
+from conftest import handles
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "gluster-10.3")
 SCENARIOS = ["ascii-delpath-on", "ascii-delpath-off"]
 
 
-def _unescape_tsv(text):
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\":
-            out.append({"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
 def corpus_view(scenario):
     """The brick namespace at the end of the corpus workload, from handles/<scenario>.tsv."""
     modes = {"d": 0o40755, "f": 0o100644, "l": 0o120777, "p": 0o10644}
-    rows = []
-    with open(os.path.join(DATA, "handles", f"{scenario}.tsv"), encoding="utf-8") as fh:
-        for line in fh:
-            g, k, p = line.rstrip("\n").split("\t")
-            rows.append((g, k, _unescape_tsv(p)))
+    rows = handles(scenario)
     gof = {".": ROOT_GFID}
     inodes, links, entries = {}, {}, {}
     from streamsync.records import Stat

@@ -18,6 +18,7 @@ from streamsync.cli import main
 from streamsync.errors import LockHeld
 from streamsync.replicate import default_state_path, lock_path, replicate
 from streamsync.state import SqliteState, WorkerLock
+from streamsync.snapshot import extract_brick_snapshot
 from streamsync.verify import compare, load_manifest, scan_tree, verify
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,34 +28,8 @@ OWNERS = () if os.geteuid() == 0 else ("uid", "gid")
 needs_rsync = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
 
 
-class _BrickTar(tarfile.TarFile):
-    """A hard link to a symlink must link the symlink itself (the brick's handle)."""
-
-    def makelink(self, tarinfo, targetpath):
-        if tarinfo.islnk():
-            src = os.path.join(self.dest, tarinfo.linkname)
-            if os.path.lexists(src):
-                os.link(src, targetpath, follow_symlinks=False)
-                return
-        super().makelink(tarinfo, targetpath)
-
-
 def extract_demo(dest: str) -> str:
-    os.makedirs(dest)
-    with _BrickTar.open(os.path.join(DEMO, "demo.tar.gz"), "r:gz") as tf:
-        tf.dest = dest
-        kw = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
-        tf.extractall(dest, numeric_owner=True, **kw)
-        for m in tf.getmembers():  # tarfile leaves symlink times alone
-            if m.issym():
-                os.utime(os.path.join(dest, m.name), (m.mtime, m.mtime), follow_symlinks=False)
-    if os.geteuid() != 0:
-        for top, dirs, _ in os.walk(dest):
-            for d in dirs:
-                p = os.path.join(top, d)
-                if not os.path.islink(p):
-                    os.chmod(p, os.lstat(p).st_mode | 0o700)
-    return dest
+    return extract_brick_snapshot(os.path.join(DEMO, "demo.tar.gz"), dest)
 
 
 @pytest.fixture(scope="module")

@@ -15,42 +15,12 @@ import pytest
 from streamsync.analysis.resolve import JournalNamespace, Resolver
 from streamsync.records import ROOT_GFID, EntryRecord
 from streamsync.views import BrickView
+from conftest import demo_manifest_paths, handle_paths
 
 REPO = Path(__file__).parent.parent
 DATA = REPO / "tests" / "data" / "gluster-10.3"
 DEMO = REPO / "examples" / "demo-brick"
 SCENARIOS = ["ascii-delpath-on", "ascii-delpath-off", "binary-delpath-on", "binary-delpath-off"]
-
-
-def unescape_tsv(text: str) -> str:
-    """handles/*.tsv escapes backslash, TAB, LF, CR as \\\\, \\t, \\n, \\r."""
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
-            out.append({"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def load_handles(scenario: str) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    with open(DATA / "handles" / f"{scenario}.tsv", encoding="utf-8") as fh:
-        for line in fh:
-            gfid, _type, path = line.rstrip("\n").split("\t", 2)
-            out.setdefault(gfid, set()).add(unescape_tsv(path))
-    return out
-
-
-def load_manifest() -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    with open(DEMO / "demo.manifest.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            d = json.loads(line)
-            out.setdefault(d["gfid"], set()).add(d["path"])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +38,7 @@ def demo_brick(tmp_path_factory):
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_journals_alone_give_the_final_namespace(scenario):
     """Replaying the raw journals (ascii and binary) reproduces every path, hard links included."""
-    expected = load_handles(scenario)
+    expected = handle_paths(scenario)
     r = Resolver.from_journals([DATA / "raw" / scenario])
     assert {g: set(r.paths(g)) for g in expected} == expected
     # hard links: hl_src has two names at the end (top/hl_src, mvdst/hl_link1_moved)
@@ -113,7 +83,7 @@ def test_unknown_parent_is_written_as_aux_gfid_path():
 
 def test_brick_handles_and_gfid2path(demo_brick):
     """Brick only: directories from handle symlinks, files from trusted.gfid2path.*."""
-    expected = load_manifest()
+    expected = demo_manifest_paths()
     r = Resolver(brick=demo_brick)
     got = {g: set(r.paths(g)) for g in expected}
     with open(DEMO / "demo.manifest.jsonl", encoding="utf-8") as fh:
@@ -127,7 +97,7 @@ def test_brick_handles_and_gfid2path(demo_brick):
 
 
 def test_brick_without_xattrs_falls_back_to_journals(demo_brick):
-    expected = load_manifest()
+    expected = demo_manifest_paths()
     ns = JournalNamespace()
     from streamsync.analysis._input import iter_journals, read_records
     for c in iter_journals([demo_brick]):
@@ -140,7 +110,7 @@ def test_brick_without_xattrs_falls_back_to_journals(demo_brick):
 
 
 def test_view_dir_entry_is_used(demo_brick):
-    expected = load_manifest()
+    expected = demo_manifest_paths()
     r = Resolver(view=BrickView(demo_brick))
     dirs = [g for g in expected if r.names(g) and len(expected[g]) == 1
             and (demo_brick / next(iter(expected[g]))).is_dir()

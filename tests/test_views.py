@@ -12,6 +12,7 @@ from streamsync.errors import SourceError
 from streamsync.records import ROOT_GFID, Stat
 from streamsync.views import (BrickView, MemoryView, MountView, SnapshotView, SourceView,
                               handle_path, prefetch_view)
+from conftest import handles
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "gluster-10.3")
 G1 = "5b1c2d3e-0000-4000-8000-00000000000a"
@@ -127,29 +128,12 @@ def test_brick_view_on_a_built_brick(tmp_path):
     assert snap.entry_gfid(ROOT_GFID, "hard") == G3 and snap.entry_gfid(G1, "f x\n") is None
 
 
-def _unescape_tsv(text):
-    out, i = [], 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            out.append({"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}[text[i + 1]])
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
 @pytest.mark.parametrize("scenario", ["ascii-delpath-on", "binary-delpath-off"])
 def test_brick_view_on_corpus_handle_listings(tmp_path, scenario):
     """Rebuild the brick namespace of the corpus listing with the real directory
     handle targets from gfid-tree.tsv; the view must find every name's gfid, every
     directory's parent and name, and every type."""
-    rows = []
-    with open(os.path.join(DATA, "handles", f"{scenario}.tsv"), encoding="utf-8") as fh:
-        for line in fh:
-            gfid, kind, path = line.rstrip("\n").split("\t")
-            rows.append((gfid, kind, _unescape_tsv(path)))
+    rows = handles(scenario)
     tree = {}
     with open(os.path.join(DATA, "meta", scenario, "gfid-tree.tsv"), encoding="utf-8") as fh:
         for line in fh:
