@@ -67,7 +67,7 @@ class JournalHeader(NamedTuple):
     """What a raw journal's first line says.
 
     >>> read_header(b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n")
-    JournalHeader(major=1, minor=2, encoding=2, body_offset=52)
+    JournalHeader(major=1, minor=2, encoding=2, body_offset=51)
     """
 
     major: int

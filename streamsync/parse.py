@@ -51,6 +51,15 @@ def is_gfid(text: str) -> bool:
     return len(text) == 36 and _GFID_MATCH(text) is not None
 
 
+def _shown(text: str) -> str:
+    """``repr`` of text as the bytes it came from (undecodable bytes as ``\\xNN``)."""
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return repr(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return repr(raw)
+
+
 def _uint(text: str, what: str) -> int:
     if not (text.isdigit() and text.isascii()) or len(text) > 10:
         raise ValueError(f"{what} is not an unsigned decimal: {text!r}")
@@ -85,7 +94,8 @@ def parse_line(line: str) -> Record:
     """
     kind = line[:2]
     if kind not in ("D ", "M ", "E "):
-        raise ValueError(f"unknown record type {line[:1]!r}")
+        raise ValueError(f"unknown record type {_shown(line[:1])} (not E, D or M; "
+                         f"a raw journal starts with 'GlusterFS Changelog')")
     parts = line[2:].split(" ")
     gfid = parts[0]
     if not is_gfid(gfid):
@@ -152,8 +162,10 @@ def parse_processed(data: bytes | str, *, path: str = "<string>",
     is appended there and the line skipped (nothing is dropped silently).
 
     >>> bad = []
-    >>> list(parse_processed(b"X what\\n", path="C.1", errors=bad)), str(bad[0])
-    ([], "C.1:1: unknown record type 'X'")
+    >>> list(parse_processed(b"X what\\n", path="C.1", errors=bad)), bad[0].line
+    ([], 1)
+    >>> str(bad[0])[:32]
+    "C.1:1: unknown record type 'X' ("
     """
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
     if not text:
