@@ -1,0 +1,97 @@
+"""A real GlusterFS on loopback for the ``gluster``-marked tests.
+
+:func:`glusterd_running` makes sure a ``glusterd`` answers (installing GlusterFS
+with apt-get and starting ``glusterd -N`` bound to 127.0.0.1 when needed, as
+``../shared/lab/gluster/setup.sh`` does) and yields the host name to use in
+brick specs; it calls ``pytest.skip`` with the reason only when GlusterFS cannot
+be installed or started. :func:`run` runs a command and raises with its stderr.
+
+Used by ``test_gluster_integration.py`` and ``test_mountview_gluster.py``::
+
+    @pytest.fixture(scope="module")
+    def glusterd(tmp_path_factory):
+        yield from glusterd_running(tmp_path_factory)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from typing import Iterator
+
+import pytest
+
+GLUSTERD_VOL = "/etc/glusterfs/glusterd.vol"
+
+
+def run(*argv, timeout=120, check=True) -> subprocess.CompletedProcess:
+    """Run ``argv``; raise RuntimeError with the tail of stderr when it fails and ``check``."""
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} -> {p.returncode}: {p.stderr.strip()[-500:]}")
+    return p
+
+
+def pool_ok() -> bool:
+    """True when a glusterd answers ``gluster pool list``."""
+    try:
+        return run("gluster", "pool", "list", timeout=20, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def glusterd_running(tmp_path_factory) -> Iterator[str]:
+    """Generator body for a module fixture: yields the host name; stops the glusterd it started."""
+    if os.geteuid() != 0:
+        pytest.skip("GlusterFS cannot be started: needs root (glusterd, volume, FUSE mount)")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("GlusterFS cannot be mounted: no /dev/fuse in this machine")
+    if shutil.which("glusterd") is None:
+        if shutil.which("apt-get") is None:
+            pytest.skip("GlusterFS is not installed and apt-get is not available to install it")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = ["apt-get", "install", "-y", "-q", "glusterfs-server", "glusterfs-client", "attr"]
+        p = subprocess.run(install, capture_output=True, text=True, env=env, timeout=900)
+        if p.returncode != 0:  # a fresh machine may have no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
+            p = subprocess.run(install, capture_output=True, text=True, env=env, timeout=900)
+        if p.returncode != 0 or shutil.which("glusterd") is None:
+            pytest.skip(f"GlusterFS cannot be installed: apt-get said {p.stderr.strip()[-300:]}")
+    host = socket.gethostname()
+    try:
+        addr = socket.gethostbyname(host)
+    except OSError:
+        addr = ""
+    if not addr.startswith("127."):
+        pytest.skip(f"GlusterFS needs the host name {host!r} to resolve to 127.x (got {addr!r})")
+    started = None
+    if not pool_ok():
+        with open(GLUSTERD_VOL) as fh:
+            conf = fh.read()
+        if "transport.socket.bind-address" not in conf:
+            conf = conf.replace("    option max-port",
+                                "    option transport.socket.bind-address 127.0.0.1\n"
+                                "    option max-port", 1)
+            with open(GLUSTERD_VOL, "w") as fh:
+                fh.write(conf)
+        logdir = tmp_path_factory.mktemp("glusterd")
+        started = subprocess.Popen(["glusterd", "-N", "--log-level", "INFO"],
+                                   stdout=open(logdir / "out", "w"), stderr=subprocess.STDOUT)
+        for _ in range(60):
+            if pool_ok():
+                break
+            time.sleep(0.5)
+        else:
+            started.kill()
+            pytest.skip("GlusterFS cannot be started: glusterd did not answer within 30 s "
+                        f"(see {logdir / 'out'})")
+    yield host
+    if started is not None:
+        started.terminate()
+        try:
+            started.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            started.kill()
