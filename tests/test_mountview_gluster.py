@@ -9,9 +9,10 @@ volume must answer ``None``; and ``streamsync plan`` over the brick's own
 journals must print the same plan through ``--mount`` as through ``--brick``
 (meta-op times aside: the mount reports GlusterFS's mdata times).
 
-``dir_entry``: a mount alone cannot say where a directory lives by gfid
-(``MountView`` answers ``None`` without ``brick_dir``); with ``brick_dir`` it
-must match the brick.
+``dir_entry``: the mount alone answers it from the virtual xattr
+``glusterfs.ancestry.path`` (before that, ``MountView`` answered ``None`` for
+every directory unless given ``brick_dir``); with ``brick_dir`` it reads the
+brick's handles. Both must match the brick.
 
 Marker ``gluster``; skipped only when GlusterFS cannot run (see
 ``gluster_lab.py``). Run alone with::
@@ -58,6 +59,7 @@ def _workload(mnt: str) -> list[str]:
     os.makedirs(j("d1", "sub", "deep"))
     os.mkdir(j("with space"))
     os.mkdir(j(UTF8))
+    os.mkdir(j("with space", "dir\nnl " + LATIN1))
     for i in range(8):
         with open(j("d1", f"f{i}"), "wb") as fh:
             fh.write(os.urandom(100 * i + 7))
@@ -162,7 +164,7 @@ def test_every_brick_gfid_answers_the_same_through_the_aux_mount(lab):
     mvb = MountView(aux, brick_dir=brick)
     kinds = {stat.S_IFMT(os.lstat(os.path.join(brick, p)).st_mode) for p in gfids.values()}
     assert {stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFIFO} <= kinds
-    assert len(gfids) == 19  # 6 directories, 6 files, 3 odd names, 3 symlinks, a fifo
+    assert len(gfids) == 20  # 7 directories, 6 files, 3 odd names, 3 symlinks, a fifo
     for g, rel in gfids.items():
         where = f"{g} ({rel!r})"
         b_st, m_st = bv.lstat(g), mv.lstat(g)
@@ -171,7 +173,9 @@ def test_every_brick_gfid_answers_the_same_through_the_aux_mount(lab):
         assert mv.readlink(g) == bv.readlink(g), where
         if stat.S_ISLNK(b_st.mode):
             assert mv.readlink(g) == os.readlink(os.path.join(brick, rel)), where
-        assert mv.dir_entry(g) is None, where  # a mount alone cannot place a directory
+        assert mv.dir_entry(g) == bv.dir_entry(g), where
+        if stat.S_ISDIR(b_st.mode) and g != ROOT_GFID:
+            assert (mv.dir_entry(g)[0], mv.dir_entry(g)[1], g) in names, where
         assert mvb.dir_entry(g) == bv.dir_entry(g), where
         b_dp, m_dp = bv.data_path(g), mv.data_path(g)
         if stat.S_ISREG(b_st.mode):
@@ -194,12 +198,12 @@ def test_gone_gfids_and_names_answer_none(lab):
     brick, aux, gone = lab
     gfids, names = _brick_namespace(brick)
     assert len(gone) == 5 and not set(gone) & set(gfids)
-    mv = MountView(aux, brick_dir=brick)
+    mv, mvb = MountView(aux), MountView(aux, brick_dir=brick)
     for g in gone + [str(uuid.uuid4()), "not-a-gfid", "../../etc"]:
         assert mv.lstat(g) is None, g
         assert mv.readlink(g) is None, g
         assert mv.data_path(g) is None, g
-        assert mv.dir_entry(g) is None, g
+        assert mv.dir_entry(g) is None and mvb.dir_entry(g) is None, g
         assert mv.entry_gfid(ROOT_GFID, g) is None, g
     by_path = {p: g for g, p in gfids.items()}
     d1 = by_path["d1"]

@@ -5,9 +5,11 @@ Every inode is reachable as ``<mnt>/.gfid/<gfid>`` and every name as
 ``glusterfs.gfid.string``. Each lookup is a network round trip, which is why
 :meth:`MountView.prefetch` resolves a changelog's lookups concurrently.
 
-A mount cannot tell where a directory lives by gfid alone; pass ``brick_dir``
-(the local brick of the same volume) to answer :meth:`MountView.dir_entry`
-from its handles.
+Where a directory lives (:meth:`MountView.dir_entry`) comes from the virtual
+xattr ``glusterfs.ancestry.path`` of ``.gfid/<gfid>`` (its path from the
+volume root, answered by the brick's handle) and the gfid of the parent path;
+pass ``brick_dir`` (the local brick of the same volume) to read the brick's
+handle symlink instead, without a round trip.
 
 >>> MountView("/mnt/vol").data_path("5b1c2d3e-0000-4000-8000-00000000000a") is None
 True
@@ -20,7 +22,7 @@ import re
 import stat as _stat
 from typing import Iterable
 
-from ..records import Stat
+from ..records import ROOT_GFID, Stat
 from .base import SnapshotView, prefetch_view
 
 __all__ = ["MountView"]
@@ -77,9 +79,35 @@ class MountView:
         return text if _GFID_RE.match(text) else None
 
     def dir_entry(self, gfid: str) -> tuple[str, str] | None:
-        if self._brick is None:
+        if self._brick is not None:
+            return self._brick.dir_entry(gfid)
+        path = self._go(gfid)
+        if path is None or gfid == ROOT_GFID:
             return None
-        return self._brick.dir_entry(gfid)
+        try:
+            if not _stat.S_ISDIR(os.lstat(path).st_mode):
+                return None
+            raw = os.getxattr(path, "glusterfs.ancestry.path", follow_symlinks=False)
+        except OSError:
+            return None
+        parent, sep, bname = os.fsdecode(raw.rstrip(b"\0")).rpartition("/")
+        if not sep or not bname or (parent and not parent.startswith("/")):
+            return None
+        if not parent:
+            pgfid = ROOT_GFID
+        else:
+            try:
+                text = os.getxattr(self.mount + parent, "glusterfs.gfid.string",
+                                   follow_symlinks=False).rstrip(b"\0").decode("ascii", "replace")
+            except OSError:
+                return None
+            if not _GFID_RE.match(text):
+                return None
+            pgfid = text
+        # renamed between the two lookups: the name no longer holds it
+        if self.entry_gfid(pgfid, bname) != gfid:
+            return None
+        return pgfid, bname
 
     def data_path(self, gfid: str) -> str | None:
         path = self._go(gfid)
