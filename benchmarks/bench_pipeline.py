@@ -24,7 +24,6 @@ import io
 import logging
 import os
 import stat
-import threading
 import time
 
 import pytest
@@ -34,7 +33,7 @@ from streamsync.parse import render_processed
 from streamsync.pipeline import plan_processed_text
 from streamsync.records import Changelog
 from streamsync.synth import synth_workload
-from streamsync.views import prefetch_view
+from streamsync.views import CountingView
 
 N_OPS = int(os.environ.get("BENCH_PIPELINE_OPS", "150000"))
 N_CHANGELOGS = 200
@@ -277,46 +276,11 @@ def test_plan_stage_vs_seed_loop(benchmark, workload):
           f"{ratio:.1f}x ({lines:,} lines)")
 
 
-class LatencyView:
-    """A view over another with a simulated round trip per lookup."""
-
-    def __init__(self, base, delay=0.001):
-        self.base, self.delay = base, delay
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def _rt(self):
-        with self._lock:
-            self.calls += 1
-        time.sleep(self.delay)
-
-    def lstat(self, g):
-        self._rt()
-        return self.base.lstat(g)
-
-    def readlink(self, g):
-        self._rt()
-        return self.base.readlink(g)
-
-    def entry_gfid(self, p, b):
-        self._rt()
-        return self.base.entry_gfid(p, b)
-
-    def dir_entry(self, g):
-        return self.base.dir_entry(g)
-
-    def data_path(self, g):
-        return None
-
-    def prefetch(self, gfids, names=()):
-        return prefetch_view(self, gfids, names, workers=32)
-
-
 def test_bulk_prefetch_vs_one_at_a_time(benchmark):
     w = synth_workload(5, ops=600, changelogs=6, names="hostile")
     texts = [(Changelog(f"CHANGELOG.{ts}", ts, 0), render_processed(r)) for ts, r in w.changelogs]
     opts = Options()
-    slow = LatencyView(w.state)
+    slow = CountingView(w.state, on_lookup=lambda: time.sleep(0.001), workers=32)
 
     def run(prefetch):
         return [plan_processed_text(c, t, view=slow, options=opts, prefetch=prefetch)
@@ -325,7 +289,7 @@ def test_bulk_prefetch_vs_one_at_a_time(benchmark):
     t0 = time.perf_counter()
     serial = run(False)
     ref = time.perf_counter() - t0
-    serial_calls = slow.calls
+    serial_calls = slow.lookups
     bulk = benchmark.pedantic(run, (True,), rounds=3, iterations=1)
     assert bulk == serial
     ours = benchmark.stats.stats.min

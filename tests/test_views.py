@@ -3,15 +3,14 @@ listings), mount (over a fake .gfid tree), and concurrent prefetch."""
 
 import os
 import stat
-import threading
 import time
 
 import pytest
 
 from streamsync.errors import SourceError
 from streamsync.records import ROOT_GFID, Stat
-from streamsync.views import (BrickView, MemoryView, MountView, SnapshotView, SourceView,
-                              handle_path, prefetch_view)
+from streamsync.views import (BrickView, CountingView, MemoryView, MountView, SnapshotView,
+                              SourceView, handle_path, prefetch_view)
 from conftest import handles
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "gluster-10.3")
@@ -198,57 +197,23 @@ def test_mount_view_over_a_gfid_tree(tmp_path):
 
 
 # ---------------------------------------------------------------- prefetch
-class SlowView:
-    """A view with a simulated round trip per lookup, counting calls."""
-
-    def __init__(self, base, delay=0.001):
-        self.base, self.delay, self.calls = base, delay, 0
-        self.lock = threading.Lock()
-
-    def _tick(self):
-        with self.lock:
-            self.calls += 1
-        time.sleep(self.delay)
-
-    def lstat(self, g):
-        self._tick()
-        return self.base.lstat(g)
-
-    def readlink(self, g):
-        self._tick()
-        return self.base.readlink(g)
-
-    def entry_gfid(self, p, b):
-        self._tick()
-        return self.base.entry_gfid(p, b)
-
-    def dir_entry(self, g):
-        return self.base.dir_entry(g)
-
-    def data_path(self, g):
-        return None
-
-    def prefetch(self, gfids, names=()):
-        return prefetch_view(self, gfids, names)
-
-
 def test_prefetch_matches_direct_calls_and_is_concurrent():
     mv = MemoryView.from_json(_doc())
     gfids = [ROOT_GFID, G1, G2, G3, "missing"] * 4
     names = [(ROOT_GFID, "d"), (G1, "f x\n"), (G1, NONUTF8), (G1, "zz")] * 4
-    slow = SlowView(mv, delay=0.01)
+    slow = CountingView(mv, on_lookup=lambda: time.sleep(0.01))
     t0 = time.perf_counter()
     snap = prefetch_view(slow, gfids, names, workers=16)
     elapsed = time.perf_counter() - t0
     # 5 unique gfids (+1 readlink for the symlink) and 4 unique names
-    assert slow.calls == 10
+    assert slow.lookups == 10
     assert elapsed < 10 * 0.01 * 0.6   # well below one-at-a-time
-    calls = slow.calls
+    calls = slow.lookups
     for g in gfids:
         assert snap.lstat(g) == mv.lstat(g) and snap.readlink(g) == mv.readlink(g)
     for n in names:
         assert snap.entry_gfid(*n) == mv.entry_gfid(*n)
-    assert slow.calls == calls   # answered from the snapshot
+    assert slow.lookups == calls   # answered from the snapshot
     assert snap.entry_gfid(ROOT_GFID, "hard") == G2   # not prefetched: goes to the base
 
 

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from ..options import Options
 from ..records import Changelog, Stime
+from ..views.base import CountingView
 
 __all__ = ["CostModel", "CostEngine", "WhatIfResult", "replay", "compare", "JournalView"]
 
@@ -73,44 +74,12 @@ class _Clock:
         self.now = 0.0
 
 
-class _PricedView:
+def _priced_view(base: Any, *, clock: _Clock | None = None, cost: float = 0.0) -> CountingView:
     """Wraps a source view: counts lookups; optionally advances a clock per lookup."""
-
-    def __init__(self, base: Any, *, clock: _Clock | None = None, cost: float = 0.0) -> None:
-        self.base = base
-        self.clock = clock
-        self.cost = cost
-        self.lookups = 0
-        self._lock = threading.Lock()
-
-    def _tick(self) -> None:
-        with self._lock:
-            self.lookups += 1
-            if self.clock is not None:
-                self.clock.now += self.cost
-
-    def lstat(self, gfid):
-        self._tick()
-        return self.base.lstat(gfid)
-
-    def readlink(self, gfid):
-        self._tick()
-        return self.base.readlink(gfid)
-
-    def entry_gfid(self, pgfid, bname):
-        self._tick()
-        return self.base.entry_gfid(pgfid, bname)
-
-    def dir_entry(self, gfid):
-        self._tick()
-        return self.base.dir_entry(gfid)
-
-    def data_path(self, gfid):
-        return self.base.data_path(gfid)
-
-    def prefetch(self, gfids, names=()):
-        from ..views.base import prefetch_view
-        return prefetch_view(self, gfids, names)
+    def advance() -> None:
+        if clock is not None:
+            clock.now += cost
+    return CountingView(base, on_lookup=advance)
 
 
 class _PricedSink:
@@ -304,8 +273,8 @@ def replay(paths_or_changelogs: Iterable[Any], *, view: Any, options: Options,
     if view is None:
         view = JournalView(changelogs)
     clock = _Clock()
-    plan_view = _PricedView(view)
-    disp_view = _PricedView(view, clock=clock, cost=model.lookup)
+    plan_view = _priced_view(view)
+    disp_view = _priced_view(view, clock=clock, cost=model.lookup)
     sink = _PricedSink(clock, model)
     method = options.sync_method
     engine = CostEngine(method=method, model=model, size_of=_size_function(view, model, sizes))

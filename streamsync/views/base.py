@@ -27,7 +27,7 @@ from typing import Iterable, Protocol, runtime_checkable
 
 from ..records import Stat
 
-__all__ = ["SourceView", "SnapshotView", "prefetch_view", "DEFAULT_WORKERS"]
+__all__ = ["SourceView", "SnapshotView", "CountingView", "prefetch_view", "DEFAULT_WORKERS"]
 
 #: threads used by :func:`prefetch_view` unless told otherwise
 DEFAULT_WORKERS = 16
@@ -176,3 +176,55 @@ def prefetch_view(view: SourceView, gfids: Iterable[str],
     for n, g in zip(uniq_names, res_n):
         found[n] = g
     return SnapshotView(view, stats, links, found)
+
+
+class CountingView:
+    """A view over another that counts the lookups reaching it, with an optional cost each.
+
+    For benchmarks (a simulated network round trip per lookup), what-if replays
+    (advance a simulated clock) and tests that check how many lookups reach the
+    source. ``lstat``, ``readlink``, ``entry_gfid`` and ``dir_entry`` are
+    lookups; ``data_path`` is passed through uncounted. Thread-safe.
+
+    >>> from streamsync.views import MemoryView
+    >>> base = MemoryView.from_json('{"root": "00000000-0000-0000-0000-000000000001", '
+    ...                             '"inodes": {}, "entries": []}')
+    >>> v = CountingView(base)
+    >>> v.lstat("00000000-0000-0000-0000-000000000001").mode, v.lookups
+    (16877, 1)
+    """
+
+    def __init__(self, base: SourceView, *, on_lookup=None, workers: int = DEFAULT_WORKERS) -> None:
+        self.base = base
+        self.on_lookup = on_lookup
+        self.workers = workers
+        self.lookups = 0
+        self._lock = threading.Lock()
+
+    def _tick(self) -> None:
+        with self._lock:
+            self.lookups += 1
+        if self.on_lookup is not None:
+            self.on_lookup()
+
+    def lstat(self, gfid: str) -> Stat | None:
+        self._tick()
+        return self.base.lstat(gfid)
+
+    def readlink(self, gfid: str) -> str | None:
+        self._tick()
+        return self.base.readlink(gfid)
+
+    def entry_gfid(self, pgfid: str, bname: str) -> str | None:
+        self._tick()
+        return self.base.entry_gfid(pgfid, bname)
+
+    def dir_entry(self, gfid: str) -> tuple[str, str] | None:
+        self._tick()
+        return self.base.dir_entry(gfid)
+
+    def data_path(self, gfid: str) -> str | None:
+        return self.base.data_path(gfid)
+
+    def prefetch(self, gfids: Iterable[str], names: Iterable[tuple[str, str]] = ()) -> "SnapshotView":
+        return prefetch_view(self, gfids, names, workers=self.workers)
