@@ -38,6 +38,7 @@ from .status import WorkerStatus
 from .views import BrickView
 
 __all__ = ["replicate", "ReplicateSummary", "default_state_path", "lock_path", "escape_brick",
+           "make_engine",
            "ENGINES"]
 
 log = logging.getLogger("streamsync.replicate")
@@ -134,7 +135,8 @@ def lock_path(replica: str, source: str) -> str:
                         escape_brick(os.path.abspath(source)) + ".lock")
 
 
-def _engine(name: str, source: str, replica: str, options: Options) -> Any:
+def make_engine(name: str, source: str, replica: str, options: Options) -> Any:
+    """The data engine ``name`` (rsync, tar/tarssh) from ``source`` into ``replica``."""
     if name == "rsync":
         return RsyncEngine(source, replica, options)
     if name in ("tar", "tarssh"):
@@ -194,7 +196,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
             state = SqliteState(state_path or default_state_path(replica, source))
         _check_pairing(state, source, replica)
         view = BrickView(source)
-        eng = _engine(engine, source, replica, options)
+        eng = make_engine(engine, source, replica, options)
         fmt = options.get("changelog-archive-format")
         status = WorkerStatus(state, source=source, replica=replica, status_dir=status_dir)
         checkpoint = int(options.get("checkpoint") or 0)

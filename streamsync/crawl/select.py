@@ -39,6 +39,9 @@ from ..activepassive import ActivePassive
 from ..errors import ConfigError, LockHeld, SourceError
 from ..options import Options
 from ..records import MINUS_INFINITY, Stime
+from ..replicate import default_state_path as replica_state_path
+from ..replicate import escape_brick, make_engine
+from ..replicate import lock_path as replica_lock_path
 from . import CrawlFallback, CrawlResult, WorkerContext
 from .history import history_crawl
 from .live import live_turn
@@ -181,11 +184,6 @@ def run_crawls(ctx: WorkerContext, *, mode: str | None = None, follow: bool = Fa
     return results, fallback
 
 
-def _escape_brick(path: str) -> str:
-    """gsyncd's ``escape``: slashes to dashes, stripped at both ends."""
-    return path.replace("/", "-").strip("-") or "root"
-
-
 def lock_session(replica: str) -> str:
     """Default active/passive session: the escaped replica address. Workers of
     replica bricks (peers on other nodes) that feed the same replica share a
@@ -194,27 +192,17 @@ def lock_session(replica: str) -> str:
     >>> lock_session("geo@backup:/srv/vol")
     'geo@backup--srv-vol'
     """
-    return _escape_brick(replica.replace(":", "/"))
+    return escape_brick(replica.replace(":", "/"))
 
 
 def session_name(source: str, replica: str) -> str:
     """A stable session name for lock files: ``<escaped source>_<escaped replica>``."""
-    return f"{_escape_brick(source)}_{_escape_brick(replica.replace(':', '-'))}"
+    return f"{escape_brick(source)}_{escape_brick(replica.replace(':', '-'))}"
 
 
 def state_path_for(replica_dir: str, source: str) -> str:
-    """Default per-brick state file: ``<replica>/.glusterfs/streamsync/<escaped brick>.sqlite``."""
-    return os.path.join(replica_dir, ".glusterfs", "streamsync", _escape_brick(source) + ".sqlite")
-
-
-def _engine(name: str, source: str, dest: str, options: Options) -> Any:
-    from ..sinks.rsync import RsyncEngine
-    from ..sinks.tar import TarEngine
-    if name == "rsync":
-        return RsyncEngine(source, dest, options)
-    if name in ("tar", "tarssh"):
-        return TarEngine(source, dest, options)
-    raise ConfigError(f"unknown data engine {name!r} (choose from rsync, tar)")
+    """Default per-brick state file of a local replica (the same file ``replicate`` uses)."""
+    return replica_state_path(replica_dir, source)
 
 
 def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = None,
@@ -274,7 +262,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
             raise ConfigError(f"{rdir}: the replica cannot be the source brick itself")
         os.makedirs(rdir, exist_ok=True)
         wd = working_dir or os.path.join(rdir, ".glusterfs", "streamsync",
-                                         "work-" + _escape_brick(source))
+                                         "work-" + escape_brick(source))
     os.makedirs(wd, exist_ok=True)
     own_state = state is None
     if state is None:
@@ -302,13 +290,13 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
         if spec.remote:
             from ..remote.client import RemoteReplica
             conn = RemoteReplica(spec, options=options, stop=stop, remote_command=remote_command,
-                                 lock_name=_escape_brick(source), **(remote_kwargs or {}))
+                                 lock_name=escape_brick(source), **(remote_kwargs or {}))
             sink = conn
             eng = conn.data_engine(engine, source)
         else:
             from ..sinks.replica import ReplicaSink
             sink = ReplicaSink(rdir)
-            eng = _engine(engine, source, rdir, options)
+            eng = make_engine(engine, source, rdir, options)
         dispatcher = Dispatcher(sink=sink, engine=eng, state=mstate, view=view, options=options,
                                 retry_delay=retry_delay, data_filter=sink.is_data_target)
         ctx = WorkerContext(source=source, view=view, options=options, state=mstate,
@@ -322,8 +310,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
         def on_active() -> bool:
             nonlocal replica_lock, retried
             if not spec.remote and replica_lock is None:
-                lk = WorkerLock(os.path.join(rdir, ".glusterfs", "streamsync",
-                                             _escape_brick(source) + ".lock"),
+                lk = WorkerLock(replica_lock_path(rdir, source),
                                 what=f"{source} -> {replica}")
                 try:
                     lk.acquire()
