@@ -70,3 +70,38 @@ def demo_manifest_paths() -> dict[str, set[str]]:
             d = json.loads(line)
             out.setdefault(d["gfid"], set()).add(d["path"])
     return out
+
+
+def replayed_namespace(journals) -> set[tuple[str, str]]:
+    """``(gfid, path)`` of every name left after applying the journals' entry records
+    to an empty namespace (POSIX rules: a rename replaces what the new name held).
+
+    An independent oracle for decoders: written here, not with streamsync's code.
+    Asserts that every create takes a free name and every removal names its gfid.
+    """
+    from streamsync.decode import decode_file
+    from streamsync.records import ROOT_GFID, EntryRecord
+    names: dict[tuple[str, str], str] = {}
+    for raw in journals:
+        for r in decode_file(raw):
+            if not isinstance(r, EntryRecord):
+                continue
+            key = (r.pgfid, r.bname)
+            if r.fop in ("CREATE", "MKDIR", "MKNOD", "SYMLINK", "LINK"):
+                assert key not in names, (raw.name, r)
+                names[key] = r.gfid
+            elif r.fop in ("UNLINK", "RMDIR"):
+                assert names.pop(key) == r.gfid, (raw.name, r)
+            elif r.fop == "RENAME":
+                assert names.pop(key) == r.gfid, (raw.name, r)
+                names[(r.pgfid1, r.bname1)] = r.gfid
+    parent = {gfid: key for key, gfid in names.items()}
+
+    def path_of(pgfid: str, bname: str) -> str:
+        parts = [bname]
+        while pgfid != ROOT_GFID:
+            pgfid, up = parent[pgfid]
+            parts.append(up)
+        return "/".join(reversed(parts))
+
+    return {(gfid, path_of(*key)) for key, gfid in names.items()}

@@ -6,8 +6,8 @@ import collections
 
 import pytest
 
-from conftest import (ASCII_SCENARIOS, BINARY_SCENARIOS, CORPUS, SCENARIOS, handles,
-                      processed_journals, raw_journals)
+from conftest import (ASCII_SCENARIOS, BINARY_SCENARIOS, SCENARIOS, handles,
+                      processed_journals, raw_journals, replayed_namespace)
 from streamsync.decode import decode_file, journal_to_processed, read_header
 from streamsync.records import EntryRecord
 
@@ -56,39 +56,10 @@ def test_binary_entries_match_ascii_entries_of_the_same_workload(delpath):
     assert sum(binary.values()) > 2000
 
 
-def _replay_namespace(scenario):
-    """Apply the decoded entry records to an empty namespace: {(pgfid, name): gfid}."""
-    names = {}
-    for raw in raw_journals(scenario):
-        for r in decode_file(raw):
-            if not isinstance(r, EntryRecord):
-                continue
-            key = (r.pgfid, r.bname)
-            if r.fop in ("CREATE", "MKDIR", "MKNOD", "SYMLINK", "LINK"):
-                names[key] = r.gfid
-            elif r.fop in ("UNLINK", "RMDIR"):
-                assert names.pop(key) == r.gfid, (raw.name, r)
-            elif r.fop == "RENAME":
-                assert names.pop(key) == r.gfid, (raw.name, r)
-                names[(r.pgfid1, r.bname1)] = r.gfid
-    return names
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_replayed_journals_give_the_final_brick_namespace(scenario):
-    names = _replay_namespace(scenario)
-    parent = {gfid: (pgfid, bname) for (pgfid, bname), gfid in names.items()}
-
-    def path_of(pgfid, bname):
-        parts = [bname]
-        while pgfid != "00000000-0000-0000-0000-000000000001":
-            pgfid, up = parent[pgfid]
-            parts.append(up)
-        return "/".join(reversed(parts))
-
-    replayed = {(gfid, path_of(pgfid, bname)) for (pgfid, bname), gfid in names.items()}
     final = {(gfid, path) for gfid, _, path in handles(scenario)[1:]}
-    assert replayed == final
+    assert replayed_namespace(raw_journals(scenario)) == final
     assert len(final) > 1900
 
 

@@ -27,6 +27,7 @@ from streamsync.records import ROOT_GFID, EntryRecord, Stat
 from streamsync.sinks.conflicts import resolve_conflicts
 from streamsync.sinks.replica import ReplicaSink
 from streamsync.views import MemoryView
+from conftest import replayed_namespace
 
 DATA = Path(__file__).parent / "data" / "gluster-10.3-b"
 ASCII = ("ascii-delpath-on", "ascii-delpath-off")
@@ -135,43 +136,10 @@ def test_hostile_names_are_in_the_journals():
 # -------------------------------------------------------- namespace replay
 
 
-def _replay(scenario: str) -> dict[tuple[str, str], str]:
-    """Apply the decoded entry records to an empty namespace (POSIX semantics:
-    a rename replaces what the new name held)."""
-    names: dict[tuple[str, str], str] = {}
-    for raw in raws(scenario):
-        for r in decode_file(raw):
-            if not isinstance(r, EntryRecord):
-                continue
-            key = (r.pgfid, r.bname)
-            if r.fop in CREATING:
-                assert key not in names, (raw.name, r)
-                names[key] = r.gfid
-            elif r.fop in ("UNLINK", "RMDIR"):
-                assert names.pop(key) == r.gfid, (raw.name, r)
-            elif r.fop == "RENAME":
-                assert names.pop(key) == r.gfid, (raw.name, r)
-                names[(r.pgfid1, r.bname1)] = r.gfid
-    return names
-
-
-def _paths(names: dict[tuple[str, str], str]) -> set[tuple[str, str]]:
-    parent = {gfid: key for key, gfid in names.items()}
-
-    def path_of(pgfid: str, bname: str) -> str:
-        parts = [bname]
-        while pgfid != ROOT_GFID:
-            pgfid, up = parent[pgfid]
-            parts.append(up)
-        return "/".join(reversed(parts))
-
-    return {(gfid, path_of(*key)) for key, gfid in names.items()}
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_journal_replay_gives_the_final_brick_namespace(scenario):
     final = {(gfid, path) for gfid, _, path in handles(scenario)}
-    assert _paths(_replay(scenario)) == final
+    assert replayed_namespace(raws(scenario)) == final
     assert len(final) > 150
 
 
