@@ -228,11 +228,20 @@ def test_rename_old_missing_links_or_creates_at_new_name(root, sink):
                    stat=Stat(0, 0, 0o120777, 0, 0), link="tgt"),
            EntryOp("RENAME", G(5), R, "gone", pgfid1=R, bname1="dd",
                    stat=Stat(0, 0, 0o40755, 0, 0))]
-    assert sink.apply_entries(ops) == []
+    [f] = sink.apply_entries(ops)
     assert os.lstat(os.path.join(root, "y")).st_ino == os.lstat(os.path.join(root, "x")).st_ino
     assert stat.S_ISREG(os.lstat(os.path.join(root, "z")).st_mode)
     assert os.readlink(os.path.join(root, "s")) == "tgt"
-    assert not os.path.lexists(os.path.join(root, "dd"))  # directories: nothing
+    # a directory that is nowhere on the replica is not renamed into being, and not
+    # silently skipped either (gsyncd: nothing): the rename is owed (its MKDIR failed)
+    assert (f.op.gfid, f.errno) == (G(5), errno.ENOENT)
+    assert not os.path.lexists(os.path.join(root, "dd"))
+
+
+def test_rename_of_a_directory_already_moved_heals_nothing_fails(root, sink):
+    sink.apply_entries([EntryOp("MKDIR", G(5), R, "dd", mode=0o40755, uid=0, gid=0)])
+    op = EntryOp("RENAME", G(5), R, "gone", pgfid1=R, bname1="dd", stat=Stat(0, 0, 0o40755, 0, 0))
+    assert sink.apply_entries([op]) == []  # a replay: the directory is already there
 
 
 @ROOT_ONLY
@@ -358,7 +367,9 @@ def test_symlink_swapped_for_directory_is_not_followed(tmp_path, root, sink):
                                    EntryOp("RMDIR", G(1), R, "d")])
     assert sorted(os.listdir(outside)) == ["keep"]
     assert (outside / "keep").read_text() == "precious"
-    assert len(failures) == 3  # the UNLINK finds no such name: nothing to do
+    # every op under the swapped directory is a recorded failure, the UNLINK too
+    # (it used to be skipped as "no such name", leaving f on the replica silently)
+    assert [f.op.op for f in failures] == ["CREATE", "UNLINK", "MKDIR", "RMDIR"]
     assert all(f.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EEXIST) for f in failures)
     assert os.path.islink(os.path.join(root, "d"))
     # meta ops on that gfid do not touch the outside either
@@ -400,7 +411,9 @@ def test_meta_ops_set_owner_mode_times(root, sink):
                                 MetaOp(G(3), Stat(11, 12, 0o120777, 5000.0, 6000.0)),
                                 MetaOp(G(99), Stat(0, 0, 0o100644, 1.0, 1.0)),
                                 MetaOp(R, Stat(0, 0, 0o40751, 7000.0, 8000.0))])
-    assert failures == []
+    # a gfid the replica lacks is reported (the dispatcher asks only for gfids the
+    # source still has, so the replica owes it), never skipped silently
+    assert [(x.op.gfid, x.errno, x.what) for x in failures] == [(G(99), errno.ENOENT, "missing")]
     d, f, s = (os.lstat(os.path.join(root, *p)) for p in (("d",), ("d", "f"), ("d", "s")))
     assert stat.S_IMODE(d.st_mode) == 0o711 and d.st_mtime == 2000.0
     assert stat.S_IMODE(f.st_mode) == 0o2640 and f.st_mtime == 4000.0 and f.st_atime == 3000.0

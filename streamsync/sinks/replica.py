@@ -51,7 +51,8 @@ from ..errors import SourceError
 from ..ops import EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp
 from ..records import GFID_PREFIX, ROOT_GFID, Stat
 
-__all__ = ["ReplicaSink", "valid_name", "valid_gfid", "handle_relpath", "GLUSTERFS_DIR"]
+__all__ = ["ReplicaSink", "valid_name", "valid_gfid", "handle_relpath", "GLUSTERFS_DIR",
+           "MISSING"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ _ROOT_LINK = "../../.."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_DEPTH = 4096
 _RESERVED_AT_ROOT = frozenset({GLUSTERFS_DIR})
+#: ``MetaFailure.what`` of a meta op whose object the replica does not have
+MISSING = "missing"
 #: shortest CREATE run worth the thread pool
 _MIN_PARALLEL = 32
 
@@ -212,7 +215,11 @@ class ReplicaSink:
             except OSError as exc:  # pragma: no cover - filesystems without xattrs
                 log.warning("replica %s: cannot set %s on the root: %s", self.root,
                             self.gfid_xattr, exc)
-        xfd, rel = self._hloc(ROOT_GFID, create=True)
+        try:
+            xfd, rel = self._hloc(ROOT_GFID, create=True)
+        except _Fail as f:
+            raise OSError(f.err, f"{self.root}/{GLUSTERFS_DIR}: the gfid index is not a "
+                                 f"directory tree") from None
         try:
             os.readlink(rel, dir_fd=xfd)
         except FileNotFoundError:
@@ -286,16 +293,21 @@ class ReplicaSink:
                     pass
                 st = os.stat(yy, dir_fd=xfd, follow_symlinks=False)
             if not S.S_ISDIR(st.st_mode):
-                raise NotADirectoryError(E.ENOTDIR, "handle directory is not a directory")
+                # swapped for a symlink or a file: an error, never "absent"
+                raise _Fail(E.ENOTDIR)
             self._yy_ok.add(key)
         return xfd, f"{yy}/{gfid}"
 
     def _handle_lstat(self, gfid: str) -> os.stat_result | None:
+        """The handle's lstat, ``None`` when it does not exist; a handle directory
+        that is not a real directory raises :class:`_Fail` (``ENOTDIR``/``ELOOP``)."""
         try:
             xfd, rel = self._hloc(gfid)
             return os.stat(rel, dir_fd=xfd, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise _Fail(exc.errno or E.EIO) from None
 
     def _is_dir_handle(self, st: os.stat_result) -> bool:
         # a directory's handle is a symlink of its own (one link); a symlink
@@ -450,14 +462,32 @@ class ReplicaSink:
         except _Fail:
             return None
 
+    def _dir_if_any(self, gfid: str) -> int | None:
+        """fd of directory ``gfid``; ``None`` only when it does not exist
+        (``ENOENT``, a no-op for UNLINK/RMDIR as in gsyncd). Anything else (a
+        component swapped for a symlink, an index that is not a directory)
+        raises :class:`_Fail`: an op that cannot be applied is a failure."""
+        try:
+            return self._dir_fd(gfid)
+        except _Fail as f:
+            if f.err == E.ENOENT:
+                return None
+            raise
+
     # ------------------------------------------------ public lookups (view-like)
+    def _safe_handle_lstat(self, gfid: str) -> os.stat_result | None:
+        try:
+            return self._handle_lstat(gfid) if valid_gfid(gfid) else None
+        except _Fail:
+            return None  # an index directory that is not a directory: not usable
+
     def lstat(self, gfid: str) -> Stat | None:
         """Current stat of ``gfid`` in the replica, ``None`` when absent."""
         if not valid_gfid(gfid):
             return None
         if gfid == ROOT_GFID:
             return Stat.from_os(os.fstat(self._root_fd))
-        st = self._handle_lstat(gfid)
+        st = self._safe_handle_lstat(gfid)
         if st is None:
             return None
         if self._is_dir_handle(st):
@@ -478,13 +508,14 @@ class ReplicaSink:
         """``(pgfid, bname)`` of directory ``gfid`` per the replica's handle."""
         if not valid_gfid(gfid) or gfid == ROOT_GFID:
             return None
-        return self._read_dir_handle(gfid)
+        try:
+            return self._read_dir_handle(gfid)
+        except _Fail:
+            return None
 
     def data_path(self, gfid: str) -> str | None:
         """Path of the handle of a non-directory ``gfid`` (None when absent)."""
-        if not valid_gfid(gfid):
-            return None
-        st = self._handle_lstat(gfid)
+        st = self._safe_handle_lstat(gfid)
         if st is None or self._is_dir_handle(st):
             return None
         return os.path.join(self.root, handle_relpath(gfid))
@@ -492,12 +523,12 @@ class ReplicaSink:
     def is_data_target(self, gfid: str) -> bool:
         """True when the replica has a regular-file handle for ``gfid`` (what a
         data engine may write into)."""
-        st = self._handle_lstat(gfid) if valid_gfid(gfid) else None
+        st = self._safe_handle_lstat(gfid)
         return st is not None and S.S_ISREG(st.st_mode)
 
     def has_handle(self, gfid: str) -> bool:
         """True when the replica has a non-directory handle for ``gfid``."""
-        st = self._handle_lstat(gfid) if valid_gfid(gfid) else None
+        st = self._safe_handle_lstat(gfid)
         return st is not None and not self._is_dir_handle(st)
 
     # ------------------------------------------------------------ entry ops
@@ -688,7 +719,7 @@ class ReplicaSink:
 
     # UNLINK / RMDIR
     def _op_purge(self, op: EntryOp) -> None:
-        pfd = self._try_dir(op.pgfid)
+        pfd = self._dir_if_any(op.pgfid)
         if pfd is None:
             return
         disk = self._name_gfid(pfd, op.bname)
@@ -868,7 +899,7 @@ class ReplicaSink:
             self._make_dir(op, pfd, op.bname, op.mode if op.mode is not None else 0o40755,
                            op.uid or 0, op.gid or 0)
             return
-        pfd = self._try_dir(op.pgfid)
+        pfd = self._dir_if_any(op.pgfid)
         disk = self._name_gfid(pfd, op.bname) if pfd is not None else None
         if disk == op.gfid:
             return
@@ -943,10 +974,14 @@ class ReplicaSink:
     # RENAME
     def _op_rename(self, op: EntryOp) -> None:
         assert op.pgfid1 is not None and op.bname1 is not None
-        opfd = self._try_dir(op.pgfid)
+        opfd = self._dir_if_any(op.pgfid)
         old = self._name_gfid(opfd, op.bname) if opfd is not None else None
         st = op.stat
         if old != op.gfid:
+            if st is not None and S.S_ISDIR(st.mode) and not self._present(op.gfid):
+                # gsyncd does nothing here; but the directory is nowhere on the
+                # replica (its MKDIR failed): the rename is owed, not done
+                raise _Fail(E.ENOENT)
             if st is None or S.S_ISDIR(st.mode):
                 self._heal_dir_handle(op)
                 return
@@ -1004,7 +1039,7 @@ class ReplicaSink:
         (a crash between rename and handle update leaves it stale)."""
         if op.pgfid1 is None or op.bname1 is None:
             return
-        npfd = self._try_dir(op.pgfid1)
+        npfd = self._dir_if_any(op.pgfid1)
         if npfd is None:
             return
         if self._name_gfid(npfd, op.bname1) == op.gfid:
@@ -1025,6 +1060,8 @@ class ReplicaSink:
         for op in ops:
             try:
                 failures.extend(self._apply_meta(op))
+            except _Fail as f:  # the object is not reachable on the replica
+                failures.append(MetaFailure(op, f.err, MISSING))
             except OSError as exc:  # e.g. EROFS, EIO: recorded, never a traceback
                 failures.append(MetaFailure(op, exc.errno or E.EIO, "chown"))
         return failures
@@ -1041,27 +1078,18 @@ class ReplicaSink:
         else:
             hst = self._handle_lstat(op.gfid)
             if hst is None:
-                return  # ENOENT on lchown: skip
+                # gsyncd skips ENOENT on lchown; the dispatcher asked because the
+                # source still has the gfid, so the replica owes it: say so
+                raise _Fail(E.ENOENT)
             if self._is_dir_handle(hst):
-                try:
-                    fd = self._dir_fd(op.gfid)
-                except _Fail:
-                    return
+                fd = self._dir_fd(op.gfid)
             else:
+                xfd, rel = self._hloc(op.gfid)
                 if S.S_ISLNK(hst.st_mode):
-                    if not self.chown:
-                        return
-                    try:
-                        xfd, rel = self._hloc(op.gfid)
+                    if self.chown:
                         os.chown(rel, st.uid, st.gid, dir_fd=xfd, follow_symlinks=False)
-                    except FileNotFoundError:
-                        pass
                     return
-                try:
-                    xfd, rel = self._hloc(op.gfid)
-                    fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=xfd)
-                except FileNotFoundError:
-                    return
+                fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=xfd)
                 own = True
         try:
             target: int | bytes = fd if not own else _proc(fd)
@@ -1071,7 +1099,7 @@ class ReplicaSink:
                 else:
                     os.stat(target)
             except FileNotFoundError:
-                return
+                raise _Fail(E.ENOENT) from None
             try:
                 os.chmod(target, S.S_IMODE(st.mode))
             except OSError as exc:
@@ -1115,8 +1143,8 @@ class ReplicaSink:
                         xfd, rel = self._hloc(gfid)
                         os.utime(rel, (atime, mtime), dir_fd=xfd, follow_symlinks=False)
                 n += 1
-            except OSError:
-                continue
+            except (OSError, _Fail):
+                continue  # best effort: times are not part of gsyncd's contract
         return n
 
     def __repr__(self) -> str:
