@@ -33,7 +33,11 @@ Stime(sec=1700000014, nsec=0)
 
 from __future__ import annotations
 
+import collections
+import errno
 import logging
+import os
+import stat as S
 import time
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
@@ -65,6 +69,12 @@ class BatchResult(NamedTuple):
     data_abandoned: int
     attempts: int
     duration: float
+
+
+def _errname(err: int | None) -> str:
+    if err is None:
+        return "retries-exhausted"
+    return errno.errorcode.get(err, str(err))
 
 
 def _tuple(st: Stime | None) -> tuple[int, int] | None:
@@ -102,6 +112,28 @@ class Dispatcher:
         self.syncer = DataSyncer(engine, jobs=_opt(options, "sync-jobs", 3))
         self.max_tries = max(1, int(_opt(options, "max-rsync-retries", 10)))
         self.conflict_resolution = bool(_opt(options, "gfid-conflict-resolution", True))
+        #: failures recorded since the last :meth:`failure_summary`, by (kind, errno)
+        self.failed: collections.Counter[tuple[str, int | None]] = collections.Counter()
+
+    def _note(self, kind: str, err: int | None, gfid: str, changelog: str | None,
+              detail: Any = None) -> None:
+        """Count a recorded failure; its detail is an INFO line (``-v``), the
+        per-batch :meth:`failure_summary` is what a user sees by default."""
+        self.failed[(kind, err)] += 1
+        log.info(_lf(f"{kind.upper()} FAILED", gfid=gfid, changelog=changelog,
+                     errno=_errname(err), data=repr(detail) if detail is not None else None))
+
+    def failure_summary(self) -> str | None:
+        """One line for the failures noted since the last call (then reset), e.g.
+        ``3 failures recorded in the ledger: entry EEXIST 2, data ENOENT 1``."""
+        if not self.failed:
+            return None
+        parts = ", ".join(f"{k} {_errname(e)} {n}" for (k, e), n in sorted(
+            self.failed.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or 0)))
+        total = sum(self.failed.values())
+        self.failed.clear()
+        return (f"{total} failure{'s' if total != 1 else ''} recorded in the ledger: {parts} "
+                f"(details: -v; re-queue: --retry-failed)")
 
     def close(self) -> None:
         self.syncer.close()
@@ -125,9 +157,9 @@ class Dispatcher:
             if self.view.lstat(f.op.gfid) is None:
                 log.debug("entry failure for a gfid gone from the source: %r", f)
                 continue
-            log.error(_lf("ENTRY FAILED", data=repr(f.to_dict())))
             self.state.add_failure("entry", f.op.gfid, changelog=plan.changelog.name,
                                    op=f.op.to_dict(), errno=f.errno, info=f.info.to_dict())
+            self._note("entry", f.errno, f.op.gfid, plan.changelog.name, f.to_dict())
             n += 1
         if n:
             self.state.add_status("failures", n)
@@ -146,20 +178,54 @@ class Dispatcher:
             return 0, 0
         self.state.add_status("meta", len(ops))
         failures: list[MetaFailure] = self.sink.apply_meta(ops)
-        for f in failures:
-            log.error(_lf("META FAILED", data=repr(f.to_dict())))
-            self.state.add_failure("meta", f.op.gfid, changelog=plan.changelog.name,
-                                   errno=f.errno, info=f.what)
-        if failures:
-            self.state.add_status("failures", len(failures))
+        self._ledger_meta(plan.changelog.name, failures)
+        bad = {f.op.gfid for f in failures}
+        self._delivered("meta", [op.gfid for op in ops if op.gfid not in bad])
         self.state.add_status("meta", -len(ops))
         return len(ops), len(failures)
 
+    def _delivered(self, kind: str, gfids: Sequence[str]) -> None:
+        """A later batch applied these: their open ``kind`` rows are resolved."""
+        resolve = getattr(self.state, "resolve_delivered", None)
+        if resolve is not None and gfids:
+            resolve(kind, gfids)
+
+    def _ledger_meta(self, changelog: str | None, failures: Sequence[MetaFailure]) -> None:
+        for f in failures:
+            self.state.add_failure("meta", f.op.gfid, changelog=changelog, errno=f.errno,
+                                   info=f.what)
+            self._note("meta", f.errno, f.op.gfid, changelog, f.to_dict())
+        if failures:
+            self.state.add_status("failures", len(failures))
+
     # ------------------------------------------------------------------ data
-    def _wanted(self, gfids: Iterable[str]) -> list[str]:
+    def _split_wanted(self, gfids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """``(to send, owed)``: what the replica can take now, and the regular
+        files of the source it has no file for (its entry failed, or it was
+        swapped on the replica). What is neither is a documented no-op: the
+        gfid is gone from the source, or is not a regular file there."""
         if self.data_filter is None:
-            return list(gfids)
-        return [g for g in gfids if self.data_filter(g)]
+            return list(gfids), []
+        send: list[str] = []
+        owed: list[str] = []
+        for g in gfids:
+            if self.data_filter(g):
+                send.append(g)
+                continue
+            st = self.view.lstat(g)
+            if st is not None and S.S_ISREG(st.mode):
+                owed.append(g)
+        return send, owed
+
+    def _ledger_owed_data(self, changelog: str, gfids: Sequence[str]) -> None:
+        with self.state.transaction():
+            for g in gfids:
+                self.state.add_failure("data", g, changelog=changelog, errno=errno.ENOENT,
+                                       info={"owed": "data", "reason": "no regular file on "
+                                             "the replica (its entry op failed?)"})
+            self.state.add_status("failures", len(gfids))
+        for g in gfids:
+            self._note("data", errno.ENOENT, g, changelog)
 
     def _vanished(self, gfid: str) -> bool:
         return self.view.lstat(gfid) is None or self.view.data_path(gfid) is None
@@ -203,7 +269,8 @@ class Dispatcher:
         skipped_first = skipped_last = None
         n_skipped_entries = 0
         queued: dict[str, None] = {}
-        n_sent = 0
+        n_sent = n_owed = 0
+        sent: list[str] = []
         for plan in plans:
             if plan.skipped:
                 continue
@@ -234,14 +301,21 @@ class Dispatcher:
             meta_time += t2 - t1
             if data_start is None:
                 data_start = t2
-            wanted = self._wanted(g for g in plan.data_gfids if g not in queued)
+            wanted, owed = self._split_wanted(g for g in plan.data_gfids if g not in queued)
             for g in plan.data_gfids:
                 queued[g] = None
+            if owed:
+                self._ledger_owed_data(plan.changelog.name, owed)
+                n_owed += len(owed)
             n_sent += len(wanted)
+            sent.extend(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
                 self.syncer.submit(wanted)
         attempts, abandoned = self._sync_data(self.syncer.wait())
+        if sent:
+            lost = set(abandoned)
+            self._delivered("data", [g for g in sent if g not in lost])
         if self.sync_times:
             self._times(plans, queued)
         if abandoned:
@@ -252,6 +326,7 @@ class Dispatcher:
             for g in abandoned:
                 self.state.add_failure("data", g, changelog=last.name, errno=None,
                                        info={"attempts": attempts})
+                self._note("data", None, g, last.name)
             if self.mode in ("live_changelog", "history_changelog"):
                 st = Stime(last.ts - 1, 0)
                 cur = self.state.data_stime()
@@ -262,6 +337,10 @@ class Dispatcher:
             self.state.mark_done([p.changelog for p in plans])
         if self.archive is not None:
             self.archive([p.changelog for p in plans])
+        summary = self.failure_summary()
+        if summary:
+            log.warning("batch %d (%s..%s): %s", batch.index, plans[0].changelog.name,
+                        last.name, summary)
         if skipped_first is not None:
             log.info(_lf("Skipping already processed entry ops", from_changelog=skipped_first,
                          to_changelog=skipped_last, num_changelogs=n_skipped_entries))
@@ -280,7 +359,7 @@ class Dispatcher:
                      num_changelogs=len(plans), stime=_tuple(self.state.data_stime()),
                      entry_stime=_tuple(self.state.entry_stime())))
         return BatchResult(batch.index, len(plans), n_entry, n_efail, n_meta, n_mfail,
-                           n_sent, len(abandoned), attempts, now - start)
+                           n_sent, len(abandoned) + n_owed, attempts, now - start)
 
     def _times(self, plans: Sequence[ChangelogPlan], data: dict[str, None]) -> None:
         """Beyond gsyncd: after the data, give the directories whose entries
@@ -306,40 +385,110 @@ class Dispatcher:
 
     # ---------------------------------------------------------- retry failed
     def retry_failed(self) -> tuple[int, int]:
-        """Re-queue every open ledger item; returns ``(resolved, still failing)``."""
+        """Re-queue every open ledger item; returns ``(resolved, still failing)``.
+
+        In the order an object needs them: entry ops first (in ledger order), then
+        the data and then the metadata of every gfid that is owed either (its own
+        row, or an entry op just re-applied: a re-created file is empty until its
+        data arrives), then the times. A row is resolved when its item was applied
+        or became moot (the gfid is gone from the source); one that still fails
+        stays open with its attempt count bumped. Nothing is resolved on the
+        strength of a filter: data the replica still cannot take stays owed.
+        """
         rows = self.state.failures()
         resolved: list[int] = []
-        still = 0
+        still: list[Any] = []
         entry_rows = [r for r in rows if r.kind == "entry"]
+        data_rows = [r for r in rows if r.kind == "data"]
+        meta_rows = [r for r in rows if r.kind == "meta"]
+        made: dict[str, None] = {}   # gfids whose entry op was re-applied
+        parents: dict[str, None] = {}
         if entry_rows:
             ops: list[EntryOp] = [entry_op_from_gsyncd(r.op) for r in entry_rows]
             failures = self.sink.apply_entries(ops)
             if failures and self.conflict_resolution:
                 _, failures = resolve_conflicts(self.sink, ops, failures, view=self.view)
-            bad_keys = {(f.op.op, f.op.gfid, f.op.entry) for f in failures}
+            bad = {(f.op.op, f.op.gfid, f.op.entry): f for f in failures}
             for r, op in zip(entry_rows, ops):
-                if (op.op, op.gfid, op.entry) in bad_keys and self.view.lstat(op.gfid) is not None:
-                    still += 1
-                else:
-                    resolved.append(r.id)
-        meta_rows = [r for r in rows if r.kind == "meta"]
-        for r in meta_rows:
-            st = self.view.lstat(r.gfid)
-            if st is None or not self.sink.apply_meta([MetaOp(r.gfid, st)]):
+                gone = self.view.lstat(op.gfid) is None
+                f = bad.get((op.op, op.gfid, op.entry))
+                if f is not None and not gone:
+                    still.append((r, f.errno))
+                    continue
                 resolved.append(r.id)
-            else:
-                still += 1
-        data_rows = [r for r in rows if r.kind == "data"]
-        if data_rows:
+                if not gone and op.op not in ("UNLINK", "RMDIR"):
+                    made[op.gfid] = None
+                    for p in (op.pgfid, op.pgfid1):
+                        if p is not None:
+                            parents[p] = None
+        # data: own rows, then what re-applied entries owe
+        data_ids: dict[str, list[int]] = {}
+        for r in data_rows:
+            data_ids.setdefault(r.gfid, []).append(r.id)
+        for g in made:
+            data_ids.setdefault(g, [])
+        send: list[str] = []
+        for g, ids in data_ids.items():
+            st = self.view.lstat(g)
+            if st is None or not S.S_ISREG(st.mode) or self.view.data_path(g) is None:
+                resolved.extend(ids)  # moot: nothing to send
+                continue
+            if self.data_filter is not None and not self.data_filter(g):
+                self._still_data(g, ids, errno.ENOENT, still)
+                continue
+            send.append(g)
+        if send:
             self.syncer.new_batch()
-            gfids = [r.gfid for r in data_rows]
-            self.syncer.submit(self._wanted(gfids), force=True)
+            self.syncer.submit(send, force=True)
             _, abandoned = self._sync_data(self.syncer.wait())
             left = set(abandoned)
-            for r in data_rows:
-                if r.gfid in left:
-                    still += 1
+            for g in send:
+                if g in left:
+                    self._still_data(g, data_ids[g], None, still)
                 else:
-                    resolved.append(r.id)
-        self.state.resolve_failures(resolved)
-        return len(resolved), still
+                    resolved.extend(data_ids[g])
+        # meta: own rows, then what re-applied entries owe
+        meta_ids: dict[str, list[int]] = {}
+        for r in meta_rows:
+            meta_ids.setdefault(r.gfid, []).append(r.id)
+        for g in made:
+            meta_ids.setdefault(g, [])
+        mops: list[MetaOp] = []
+        for g, ids in meta_ids.items():
+            st = self.view.lstat(g)
+            if st is None:
+                resolved.extend(ids)
+            else:
+                mops.append(MetaOp(g, st))
+        if mops:
+            mfails = {f.op.gfid: f for f in self.sink.apply_meta(mops)}
+            for op in mops:
+                f = mfails.get(op.gfid)
+                if f is None:
+                    resolved.extend(meta_ids[op.gfid])
+                elif meta_ids[op.gfid]:
+                    still.extend((r, f.errno) for r in meta_rows if r.gfid == op.gfid)
+                else:  # owed by a re-applied entry, failed: now a row of its own
+                    self._ledger_meta(None, [f])
+        if self.sync_times and (made or parents):
+            items = []
+            for g in dict.fromkeys([*made, *parents]):
+                st = self.view.lstat(g)
+                if st is not None:
+                    items.append((g, st.atime, st.mtime))
+            if items:
+                self.sink.set_times(items)
+        with self.state.transaction():
+            self.state.resolve_failures(resolved)
+            for r, err in still:
+                self.state.add_failure(r.kind, r.gfid, changelog=r.changelog, op=r.op,
+                                       errno=err, info=r.info)
+        return len(resolved), len(still)
+
+    def _still_data(self, gfid: str, ids: list[int], err: int | None, still: list[Any]) -> None:
+        if ids:
+            for r in self.state.failures("data"):
+                if r.id in ids:
+                    still.append((r, err))
+        else:  # owed by a re-applied entry: a row of its own
+            self._ledger_owed_data("(retry)", [gfid])

@@ -273,6 +273,19 @@ class SqliteState:
         with self._lock:
             return int(self._db.execute(sql, args).fetchone()[0])
 
+    def resolve_delivered(self, kind: str, gfids: Iterable[str]) -> int:
+        """Resolve the open ``kind`` rows of ``gfids``: a later batch delivered
+        them. Returns how many rows were resolved."""
+        now = time.time()
+        with self.transaction():
+            if not self._db.execute("SELECT 1 FROM failures WHERE resolved IS NULL AND kind=? "
+                                    "LIMIT 1", (kind,)).fetchone():
+                return 0
+            before = self._db.total_changes
+            self._db.executemany("UPDATE failures SET resolved=? WHERE resolved IS NULL "
+                                 "AND kind=? AND gfid=?", [(now, kind, g) for g in gfids])
+            return self._db.total_changes - before
+
     def resolve_failures(self, ids: Iterable[int]) -> None:
         now = time.time()
         with self.transaction():
