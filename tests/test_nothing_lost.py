@@ -1,0 +1,82 @@
+"""Nothing lost: what the replica could not take stays in the ledger with what it
+still needs, and ``--retry-failed`` converges once the cause is gone (issue 9,
+items 1 and 2). Real faults on the bundled real brick: an immutable replica root
+(chattr +i) and a tmpfs that runs out of inodes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from streamsync.cli import main
+from streamsync.replicate import default_state_path
+from streamsync.state import SqliteState
+from streamsync.verify import verify
+
+from test_replicate import brick, demo_master, needs_rsync  # noqa: F401  (fixtures)
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chattr, mount)")
+
+
+def _open(replica, brick):
+    st = SqliteState(default_state_path(replica, brick))
+    try:
+        return sorted(f.kind for f in st.failures())
+    finally:
+        st.close()
+
+
+def _chattr(flag, path):
+    return subprocess.run(["chattr", flag, path], capture_output=True).returncode == 0
+
+
+@needs_rsync
+@root_only
+def test_immutable_replica_root_is_owed_then_retry_is_equal(brick, tmp_path, capsys):
+    replica = str(tmp_path / "replica")
+    os.makedirs(os.path.join(replica, ".glusterfs"))
+    if not _chattr("+i", replica):
+        pytest.skip("the filesystem under tmp_path has no immutable flag")
+    try:
+        rc = main(["replicate", brick, replica])
+    finally:
+        _chattr("-i", replica)
+    out = capsys.readouterr().out
+    assert rc == 1 and "open failures in the ledger" in out
+    kinds = _open(replica, brick)
+    # entries under the root, and the data and metadata behind them, are all owed
+    assert {"entry", "data", "meta"} <= set(kinds)
+    assert main(["replicate", "--retry-failed", brick, replica]) == 0
+    capsys.readouterr()
+    assert _open(replica, brick) == []
+    assert verify(brick, replica) == []
+
+
+@needs_rsync
+@root_only
+def test_out_of_inodes_is_owed_then_retry_on_a_bigger_fs_is_equal(brick, tmp_path, capsys):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "nr_inodes=250,size=64m", "tmpfs",
+                        str(mnt)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        replica = str(mnt / "replica")
+        rc = main(["replicate", brick, replica])
+        capsys.readouterr()
+        assert rc == 1
+        assert "entry" in _open(replica, brick)
+        diffs = verify(brick, replica)
+        assert diffs != []
+        # move the replica (its state inside) to room enough, then retry
+        bigger = str(tmp_path / "replica")
+        subprocess.run(["cp", "-a", replica, bigger], check=True)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    assert main(["replicate", "--retry-failed", brick, bigger]) == 0
+    capsys.readouterr()
+    assert _open(bigger, brick) == []
+    assert verify(brick, bigger) == []
