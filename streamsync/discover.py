@@ -39,6 +39,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from .decode import decode_journal, is_raw_journal
 from .errors import JournalError, ParseError, SourceError
+from .stamps import check_stamp
 from .parse import parse_processed
 from .records import Changelog, Record
 
@@ -147,7 +148,8 @@ def discover(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *
     overrides the kind of ``CHANGELOG.<ts>`` journals (``XSYNC-`` ones stay
     ``"xsync"``). The active journal ``CHANGELOG`` (no timestamp), ``htime/``
     and ``csnap/`` are not journals and are ignored. A path that does not exist
-    raises :class:`~streamsync.errors.SourceError`.
+    raises :class:`~streamsync.errors.SourceError`, and so does a journal whose
+    stamp cannot be one (beyond a GlusterFS stime's 32 bits).
 
     >>> list(discover([]))
     []
@@ -171,6 +173,8 @@ def discover(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *
             found.append(cl)
         else:
             raise SourceError(f"{p}: no such file or directory")
+    for cl in found:
+        check_stamp(f"{cl.path}:{cl.member}" if cl.member else cl.path, cl.ts)
     found.sort(key=lambda c: (c.ts, c.name, c.path, c.member or ""))
     for cl in found:
         if (since is None or cl.ts >= since) and (until is None or cl.ts <= until):

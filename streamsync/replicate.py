@@ -29,16 +29,17 @@ from .errors import ConfigError, SourceError, StateError
 from .options import Options
 from .pipeline import batch_plans, plan_changelogs
 from .records import Stime
+from .stamps import check_stored_stimes, refuse_future
 from .sinks.replica import GLUSTERFS_DIR, ReplicaSink
 from .sinks.rsync import RsyncEngine
 from .sinks.tar import TarEngine
 from .state.lock import WorkerLock
-from .state.sqlite import SqliteState
+from .state.sqlite import SqliteState, require_state_dir
 from .status import WorkerStatus
 from .views import BrickView
 
 __all__ = ["replicate", "ReplicateSummary", "default_state_path", "lock_path", "escape_brick",
-           "make_engine",
+           "make_engine", "check_apart", "brick_lock_name",
            "ENGINES"]
 
 log = logging.getLogger("streamsync.replicate")
@@ -77,22 +78,40 @@ def _open_failures(state: Any) -> int:
 
 
 def _replica_id(replica: str) -> str:
-    """The replica's identity, made on first use (``.glusterfs/streamsync/replica-id``)."""
+    """The replica's identity, made on first use (``.glusterfs/streamsync/replica-id``).
+
+    Several bricks may start on a fresh replica at once: each writes its own
+    temporary file and ``link()``s it into place, which fails for all but the
+    first, and the others then read the winner's id.
+    """
+    import tempfile
     import uuid
     path = os.path.join(replica, GLUSTERFS_DIR, "streamsync", "replica-id")
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except FileNotFoundError:
+    for _ in range(50):
+        try:
+            with open(path) as fh:
+                rid = fh.read().strip()
+            if rid:
+                return rid
+        except FileNotFoundError:
+            pass
+        else:
+            # link() publishes a complete file: an empty one was made by hand
+            raise StateError(f"{path}: empty replica id; remove it to make a new one")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        rid = str(uuid.uuid4())
-        tmp = path + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(rid + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return rid
+        fd, tmp = tempfile.mkstemp(prefix=".replica-id.", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(uuid.uuid4()) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                continue  # another brick won: read its id
+        finally:
+            os.unlink(tmp)
+    raise StateError(f"{path}: cannot settle the replica id")  # pragma: no cover
 
 
 def _check_pairing(state: Any, source: str, replica: str) -> None:
@@ -129,10 +148,67 @@ def default_state_path(replica: str, source: str) -> str:
                         escape_brick(os.path.abspath(source)) + ".sqlite")
 
 
+def brick_lock_name(source: str) -> str:
+    """The worker-lock name of brick ``source``: keyed on what the path *is*
+    (device and inode), not how it is spelled, so the brick reached through a
+    symlink or a bind mount still finds the lock of the worker already running.
+
+    >>> brick_lock_name("/").startswith("brick-")
+    True
+    """
+    try:
+        st = os.stat(source)
+    except OSError as exc:
+        raise SourceError(f"{source}: {exc.strerror}") from None
+    return f"brick-{st.st_dev:x}-{st.st_ino:x}"
+
+
 def lock_path(replica: str, source: str) -> str:
-    """The per-brick worker lock in the replica (next to the state file)."""
-    return os.path.join(replica, GLUSTERFS_DIR, "streamsync",
-                        escape_brick(os.path.abspath(source)) + ".lock")
+    """The per-brick worker lock in the replica (next to the state file), named
+    by :func:`brick_lock_name`."""
+    return os.path.join(replica, GLUSTERFS_DIR, "streamsync", brick_lock_name(source) + ".lock")
+
+
+def _ancestry(path: str) -> list[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of ``path`` (resolved) and every existing ancestor."""
+    out = []
+    p = os.path.realpath(path)
+    while True:
+        try:
+            st = os.stat(p)
+            out.append((st.st_dev, st.st_ino))
+        except OSError:
+            pass
+        parent = os.path.dirname(p)
+        if parent == p:
+            return out
+        p = parent
+
+
+def check_apart(source: str, replica: str) -> None:
+    """Refuse a local replica that is the source brick, lies inside it (the next
+    crawl would replicate the replica into itself), or holds the brick. Compared
+    by device and inode, so symlinks and bind mounts are seen through.
+
+    >>> check_apart("/", "/tmp/replica")
+    Traceback (most recent call last):
+    ...
+    streamsync.errors.ConfigError: /tmp/replica: the replica cannot lie inside the source brick /
+    """
+    try:
+        src = os.stat(source)
+    except OSError as exc:
+        raise SourceError(f"{source}: {exc.strerror}") from None
+    key = (src.st_dev, src.st_ino)
+    mine = _ancestry(replica)
+    if os.path.exists(replica) and mine and mine[0] == key:
+        raise ConfigError(f"{replica}: the replica cannot be the source brick itself")
+    if key in mine:
+        raise ConfigError(f"{replica}: the replica cannot lie inside the source brick {source}")
+    if os.path.exists(replica):
+        st = os.stat(replica)
+        if (st.st_dev, st.st_ino) in _ancestry(source):
+            raise ConfigError(f"{replica}: the replica cannot hold the source brick {source}")
 
 
 def make_engine(name: str, source: str, replica: str, options: Options) -> Any:
@@ -174,8 +250,9 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     replica = os.path.abspath(os.fspath(replica))
     if not os.path.isdir(os.path.join(source, GLUSTERFS_DIR)):
         raise SourceError(f"{source}: not a brick (no {GLUSTERFS_DIR} directory)")
-    if os.path.realpath(source) == os.path.realpath(replica):
-        raise ConfigError(f"{replica}: the replica cannot be the source brick itself")
+    check_apart(source, replica)
+    if state_path is not None and state is None:
+        require_state_dir(state_path)
     options = options or Options()
     engine = engine or ("tar" if options.get("sync-method") == "tarssh" else "rsync")
     cl_dir = os.fspath(changelogs) if changelogs is not None else changelog_dir_of(source)
@@ -195,6 +272,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
         if state is None:
             state = SqliteState(state_path or default_state_path(replica, source))
         _check_pairing(state, source, replica)
+        check_stored_stimes(state)
         view = BrickView(source)
         eng = make_engine(engine, source, replica, options)
         fmt = options.get("changelog-archive-format")
@@ -221,7 +299,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
             batch_size = options.get("changelog-batch-size")
             while True:
                 done = state.done_names()
-                todo = [c for c in discover(cl_dir) if c.name not in done]
+                todo = [c for c in refuse_future(discover(cl_dir)) if c.name not in done]
                 total = len(todo)
                 n = 0
                 if todo:

@@ -145,6 +145,8 @@ def test_two_workers_kill_the_active_passive_takes_over(tmp_path):
     mnt.mkdir()
     rep = str(tmp_path / "rep")
     sa, sb = str(tmp_path / "a" / "state.sqlite"), str(tmp_path / "b" / "state.sqlite")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     from streamsync.status import status_file_name
     fa = os.path.join(os.path.dirname(sa), status_file_name(os.path.abspath(b.root)))
     fb = os.path.join(os.path.dirname(sb), status_file_name(os.path.abspath(b.root)))

@@ -208,6 +208,7 @@ def test_ssh_replication_of_a_real_brick(sshd, tmp_path):
     rep = tmp_path / "remote-rep"
     target = f"{sshd.user}@127.0.0.1:{rep}"
     state = tmp_path / "state" / "w.sqlite"
+    state.parent.mkdir()
     aux_before = {p for p in os.listdir("/tmp") if p.startswith("gsyncd-aux-ssh-")}
     s = run_worker(str(brick), target, options=sshd.options(), state_path=str(state),
                    register_time=1795470720, remote_command=REMOTE_CMD, retry_delay=0)

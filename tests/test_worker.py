@@ -186,6 +186,7 @@ def test_real_brick_snapshot_with_stime_uses_history(tmp_path):
     (fifos included) and the replica equals the manifest."""
     brick = _demo_brick(tmp_path)
     rep = str(tmp_path / "rep")
+    os.makedirs(os.path.join(rep, ".glusterfs", "streamsync"))
     st = SqliteState(state_path_for(rep, os.path.abspath(brick)))
     st.set_data_stime((1795470688, 0))
     st.close()
@@ -281,8 +282,8 @@ def test_second_worker_on_the_same_brick_and_replica_is_refused(tmp_path):
     rep = str(tmp_path / "rep")
     src = os.path.abspath(b.root)
     os.makedirs(os.path.join(rep, ".glusterfs", "streamsync"))
-    lk = WorkerLock(os.path.join(rep, ".glusterfs", "streamsync",
-                                 src.replace("/", "-").strip("-") + ".lock")).acquire()
+    from streamsync.replicate import lock_path
+    lk = WorkerLock(lock_path(rep, src)).acquire()
     try:
         with pytest.raises(LockHeld):
             run_worker(b.root, rep, register_time=1, retry_delay=0)
@@ -300,6 +301,7 @@ def test_retry_failed_requeues_the_ledger(tmp_path):
     b.rollover(T + 15)
     rep = str(tmp_path / "rep")
     src = os.path.abspath(b.root)
+    os.makedirs(os.path.join(rep, ".glusterfs", "streamsync"))
     st = SqliteState(state_path_for(rep, src))
     st.add_failure("data", g, changelog=f"CHANGELOG.{T + 15}")
     st.close()

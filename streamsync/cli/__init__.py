@@ -73,6 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout = None  # type: ignore[assignment]
         finally:
             return 0
+    except OSError as exc:
+        # a read-only or unwritable directory, a full disk, ...: the system said
+        # no; one line with the path and the cause (the traceback with --debug)
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"streamsync {args.command}: error: {where}{exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"streamsync {args.command}: interrupted", file=sys.stderr)
         return 130

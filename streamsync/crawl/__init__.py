@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 from ..errors import StreamsyncError
 from ..pipeline import batch_plans, plan_changelogs
 from ..records import Changelog
+from ..stamps import refuse_future
 
 __all__ = ["CrawlFallback", "NoStimeAvailable", "HistoryUnavailable", "PartialHistory",
            "WorkerContext", "process_changelogs", "DISPATCH_MODES", "CrawlResult"]
@@ -162,12 +163,14 @@ def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, m
     Changelog modes plan against the stored stimes (skip ``ts < data_stime``,
     gate entry ops up to the entry stime) and skip journals already marked
     done; xsync journals are planned without stimes (their timestamps are the
-    crawl's clock) and the dispatcher does not move the stimes for them.
+    crawl's clock) and the dispatcher does not move the stimes for them. A
+    changelog stamped in the future of ``ctx.clock`` is refused
+    (:func:`~streamsync.stamps.refuse_future`) before anything is applied.
     """
     result = result or CrawlResult(mode)
     state = ctx.state
     changelog_mode = mode != "xsync"
-    todo = list(changelogs)
+    todo = list(refuse_future(changelogs, now=ctx.clock()) if changelog_mode else changelogs)
     if skip_done and changelog_mode and todo:
         done = state.done_names()
         todo = [c for c in todo if c.name not in done]

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..discover import changelog_dir_of, discover
 from ..records import Changelog
+from ..stamps import check_stamp
 from . import CrawlResult, process_changelogs
 
 __all__ = ["scan_new", "live_crawl", "live_turn"]
@@ -89,7 +90,7 @@ def scan_new(changelog_dir: str, *, done: Iterable[str] | Callable[[str], bool],
             raise SourceError(f"{cdir}: cannot list directory: {exc}") from None
         pairs += _dated(cdir, (t.tm_year, t.tm_mon, t.tm_mday))
         pairs.sort()
-        found = [Changelog(p, ts, os.stat(p).st_size, "live") for ts, p in pairs]
+        found = [Changelog(p, check_stamp(p, ts), os.stat(p).st_size, "live") for ts, p in pairs]
     return [c for c in found if not is_done(c.name)]
 
 

@@ -36,11 +36,13 @@ import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 from ..activepassive import ActivePassive
-from ..errors import ConfigError, LockHeld, SourceError
+from ..errors import ConfigError, LockHeld, SourceError, StateError
 from ..options import Options
 from ..records import MINUS_INFINITY, Stime
+from ..stamps import check_stored_stimes
 from ..replicate import default_state_path as replica_state_path
-from ..replicate import escape_brick, make_engine
+from ..replicate import brick_lock_name, check_apart, escape_brick, make_engine
+from ..state.sqlite import require_state_dir
 from ..replicate import lock_path as replica_lock_path
 from . import CrawlFallback, CrawlResult, WorkerContext
 from .history import history_crawl
@@ -184,6 +186,16 @@ def run_crawls(ctx: WorkerContext, *, mode: str | None = None, follow: bool = Fa
     return results, fallback
 
 
+def remote_lock_name(source: str) -> str:
+    """The lock a remote replica's ``serve`` holds for brick ``source``: this
+    host's name and :func:`~streamsync.replicate.brick_lock_name` (bricks of two
+    hosts may share a device and inode number)."""
+    import re
+    import socket
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:100] or "host"
+    return f"{host}-{brick_lock_name(source)}"
+
+
 def lock_session(replica: str) -> str:
     """Default active/passive session: the escaped replica address. Workers of
     replica bricks (peers on other nodes) that feed the same replica share a
@@ -254,13 +266,15 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     options = options or Options()
     engine = engine or ("tar" if options.get("sync-method") == "tarssh" else "rsync")
     spec = parse_replica(replica)
+    if state is None and state_path is not None and \
+            state_path != default_state_path(source, replica, working_dir):
+        require_state_dir(state_path)  # a path the user gave: never created for them
     if spec.remote:
         wd = working_dir or remote_working_dir(source, spec.display, options)
     else:
         rdir = os.path.abspath(spec.path)
-        if os.path.realpath(rdir) == os.path.realpath(source):
-            raise ConfigError(f"{rdir}: the replica cannot be the source brick itself")
-        os.makedirs(rdir, exist_ok=True)
+        check_apart(source, rdir)
+        os.makedirs(os.path.join(rdir, ".glusterfs", "streamsync"), exist_ok=True)
         wd = working_dir or os.path.join(rdir, ".glusterfs", "streamsync",
                                          "work-" + escape_brick(source))
     os.makedirs(wd, exist_ok=True)
@@ -269,6 +283,12 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
         if state_path is None:
             state_path = default_state_path(source, replica, wd)
         state = SqliteState(state_path)
+    try:
+        check_stored_stimes(state, now=clock())
+    except StateError:
+        if own_state:
+            state.close()
+        raise
     if status_dir is None:
         sp = getattr(state, "path", ":memory:")
         status_dir = os.path.dirname(os.path.abspath(sp)) if sp != ":memory:" else None
@@ -290,7 +310,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
         if spec.remote:
             from ..remote.client import RemoteReplica
             conn = RemoteReplica(spec, options=options, stop=stop, remote_command=remote_command,
-                                 lock_name=escape_brick(source), **(remote_kwargs or {}))
+                                 lock_name=remote_lock_name(source), **(remote_kwargs or {}))
             sink = conn
             eng = conn.data_engine(engine, source)
         else:

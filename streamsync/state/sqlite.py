@@ -28,8 +28,9 @@ import orjson
 
 from ..errors import StateError
 from ..records import MINUS_INFINITY, Stime
+from ..stamps import MAX_STAMP
 
-__all__ = ["SqliteState", "Failure", "STATUS_DEFAULTS"]
+__all__ = ["SqliteState", "Failure", "STATUS_DEFAULTS", "require_state_dir"]
 
 #: gsyncd's status fields and their defaults (spec section 7)
 STATUS_DEFAULTS: dict[str, Any] = {
@@ -66,6 +67,33 @@ CREATE INDEX IF NOT EXISTS failures_open ON failures (resolved, kind);
 """
 
 
+def require_state_dir(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`StateError` unless the directory of state file ``path`` exists.
+
+    State never creates directories for a path the user typed: a typo would
+    otherwise grow ``/nonexistent/`` at the filesystem root.
+
+    >>> require_state_dir("/nonexistent/x.sqlite")
+    Traceback (most recent call last):
+    ...
+    streamsync.errors.StateError: /nonexistent/x.sqlite: cannot create the state file: directory /nonexistent does not exist
+    """
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(parent):
+        raise StateError(f"{os.fspath(path)}: cannot create the state file: directory "
+                         f"{parent} does not exist")
+
+
+def _state_error(path: str, exc: sqlite3.Error, what: str = "") -> StateError:
+    """One line naming the state file and SQLite's cause."""
+    msg = str(exc) or type(exc).__name__
+    if "locked" in msg:
+        msg += " (another process holds the state file; is a worker still running?)"
+    elif "full" in msg:
+        msg += " (no space left for the state file)"
+    return StateError(f"{path}: {what}{msg}")
+
+
 class Failure(NamedTuple):
     """One ledger row."""
 
@@ -85,15 +113,15 @@ class Failure(NamedTuple):
 
 
 class SqliteState:
-    """State in one SQLite file (``":memory:"`` for tests)."""
+    """State in one SQLite file (``":memory:"`` for tests). ``timeout``: how long
+    to wait for a lock another process holds before raising :class:`StateError`."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = os.fspath(path)
         if self.path != ":memory:":
-            parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
+            require_state_dir(self.path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30,
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=timeout,
                                        check_same_thread=False)
             if self.path != ":memory:":
                 # WAL: a committed transaction survives a killed process; NORMAL
@@ -102,45 +130,59 @@ class SqliteState:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"{self.path}: not a usable state database: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise _state_error(self.path, exc, "not a usable state database: ") from None
         self._lock = threading.RLock()
         self._depth = 0
 
     # ------------------------------------------------------------ plumbing
     @contextlib.contextmanager
-    def transaction(self) -> Iterator["SqliteState"]:
-        """Group writes: all or nothing."""
+    def _guarded(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock; any SQLite error becomes a :class:`StateError`."""
         with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise _state_error(self.path, exc) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["SqliteState"]:
+        """Group writes: all or nothing. A SQLite error inside (a corrupt page, a
+        full disk, a lock held elsewhere past the 30 s timeout) rolls back and
+        raises :class:`StateError`."""
+        with self._guarded() as db:
             outer = self._depth == 0
             if outer:
-                self._db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE")
             self._depth += 1
             try:
                 yield self
             except BaseException:
                 self._depth -= 1
-                if outer:
-                    self._db.execute("ROLLBACK")
+                if outer and db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
                 raise
             self._depth -= 1
             if outer:
-                self._db.execute("COMMIT")
+                db.execute("COMMIT")
 
     def _exec(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        with self._lock:
-            try:
-                if self._depth:
-                    return self._db.execute(sql, args)
-                with self.transaction():
-                    return self._db.execute(sql, args)
-            except sqlite3.DatabaseError as exc:
-                raise StateError(f"{self.path}: {exc}") from exc
+        with self._guarded() as db:
+            if self._depth:
+                return db.execute(sql, args)
+            with self.transaction():
+                return db.execute(sql, args)
 
     def _get(self, key: str) -> Any:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
-        return None if row is None else orjson.loads(row[0])
+        with self._guarded() as db:
+            row = db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return orjson.loads(row[0])
+        except orjson.JSONDecodeError:
+            raise StateError(f"{self.path}: stored {key!r} is not JSON") from None
 
     def _put(self, key: str, value: Any) -> None:
         self._exec("INSERT INTO kv(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
@@ -159,12 +201,23 @@ class SqliteState:
     # ---------------------------------------------------------- sync points
     def _stime(self, key: str) -> Stime | None:
         v = self._get(key)
-        return None if v is None else Stime(int(v[0]), int(v[1]))
+        if v is None:
+            return None
+        try:
+            st = Stime(int(v[0]), int(v[1]))
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise StateError(f"{self.path}: stored {key} {v!r} is not a sync point") from None
+        if not (0 <= st.sec <= MAX_STAMP and 0 <= st.nsec < 10**9):
+            raise StateError(f"{self.path}: stored {key} {list(st)} is impossible (seconds "
+                             f"0..{MAX_STAMP}); start over with a fresh --state")
+        return st
 
     def _set_stime(self, key: str, st: Stime | tuple[int, int]) -> None:
         st = Stime(int(st[0]), int(st[1]))
         if st == MINUS_INFINITY:
             return  # never written (gsyncd's URXTIME)
+        if not (0 <= st.sec <= MAX_STAMP and 0 <= st.nsec < 10**9):
+            raise StateError(f"{self.path}: refusing to store the impossible {key} {list(st)}")
         self._put(key, list(st))
 
     def data_stime(self) -> Stime | None:
@@ -216,13 +269,12 @@ class SqliteState:
 
     def is_done(self, changelog: Any) -> bool:
         name = getattr(changelog, "name", changelog)
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM done WHERE name=?",
-                                    (name,)).fetchone() is not None
+        with self._guarded() as db:
+            return db.execute("SELECT 1 FROM done WHERE name=?", (name,)).fetchone() is not None
 
     def done_names(self) -> set[str]:
-        with self._lock:
-            return {r[0] for r in self._db.execute("SELECT name FROM done")}
+        with self._guarded() as db:
+            return {r[0] for r in db.execute("SELECT name FROM done")}
 
     # ------------------------------------------------------- failure ledger
     def add_failure(self, kind: str, gfid: str, *, changelog: str | None = None,
@@ -257,8 +309,8 @@ class SqliteState:
         if cond:
             sql += " WHERE " + " AND ".join(cond)
         sql += " ORDER BY id"
-        with self._lock:
-            rows = self._db.execute(sql, tuple(args)).fetchall()
+        with self._guarded() as db:
+            rows = db.execute(sql, tuple(args)).fetchall()
         return [Failure(r[0], r[1], r[2], r[3], None if r[4] is None else orjson.loads(r[4]),
                         r[5], None if r[6] is None else orjson.loads(r[6]), r[7], r[8], r[9])
                 for r in rows]
@@ -270,8 +322,8 @@ class SqliteState:
         if kind is not None:
             sql += " AND kind=?"
             args = (kind,)
-        with self._lock:
-            return int(self._db.execute(sql, args).fetchone()[0])
+        with self._guarded() as db:
+            return int(db.execute(sql, args).fetchone()[0])
 
     def resolve_delivered(self, kind: str, gfids: Iterable[str]) -> int:
         """Resolve the open ``kind`` rows of ``gfids``: a later batch delivered
