@@ -40,7 +40,10 @@ def test_commands():
                                     "-cf", "-", "--files-from", "-"]
     assert eng.extract_command()[-2:] == ["-C", "/r"]
     remote = TarEngine("/b", "host:/srv/r").extract_command()
-    assert remote[0] == "ssh" and "host" in remote and remote[-2:] == ["-C", "/srv/r"]
+    # over ssh the receiver is streamsync's confined one, not a plain tar -x
+    assert remote == ["ssh", "-p", "22", "host", "streamsync serve --receive-tar /srv/r"]
+    odd = TarEngine("/b", "host:/srv/my r", remote_command="/opt/ss/bin/streamsync -q")
+    assert odd.extract_command()[-1] == "/opt/ss/bin/streamsync -q serve --receive-tar '/srv/my r'"
 
 
 def test_transfer_in_place_keeps_hard_links_and_sparse_data(tmp_path):

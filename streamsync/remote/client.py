@@ -188,7 +188,8 @@ class RemoteReplica:
         if name == "rsync":
             eng: Any = RsyncEngine(source, self.data_destination(), opts)
         elif name in ("tar", "tarssh"):
-            eng = TarEngine(source, self.data_destination(), opts)
+            eng = TarEngine(source, self.data_destination(), opts,
+                            remote_command=self.remote_command)
         else:
             raise ValueError(f"unknown data engine {name!r}")
         return ResilientEngine(eng, self)

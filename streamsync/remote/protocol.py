@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -104,16 +105,94 @@ def encode_entry_ops(ops: list[EntryOp]) -> list[dict[str, Any]]:
     return [op.to_dict() for op in ops]
 
 
-def decode_entry_ops(items: list[dict[str, Any]]) -> list[EntryOp]:
-    return [entry_op_from_gsyncd(d) for d in items]
+#: the entry ops a client may send
+_ENTRY_OPS = frozenset({"CREATE", "MKDIR", "MKNOD", "LINK", "SYMLINK", "RENAME", "UNLINK",
+                        "RMDIR"})
+_GFID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_MAX_MODE = 0o177777
+_MAX_ID = 2**32 - 2          # (uid_t)-1 means "unchanged" to chown: never an owner
+_MAX_TIME = 2.0**40          # seconds: far beyond any real timestamp, inside every C type
+
+
+def _int(d: dict[str, Any], key: str, hi: int, *, optional: bool = True) -> None:
+    v = d.get(key)
+    if v is None and optional:
+        return
+    if type(v) is not int or not 0 <= v <= hi:
+        raise ProtocolError(f"{key} must be an integer 0..{hi}, not {v!r}")
+
+
+def _check_stat(st: Any) -> None:
+    if not isinstance(st, dict):
+        raise ProtocolError(f"stat must be an object, not {st!r}")
+    for key, hi in (("uid", _MAX_ID), ("gid", _MAX_ID), ("mode", _MAX_MODE)):
+        _int(st, key, hi, optional=False)
+    for key in ("atime", "mtime"):
+        v = st.get(key)
+        if type(v) not in (int, float) or not -_MAX_TIME < v < _MAX_TIME:  # nan fails too
+            raise ProtocolError(f"{key} must be a finite time, not {v!r}")
+
+
+def _check_name(v: Any, key: str) -> None:
+    if isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("b64"), str)):
+        return
+    raise ProtocolError(f"{key} must be a name, not {v!r}")
+
+
+def _check_entry(d: Any) -> None:
+    if not isinstance(d, dict):
+        raise ProtocolError(f"an entry op must be an object, not {d!r}")
+    if d.get("op") not in _ENTRY_OPS:
+        raise ProtocolError(f"unknown entry op {d.get('op')!r}")
+    if not isinstance(d.get("gfid"), str) or not _GFID_RE.match(d["gfid"]):
+        raise ProtocolError(f"bad gfid {d.get('gfid')!r}")
+    _check_name(d.get("entry"), "entry")
+    for key in ("entry1", "link"):
+        if d.get(key) is not None:
+            _check_name(d[key], key)
+    _int(d, "mode", _MAX_MODE)
+    _int(d, "uid", _MAX_ID)
+    _int(d, "gid", _MAX_ID)
+    if d.get("stat"):  # {} or None: no stat (a SYMLINK's, say)
+        _check_stat(d["stat"])
+    if d.get("source_fop") is not None and not isinstance(d["source_fop"], str):
+        raise ProtocolError(f"bad source_fop {d['source_fop']!r}")
+
+
+def _decode_all(items: Any, check: Any, build: Any, what: str) -> list[Any]:
+    """Validate every item, then build them all: a malformed item refuses the
+    whole request before anything is applied."""
+    if not isinstance(items, list):
+        raise ProtocolError(f"{what} must be a list, not {type(items).__name__}")
+    for d in items:
+        check(d)
+    try:
+        return [build(d) for d in items]
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise ProtocolError(f"bad {what}: {exc}") from None
+
+
+def decode_entry_ops(items: Any) -> list[EntryOp]:
+    """Checked entry ops of a request (:class:`ProtocolError` on the first bad one)."""
+    return _decode_all(items, _check_entry, entry_op_from_gsyncd, "entry ops")
 
 
 def encode_meta_ops(ops: list[MetaOp]) -> list[dict[str, Any]]:
     return [op.to_gsyncd() for op in ops]
 
 
-def decode_meta_ops(items: list[dict[str, Any]]) -> list[MetaOp]:
-    return [meta_op_from_gsyncd(d) for d in items]
+def _check_meta(d: Any) -> None:
+    if not isinstance(d, dict):
+        raise ProtocolError(f"a meta op must be an object, not {d!r}")
+    go = d.get("go")
+    if not isinstance(go, str) or not go.startswith(".gfid/") or not _GFID_RE.match(go[6:]):
+        raise ProtocolError(f"bad meta target {go!r}")
+    _check_stat(d.get("stat"))
+
+
+def decode_meta_ops(items: Any) -> list[MetaOp]:
+    """Checked meta ops of a request (:class:`ProtocolError` on the first bad one)."""
+    return _decode_all(items, _check_meta, meta_op_from_gsyncd, "meta ops")
 
 
 def encode_stat(st: Stat | None) -> dict[str, Any] | None:

@@ -26,11 +26,12 @@ import os
 import re
 from typing import Any, BinaryIO
 
-from ..errors import LockHeld, StreamsyncError
+from ..errors import LockHeld
+from .confine import open_confined
 from .protocol import HELLO, MAX_LINE, PROTOCOL_VERSION, ProtocolError, decode_entry_ops, \
     decode_meta_ops, dumps, encode_entry_failure, encode_meta_failure, encode_stat, loads
 
-__all__ = ["serve"]
+__all__ = ["serve", "open_replica"]
 
 log = logging.getLogger("streamsync.serve")
 
@@ -53,10 +54,22 @@ def _readline(inp: BinaryIO) -> bytes | None:
     return line
 
 
-def _handle(sink: Any, op: str, args: Any) -> Any:
+def _gfids(args: Any) -> list[str]:
+    if not isinstance(args, list) or not all(isinstance(g, str) for g in args):
+        raise ProtocolError("expected a list of gfids")
+    return args
+
+
+def _text(args: Any) -> str:
+    if not isinstance(args, str):
+        raise ProtocolError("expected a gfid")
+    return args
+
+
+def _handle(sink: Any, op: Any, args: Any) -> Any:
     if op == "apply_entries":
         if isinstance(args, dict):  # {"ops": [...], "targets": true}: also say which
-            ops = decode_entry_ops(args["ops"])  # gfids are now data targets
+            ops = decode_entry_ops(args.get("ops"))  # gfids are now data targets
             fails = [encode_entry_failure(f) for f in sink.apply_entries(ops)]
             out: dict[str, Any] = {"failures": fails}
             if args.get("targets"):
@@ -67,16 +80,19 @@ def _handle(sink: Any, op: str, args: Any) -> Any:
     if op == "apply_meta":
         return [encode_meta_failure(f) for f in sink.apply_meta(decode_meta_ops(args))]
     if op == "is_data_target":
-        return [bool(sink.is_data_target(g)) for g in args]
+        return [bool(sink.is_data_target(g)) for g in _gfids(args)]
     if op == "has_handle":
-        return [bool(sink.has_handle(g)) for g in args]
+        return [bool(sink.has_handle(g)) for g in _gfids(args)]
     if op == "lstat":
-        return encode_stat(sink.lstat(args))
+        return encode_stat(sink.lstat(_text(args)))
     if op == "entry_gfid":
         from ..records import name_from_json
+        if not isinstance(args, list) or len(args) != 2 or not isinstance(args[0], str) \
+                or not isinstance(args[1], (str, dict)):
+            raise ProtocolError("entry_gfid expects [pgfid, name]")
         return sink.entry_gfid(args[0], name_from_json(args[1]))
     if op == "dir_entry":
-        r = sink.dir_entry(args)
+        r = sink.dir_entry(_text(args))
         if r is None:
             return None
         from ..records import name_to_json
@@ -86,12 +102,40 @@ def _handle(sink: Any, op: str, args: Any) -> Any:
     raise ProtocolError(f"unknown operation {op!r}")
 
 
+def open_replica(root: str, allowed_root: str | None) -> Any:
+    """The :class:`ReplicaSink` of replica ``root``; with ``allowed_root``, opened
+    from there with ``O_NOFOLLOW`` on every component (:mod:`.confine`), so a
+    symlink a client planted can never lead the sink outside."""
+    from ..sinks.replica import ReplicaSink
+    if allowed_root is None:
+        return ReplicaSink(root)
+    os.makedirs(allowed_root, exist_ok=True)  # the administrator's path, not a client's
+    fd = open_confined(allowed_root, root)
+    try:
+        return ReplicaSink(root, root_fd=fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _lock_file(root: str, allowed_root: str | None, name: str) -> tuple[str, int | None]:
+    """Path of the worker lock ``name`` (and a directory fd to close after use),
+    reached without following client-made names when confined."""
+    rel = os.path.join(root, ".glusterfs", "streamsync")
+    if allowed_root is None:
+        os.makedirs(rel, exist_ok=True)
+        return os.path.join(rel, name + ".lock"), None
+    fd = open_confined(allowed_root, rel, mode=0o700)
+    return f"/proc/self/fd/{fd}/{name}.lock", fd
+
+
 def serve(inp: BinaryIO, out: BinaryIO, *, allowed_root: str | None = None) -> int:
     """Serve one client on ``inp``/``out`` until EOF or ``close``; returns an exit status.
 
-    ``allowed_root``: when set, the replica path must be inside it.
+    ``allowed_root``: when set, the replica must be inside it, reached from it
+    without following symlinks. A malformed request gets an error reply and
+    the session goes on; a line that cannot be framed ends it (status 2).
     """
-    from ..sinks.replica import ReplicaSink
     from ..state.lock import WorkerLock
 
     try:
@@ -115,24 +159,21 @@ def serve(inp: BinaryIO, out: BinaryIO, *, allowed_root: str | None = None) -> i
         _send(out, {"ok": False, "error": "replica path must be absolute", "type": "ConfigError"})
         return 2
     root = os.path.abspath(root)
-    if allowed_root is not None:
-        base = os.path.abspath(allowed_root)
-        if os.path.commonpath([base, root]) != base:
-            _send(out, {"ok": False, "type": "ConfigError",
-                        "error": f"{root}: outside the served root {base}"})
-            return 2
     lock = None
     sink = None
     try:
-        sink = ReplicaSink(root)
         name = hello.get("lock")
+        if name is not None and (not isinstance(name, str) or not _LOCK_NAME.match(name)):
+            raise ProtocolError(f"bad lock name {name!r}")
+        sink = open_replica(root, allowed_root)
         if name is not None:
-            if not isinstance(name, str) or not _LOCK_NAME.match(name):
-                raise ProtocolError(f"bad lock name {name!r}")
-            os.makedirs(os.path.join(root, ".glusterfs", "streamsync"), exist_ok=True)
-            lock = WorkerLock(os.path.join(root, ".glusterfs", "streamsync", name + ".lock"),
-                              what=f"replica {root}").acquire()
-    except (StreamsyncError, OSError) as exc:
+            path, dfd = _lock_file(root, allowed_root, name)
+            try:
+                lock = WorkerLock(path, what=f"replica {root}").acquire()
+            finally:
+                if dfd is not None:
+                    os.close(dfd)
+    except Exception as exc:  # a bad path or lock name: refused, never a traceback
         if sink is not None:
             sink.close()
         _send(out, {"ok": False, "error": str(exc), "type": type(exc).__name__,
@@ -149,22 +190,21 @@ def serve(inp: BinaryIO, out: BinaryIO, *, allowed_root: str | None = None) -> i
                 return 2
             if line is None:
                 return 0
+            rid = None
             try:
                 req = loads(line)
+                if not isinstance(req, dict):
+                    raise ProtocolError("a request must be a JSON object")
                 rid = req.get("id")
                 op = req.get("op")
-            except (ProtocolError, AttributeError) as exc:
-                _send(out, {"ok": False, "error": str(exc), "type": "ProtocolError"})
-                return 2
-            if op == "close":
-                _send(out, {"id": rid, "ok": True, "result": None})
-                return 0
-            try:
+                if op == "close":
+                    _send(out, {"id": rid, "ok": True, "result": None})
+                    return 0
                 result = _handle(sink, op, req.get("args"))
-            except (StreamsyncError, OSError, ValueError, KeyError, TypeError) as exc:
-                log.exception("request %s failed", op)
-                _send(out, {"id": rid, "ok": False, "error": str(exc),
-                            "type": type(exc).__name__})
+            except Exception as exc:  # every malformed request gets an answer
+                log.debug("request failed", exc_info=True)
+                _send(out, {"id": rid if isinstance(rid, (int, str)) else None, "ok": False,
+                            "error": str(exc)[:2000], "type": type(exc).__name__})
                 continue
             _send(out, {"id": rid, "ok": True, "result": result})
     except BrokenPipeError:

@@ -163,7 +163,9 @@ def _gfid_text(raw: bytes) -> str:
 class ReplicaSink:
     """Entry and meta ops applied to a local directory in brick layout.
 
-    ``root`` is created if missing. The sink keeps directory descriptors open
+    ``root`` is created if missing (unless ``root_fd``, a descriptor of it
+    opened by the caller, is given: then the sink never resolves ``root`` by
+    name and owns the descriptor). The sink keeps directory descriptors open
     during one call only (they are dropped at the start of every
     ``apply_*`` call), so a tree changed behind its back between calls is
     re-resolved from the root.
@@ -174,10 +176,15 @@ class ReplicaSink:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, gfid_xattr: str | None = None,
-                 threads: int = 4) -> None:
+                 threads: int = 4, root_fd: int | None = None) -> None:
         self.root = os.path.abspath(os.fspath(root))
-        os.makedirs(self.root, exist_ok=True)
-        self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if root_fd is not None:
+            # already opened without following client-controlled names
+            # (serve --root); the sink owns it from now on
+            self._root_fd = root_fd
+        else:
+            os.makedirs(self.root, exist_ok=True)
+            self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._closed = False
         #: worker threads for runs of independent CREATEs (1: strictly serial)
         self.threads = max(1, int(threads))
@@ -519,6 +526,25 @@ class ReplicaSink:
         if st is None or self._is_dir_handle(st):
             return None
         return os.path.join(self.root, handle_relpath(gfid))
+
+    def open_data(self, gfid: str) -> int | None:
+        """A write descriptor of the regular-file handle of ``gfid``, opened
+        through the index with ``O_NOFOLLOW`` (never through a name a client
+        made); ``None`` when the replica has no regular file for it. The inode
+        is the one the namespace names link to, so writing it updates them all.
+        """
+        if not valid_gfid(gfid):
+            return None
+        try:
+            xfd, rel = self._hloc(gfid)
+            fd = os.open(rel, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=xfd)
+        except (OSError, _Fail):
+            return None
+        if not S.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return fd
 
     def is_data_target(self, gfid: str) -> bool:
         """True when the replica has a regular-file handle for ``gfid`` (what a

@@ -111,6 +111,11 @@ class RsyncEngine:
             argv.append("--ignore-missing-args")
         if self.follow_links:
             argv.append("--copy-links")
+        timeout = int(_opt(o, "slave-timeout", 120) or 0)
+        if self._remote() and timeout > 0 and not any(w.startswith("--timeout") for w in argv):
+            # a peer that stops answering (a hung receiver, a forced command that
+            # is not serve) ends the transfer instead of hanging the worker
+            argv.append(f"--timeout={timeout}")
         argv.append(".")
         if self._remote():
             ssh = [*shlex.split(_opt(o, "ssh-command", "ssh")),

@@ -1,8 +1,10 @@
 """The tar data engine (gsyncd's ``tarssh``, spec section 5.3).
 
 ``tar --sparse -cf - --files-from -`` in the source brick root (handle names,
-newline-terminated) piped into ``tar --overwrite -xf - -C <replica>``, run
-locally or over ssh (``host:path`` destination). ``--overwrite`` opens an
+newline-terminated) piped into ``tar --overwrite -xf - -C <replica>`` locally,
+or over ssh (``host:path`` destination) into ``streamsync serve --receive-tar
+<path>`` (:mod:`streamsync.remote.receive`: confined to the replica's handles,
+set-id bits kept). ``--overwrite`` opens an
 existing file with ``O_TRUNC``, keeping the inode, so the replica's hard links
 see the new bytes. Like gsyncd's tarssh, xattrs and ACLs are not carried. Exit status 2 is retriable; the status returned is the
 extracting side's, or the creating side's when extraction succeeded (tar -c
@@ -40,11 +42,13 @@ class TarEngine:
     name = "tar"
 
     def __init__(self, source_root: str, dest: str, options: Any = None, *,
-                 follow_links: bool = False) -> None:
+                 follow_links: bool = False, remote_command: str = "streamsync") -> None:
         self.source_root = os.fspath(source_root)
         self.dest = os.fspath(dest)
         self.options = options
         self.follow_links = follow_links
+        #: the streamsync command on a remote destination's host
+        self.remote_command = remote_command
 
     def is_partial(self, code: int) -> bool:
         return code in PARTIAL_CODES
@@ -62,7 +66,10 @@ class TarEngine:
             ssh = [*shlex.split(_opt(self.options, "ssh-command", "ssh")),
                    *shlex.split(_opt(self.options, "ssh-options-tar", "") or ""),
                    "-p", str(_opt(self.options, "ssh-port", 22)), head]
-            return ssh + tar_x + ["-C", path]
+            # the remote side is streamsync's confined receiver, not a plain tar -x
+            # (which follows symlinks a client planted and drops set-id bits)
+            return ssh + [shlex.join([*shlex.split(self.remote_command), "serve",
+                                      "--receive-tar", path])]
         return tar_x + ["-C", self.dest]
 
     def transfer(self, gfids: Sequence[str]) -> TransferResult:
