@@ -69,6 +69,17 @@ def _uint(text: str, what: str) -> int:
     return value
 
 
+#: an xsync inline time: unsigned decimal seconds, optional fraction (no nan,
+#: inf, sign, exponent or digit separators, all of which float() would take)
+_TIME_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?\Z")
+
+
+def _time(text: str, what: str) -> float:
+    if not _TIME_RE.match(text):
+        raise ValueError(f"{what} is not a time in seconds: {text[:40]!r}")
+    return float(text)
+
+
 def split_entry(field: str) -> tuple[str, str]:
     """Split an escaped ``pgfid/bname`` field into ``(pgfid, unescaped bname)``.
 
@@ -115,7 +126,8 @@ def parse_line(line: str) -> Record:
             return MetaRecord(gfid, fop)
         if n == 7 and fop == "SETATTR":  # xsync inline stat
             st = Stat(_uint(parts[2], "uid"), _uint(parts[3], "gid"),
-                      _uint(parts[4], "mode"), float(parts[5]), float(parts[6]))
+                      _uint(parts[4], "mode"), _time(parts[5], "atime"),
+                      _time(parts[6], "mtime"))
             return MetaRecord(gfid, fop, st)
         raise ValueError(f"M {fop} record with {n} fields")
     if fop in NEWENTRY_FOPS:

@@ -80,3 +80,30 @@ def test_out_of_inodes_is_owed_then_retry_on_a_bigger_fs_is_equal(brick, tmp_pat
     capsys.readouterr()
     assert _open(bigger, brick) == []
     assert verify(brick, bigger) == []
+
+
+@needs_rsync
+@root_only
+def test_quiet_is_quiet_and_the_default_says_how_many_failed(brick, tmp_path, capsys, caplog):
+    """Item 14: a planted file in a fresh replica used to print 162 long
+    'ENTRY FAILED' lines without -v, and -q still printed error lines."""
+    import logging
+    caplog.set_level(logging.DEBUG, logger="streamsync")
+    for flags, quiet in ((["-q"], True), ([], False)):
+        caplog.clear()
+        replica = tmp_path / f"replica{len(flags)}"
+        (replica / ".glusterfs").mkdir(parents=True)
+        if not _chattr("+i", str(replica)):
+            pytest.skip("the filesystem under tmp_path has no immutable flag")
+        try:
+            assert main(["replicate", *flags, brick, str(replica)]) == 1
+        finally:
+            _chattr("-i", str(replica))
+        err = capsys.readouterr().err
+        if quiet:
+            assert err == "" and caplog.records == []
+            continue
+        loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert not any("ENTRY FAILED" in m for m in loud)  # detail: -v (INFO) only
+        [summary] = [m for m in loud if "failures recorded in the ledger" in m]
+        assert "entry ENOENT" in summary and "--retry-failed" in summary

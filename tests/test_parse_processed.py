@@ -109,3 +109,15 @@ def test_records_to_dict_and_json_round_trip(parts):
     assert record_from_dict(orjson.loads(records_to_jsonl([u]).splitlines()[0])) == u
     m = MetaRecord(G, "SETATTR", Stat(1, 2, 0o100644, 1.5, 2.0))
     assert record_from_dict(orjson.loads(orjson.dumps(m.to_dict()))) == m
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-1.5", "1_0", "1e9", "+5", "0x10", ""])
+def test_xsync_inline_times_are_plain_unsigned_seconds(bad):
+    from streamsync.errors import ParseError
+    from streamsync.parse import parse_processed
+    g = "5b1c2d3e-0000-4000-8000-00000000000a"
+    line = f"M {g} SETATTR 0 0 33188 {bad} 1700000000.5\n"
+    with pytest.raises(ParseError, match="atime is not a time"):
+        list(parse_processed(line, path="XSYNC-CHANGELOG.1"))
+    ok = list(parse_processed(f"M {g} SETATTR 0 0 33188 1700000000 1700000000.5\n"))
+    assert ok[0].stat.mtime == 1700000000.5

@@ -95,6 +95,20 @@ def _progress(done: int, total: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``-q``: not one log line, whatever its level (errors still end in the CLI's
+    one-line message and the exit status)."""
+    if not args.quiet:
+        return _run(args)
+    lg = logging.getLogger("streamsync")
+    before = lg.level
+    lg.setLevel(logging.CRITICAL + 1)
+    try:
+        return _run(args)
+    finally:
+        lg.setLevel(before)
+
+
+def _run(args: argparse.Namespace) -> int:
     # without --mode: replay the journals when they are exact (a stime, or they cover
     # the brick), else the worker's hybrid crawl; says which and why
     choice = _worker.default_mode(args) if _worker is not None else None
