@@ -87,6 +87,17 @@ def _opt(options: Any, name: str, default: Any) -> Any:
     return options.get(name)
 
 
+def _owed(rows: Iterable[Any], made: Iterable[str]) -> dict[str, list[Any]]:
+    """Open ledger rows by gfid, then the gfids a re-applied entry op now owes
+    (no row of their own yet: an empty list)."""
+    out: dict[str, list[Any]] = {}
+    for r in rows:
+        out.setdefault(r.gfid, []).append(r)
+    for g in made:
+        out.setdefault(g, [])
+    return out
+
+
 class Dispatcher:
     """Apply batches of plans to ``sink`` (entry/meta) and ``engine`` (data),
     recording progress in ``state``; facts come from the source ``view``.
@@ -375,8 +386,12 @@ class Dispatcher:
                 if op.op in ("MKDIR", "SYMLINK", "MKNOD", "CREATE", "LINK", "RENAME") \
                         and op.gfid not in data:
                     want[op.gfid] = None
+        self._set_source_times(want)
+
+    def _set_source_times(self, gfids: Iterable[str]) -> None:
+        """Give ``gfids`` the source's current times (those still on the source)."""
         items = []
-        for g in want:
+        for g in gfids:
             st = self.view.lstat(g)
             if st is not None:
                 items.append((g, st.atime, st.mtime))
@@ -421,20 +436,15 @@ class Dispatcher:
                     for p in (op.pgfid, op.pgfid1):
                         if p is not None:
                             parents[p] = None
-        # data: own rows, then what re-applied entries owe
-        data_ids: dict[str, list[int]] = {}
-        for r in data_rows:
-            data_ids.setdefault(r.gfid, []).append(r.id)
-        for g in made:
-            data_ids.setdefault(g, [])
+        data_owed = _owed(data_rows, made)
         send: list[str] = []
-        for g, ids in data_ids.items():
+        for g, owed in data_owed.items():
             st = self.view.lstat(g)
             if st is None or not S.S_ISREG(st.mode) or self.view.data_path(g) is None:
-                resolved.extend(ids)  # moot: nothing to send
+                resolved.extend(r.id for r in owed)  # moot: nothing to send
                 continue
             if self.data_filter is not None and not self.data_filter(g):
-                self._still_data(g, ids, errno.ENOENT, still)
+                self._still_data(g, owed, errno.ENOENT, still)
                 continue
             send.append(g)
         if send:
@@ -444,20 +454,15 @@ class Dispatcher:
             left = set(abandoned)
             for g in send:
                 if g in left:
-                    self._still_data(g, data_ids[g], None, still)
+                    self._still_data(g, data_owed[g], None, still)
                 else:
-                    resolved.extend(data_ids[g])
-        # meta: own rows, then what re-applied entries owe
-        meta_ids: dict[str, list[int]] = {}
-        for r in meta_rows:
-            meta_ids.setdefault(r.gfid, []).append(r.id)
-        for g in made:
-            meta_ids.setdefault(g, [])
+                    resolved.extend(r.id for r in data_owed[g])
+        meta_owed = _owed(meta_rows, made)
         mops: list[MetaOp] = []
-        for g, ids in meta_ids.items():
+        for g, owed in meta_owed.items():
             st = self.view.lstat(g)
             if st is None:
-                resolved.extend(ids)
+                resolved.extend(r.id for r in owed)
             else:
                 mops.append(MetaOp(g, st))
         if mops:
@@ -465,19 +470,13 @@ class Dispatcher:
             for op in mops:
                 f = mfails.get(op.gfid)
                 if f is None:
-                    resolved.extend(meta_ids[op.gfid])
-                elif meta_ids[op.gfid]:
-                    still.extend((r, f.errno) for r in meta_rows if r.gfid == op.gfid)
+                    resolved.extend(r.id for r in meta_owed[op.gfid])
+                elif meta_owed[op.gfid]:
+                    still.extend((r, f.errno) for r in meta_owed[op.gfid])
                 else:  # owed by a re-applied entry, failed: now a row of its own
                     self._ledger_meta(None, [f])
         if self.sync_times and (made or parents):
-            items = []
-            for g in dict.fromkeys([*made, *parents]):
-                st = self.view.lstat(g)
-                if st is not None:
-                    items.append((g, st.atime, st.mtime))
-            if items:
-                self.sink.set_times(items)
+            self._set_source_times(dict.fromkeys([*made, *parents]))
         with self.state.transaction():
             self.state.resolve_failures(resolved)
             for r, err in still:
@@ -485,10 +484,8 @@ class Dispatcher:
                                        errno=err, info=r.info)
         return len(resolved), len(still)
 
-    def _still_data(self, gfid: str, ids: list[int], err: int | None, still: list[Any]) -> None:
-        if ids:
-            for r in self.state.failures("data"):
-                if r.id in ids:
-                    still.append((r, err))
+    def _still_data(self, gfid: str, owed: list[Any], err: int | None, still: list[Any]) -> None:
+        if owed:
+            still.extend((r, err) for r in owed)
         else:  # owed by a re-applied entry: a row of its own
             self._ledger_owed_data("(retry)", [gfid])

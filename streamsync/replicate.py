@@ -200,15 +200,14 @@ def check_apart(source: str, replica: str) -> None:
     except OSError as exc:
         raise SourceError(f"{source}: {exc.strerror}") from None
     key = (src.st_dev, src.st_ino)
-    mine = _ancestry(replica)
-    if os.path.exists(replica) and mine and mine[0] == key:
+    mine = _ancestry(replica)  # starts with the replica itself when it exists
+    exists = os.path.exists(replica)
+    if exists and mine[0] == key:
         raise ConfigError(f"{replica}: the replica cannot be the source brick itself")
     if key in mine:
         raise ConfigError(f"{replica}: the replica cannot lie inside the source brick {source}")
-    if os.path.exists(replica):
-        st = os.stat(replica)
-        if (st.st_dev, st.st_ino) in _ancestry(source):
-            raise ConfigError(f"{replica}: the replica cannot hold the source brick {source}")
+    if exists and mine[0] in _ancestry(source):
+        raise ConfigError(f"{replica}: the replica cannot hold the source brick {source}")
 
 
 def make_engine(name: str, source: str, replica: str, options: Options) -> Any:

@@ -5,6 +5,7 @@ items 1 and 2). Real faults on the bundled real brick: an immutable replica root
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 
@@ -32,26 +33,37 @@ def _chattr(flag, path):
     return subprocess.run(["chattr", flag, path], capture_output=True).returncode == 0
 
 
-@needs_rsync
-@root_only
-def test_immutable_replica_root_is_owed_then_retry_is_equal(brick, tmp_path, capsys):
-    replica = str(tmp_path / "replica")
+@contextlib.contextmanager
+def _immutable(replica):
+    """A fresh replica whose root cannot take new entries while inside."""
     os.makedirs(os.path.join(replica, ".glusterfs"))
     if not _chattr("+i", replica):
         pytest.skip("the filesystem under tmp_path has no immutable flag")
     try:
-        rc = main(["replicate", brick, replica])
+        yield
     finally:
         _chattr("-i", replica)
+
+
+def _retry_converges(brick, replica, capsys):
+    assert main(["replicate", "--retry-failed", brick, replica]) == 0
+    capsys.readouterr()
+    assert _open(replica, brick) == []
+    assert verify(brick, replica) == []
+
+
+@needs_rsync
+@root_only
+def test_immutable_replica_root_is_owed_then_retry_is_equal(brick, tmp_path, capsys):
+    replica = str(tmp_path / "replica")
+    with _immutable(replica):
+        rc = main(["replicate", brick, replica])
     out = capsys.readouterr().out
     assert rc == 1 and "open failures in the ledger" in out
     kinds = _open(replica, brick)
     # entries under the root, and the data and metadata behind them, are all owed
     assert {"entry", "data", "meta"} <= set(kinds)
-    assert main(["replicate", "--retry-failed", brick, replica]) == 0
-    capsys.readouterr()
-    assert _open(replica, brick) == []
-    assert verify(brick, replica) == []
+    _retry_converges(brick, replica, capsys)
 
 
 @needs_rsync
@@ -76,10 +88,7 @@ def test_out_of_inodes_is_owed_then_retry_on_a_bigger_fs_is_equal(brick, tmp_pat
         subprocess.run(["cp", "-a", replica, bigger], check=True)
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
-    assert main(["replicate", "--retry-failed", brick, bigger]) == 0
-    capsys.readouterr()
-    assert _open(bigger, brick) == []
-    assert verify(brick, bigger) == []
+    _retry_converges(brick, bigger, capsys)
 
 
 @needs_rsync
@@ -91,14 +100,9 @@ def test_quiet_is_quiet_and_the_default_says_how_many_failed(brick, tmp_path, ca
     caplog.set_level(logging.DEBUG, logger="streamsync")
     for flags, quiet in ((["-q"], True), ([], False)):
         caplog.clear()
-        replica = tmp_path / f"replica{len(flags)}"
-        (replica / ".glusterfs").mkdir(parents=True)
-        if not _chattr("+i", str(replica)):
-            pytest.skip("the filesystem under tmp_path has no immutable flag")
-        try:
-            assert main(["replicate", *flags, brick, str(replica)]) == 1
-        finally:
-            _chattr("-i", str(replica))
+        replica = str(tmp_path / f"replica{len(flags)}")
+        with _immutable(replica):
+            assert main(["replicate", *flags, brick, replica]) == 1
         err = capsys.readouterr().err
         if quiet:
             assert err == "" and caplog.records == []

@@ -84,6 +84,11 @@ def require_state_dir(path: str | os.PathLike[str]) -> None:
                          f"{parent} does not exist")
 
 
+def _possible(st: Stime) -> bool:
+    """A sync point a GlusterFS stime xattr can hold (32-bit seconds, nanoseconds)."""
+    return 0 <= st.sec <= MAX_STAMP and 0 <= st.nsec < 10**9
+
+
 def _state_error(path: str, exc: sqlite3.Error, what: str = "") -> StateError:
     """One line naming the state file and SQLite's cause."""
     msg = str(exc) or type(exc).__name__
@@ -207,7 +212,7 @@ class SqliteState:
             st = Stime(int(v[0]), int(v[1]))
         except (TypeError, ValueError, IndexError, KeyError):
             raise StateError(f"{self.path}: stored {key} {v!r} is not a sync point") from None
-        if not (0 <= st.sec <= MAX_STAMP and 0 <= st.nsec < 10**9):
+        if not _possible(st):
             raise StateError(f"{self.path}: stored {key} {list(st)} is impossible (seconds "
                              f"0..{MAX_STAMP}); start over with a fresh --state")
         return st
@@ -216,7 +221,7 @@ class SqliteState:
         st = Stime(int(st[0]), int(st[1]))
         if st == MINUS_INFINITY:
             return  # never written (gsyncd's URXTIME)
-        if not (0 <= st.sec <= MAX_STAMP and 0 <= st.nsec < 10**9):
+        if not _possible(st):
             raise StateError(f"{self.path}: refusing to store the impossible {key} {list(st)}")
         self._put(key, list(st))
 
