@@ -82,7 +82,7 @@ def build_brick(root: str, *, seed: int = 5) -> int:
     # journals: the MKDIRs first, then PER_JOURNAL files per journal
     flat = [records[:N_DIRS]] + [records[N_DIRS + i:N_DIRS + i + PER_JOURNAL]
                                  for i in range(0, N_FILES + 1, PER_JOURNAL)]
-    ts = 1800000000
+    ts = 1700000000  # in the past: replication refuses journals stamped in the future
     for k, chunk in enumerate(flat):
         recs = [r for group in chunk for r in group]
         with open(os.path.join(cl, f"CHANGELOG.{ts + 15 * k}"), "wb") as fh:
