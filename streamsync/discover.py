@@ -139,9 +139,26 @@ def _scan_dated(top: str, depth: int, kind: str | None) -> Iterator[Changelog]:
             yield from _scan_dated(entry.path, depth - 1, kind)
 
 
+#: directory names that are journal places even while they hold no journal yet
+_JOURNAL_PLACES = frozenset({"changelogs", ".processed", ".processing", ".current", ".history",
+                             "xsync"})
+#: what a brick's changelog directory holds besides journals
+_CHANGELOG_DIR_MARKS = ("htime", "csnap", "CHANGELOG")
+
+
+def _journal_place(top: str, cdir: str) -> bool:
+    """Whether ``top`` (with changelog directory ``cdir``) is somewhere journals live,
+    so that finding none there means "nothing yet", not "wrong directory"."""
+    if os.path.isdir(os.path.join(top, ".glusterfs")):
+        return True
+    if os.path.basename(os.path.normpath(cdir)) in _JOURNAL_PLACES:
+        return True
+    return any(os.path.lexists(os.path.join(cdir, m)) for m in _CHANGELOG_DIR_MARKS)
+
+
 def discover(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *,
              since: int | None = None, until: int | None = None,
-             kind: str | None = None) -> Iterator[Changelog]:
+             kind: str | None = None, allow_empty: bool = False) -> Iterator[Changelog]:
     """Every journal under ``paths``, in timestamp order (ties by name, then path).
 
     ``since``/``until`` keep journals with ``since <= ts <= until``. ``kind``
@@ -149,7 +166,9 @@ def discover(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *
     ``"xsync"``). The active journal ``CHANGELOG`` (no timestamp), ``htime/``
     and ``csnap/`` are not journals and are ignored. A path that does not exist
     raises :class:`~streamsync.errors.SourceError`, and so does a journal whose
-    stamp cannot be one (beyond a GlusterFS stime's 32 bits).
+    stamp cannot be one (beyond a GlusterFS stime's 32 bits), and so does a
+    directory without a journal that is not a brick or a changelog directory
+    (``/etc``, a brick's ``.glusterfs``: a mistyped path), unless ``allow_empty``.
 
     >>> list(discover([]))
     []
@@ -160,7 +179,12 @@ def discover(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *
     for p in paths:
         p = os.fspath(p)
         if os.path.isdir(p):
-            found.extend(_scan_dir(changelog_dir_of(p), kind))
+            cdir = changelog_dir_of(p)
+            before = len(found)
+            found.extend(_scan_dir(cdir, kind))
+            if len(found) == before and not allow_empty and not _journal_place(p, cdir):
+                raise SourceError(f"{p}: no journals here (not a brick, a changelog directory, "
+                                  f"or a directory of CHANGELOG.<ts> or archive_*.tar files)")
         elif os.path.isfile(p):
             name = os.path.basename(p)
             if _ARCHIVE_RE.match(name) or (tarfile.is_tarfile(p) and _journal_kind(name) is None):

@@ -298,7 +298,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
             batch_size = options.get("changelog-batch-size")
             while True:
                 done = state.done_names()
-                todo = [c for c in refuse_future(discover(cl_dir)) if c.name not in done]
+                todo = [c for c in refuse_future(discover(cl_dir, allow_empty=True)) if c.name not in done]
                 total = len(todo)
                 n = 0
                 if todo:

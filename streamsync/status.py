@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote_plus
 
 from .errors import StateError
+from .stamps import MAX_STAMP
 from .state.sqlite import STATUS_DEFAULTS as _STATE_STATUS_DEFAULTS
 
 __all__ = [
@@ -78,6 +79,11 @@ WORKER_STATUSES = ("Initializing...", "Active", "Passive", "Faulty", "Stopped")
 _RESET_ON_START = {"slave_node": "N/A", "crawl_status": "N/A", "entry": 0, "data": 0,
                    "meta": 0}
 _KEEP_BATCHES = 20
+#: the largest count or time a status field may hold (a stime is 32 bits; counts
+# stay far below this)
+_MAX_STATUS_NUMBER = 2**53
+_TIME_FIELDS = frozenset({"last_synced", "last_synced_entry", "checkpoint_time",
+                          "checkpoint_completion_time"})
 
 
 def status_file_name(brick: str) -> str:
@@ -97,7 +103,10 @@ def human_time(ts: float | int | None, *, utc: bool = False) -> str:
     """
     if not ts:
         return "N/A"
-    t = time.gmtime(ts) if utc else time.localtime(ts)
+    try:
+        t = time.gmtime(ts) if utc else time.localtime(ts)
+    except (OverflowError, OSError, ValueError):  # beyond what the platform can show
+        return f"@{ts}"
     return time.strftime("%Y-%m-%d %H:%M:%S", t)
 
 
@@ -198,7 +207,12 @@ class StatusFile:
         return data
 
     def read(self) -> dict[str, Any]:
-        """The fields over their defaults (the defaults when the file is missing)."""
+        """The fields over their defaults (the defaults when the file is missing).
+
+        Lenient, as a worker needs it: a status file that is not JSON is
+        logged and read as the defaults (the next update rewrites it). For a
+        reader that must not show defaults as facts, see :meth:`read_strict`.
+        """
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -209,6 +223,42 @@ class StatusFile:
             return self._load(fd, self.path)
         finally:
             os.close(fd)
+
+    def read_strict(self) -> dict[str, Any]:
+        """The fields over their defaults, or :class:`~streamsync.errors.StateError`
+        when the file is missing, is not a JSON object, or holds a field of the
+        wrong type (a number that is not one, a time beyond any stime).
+
+        >>> import tempfile
+        >>> p = tempfile.mktemp(suffix=".status")
+        >>> _ = open(p, "w").write("not json")
+        >>> StatusFile(p).read_strict()
+        Traceback (most recent call last):
+        ...
+        streamsync.errors.StateError: ...: not a status file (not a JSON object)
+        """
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read status file: {exc.strerror}") from None
+        try:
+            loaded = json.loads(raw)
+        except ValueError:
+            loaded = None
+        if not isinstance(loaded, dict):
+            raise StateError(f"{self.path}: not a status file (not a JSON object)")
+        data = dict(STATUS_DEFAULTS)
+        data.update(loaded)
+        for key, default in STATUS_DEFAULTS.items():
+            value = data[key]
+            most = MAX_STAMP if key in _TIME_FIELDS else _MAX_STATUS_NUMBER
+            if isinstance(default, int) and not (type(value) is int and 0 <= value <= most):
+                raise StateError(f"{self.path}: field {key!r} is not a count or a time: "
+                                 f"{str(value)[:60]!r}")
+            if isinstance(default, str) and not isinstance(value, str):
+                raise StateError(f"{self.path}: field {key!r} is not text: {str(value)[:60]!r}")
+        return data
 
     def update(self, changes: Mapping[str, Any] | None = None,
                merger: Callable[[dict[str, Any]], None] | None = None, **fields: Any) -> bool:

@@ -199,9 +199,29 @@ def summary_to_dict(s: Summary) -> dict[str, Any]:
 
 
 def summary_from_dict(d: dict[str, Any]) -> Summary:
-    """Rebuild a summary from :func:`summary_to_dict` output."""
-    if d.get("kind") != "streamsync.summary":
+    """Rebuild a summary from :func:`summary_to_dict` output.
+
+    Anything else (another JSON document, a summary with a field missing or of
+    the wrong shape) raises ``ValueError`` naming what is wrong.
+
+    >>> summary_from_dict({"hello": "world"})
+    Traceback (most recent call last):
+    ...
+    ValueError: not a streamsync summary document
+    """
+    if not isinstance(d, dict) or d.get("kind") != "streamsync.summary":
         raise ValueError("not a streamsync summary document")
+    if d.get("version") != 1:
+        raise ValueError(f"streamsync summary version {d.get('version')!r} is not 1")
+    try:
+        return _summary_from_dict(d)
+    except KeyError as exc:
+        raise ValueError(f"not a streamsync summary document: no field {exc}") from None
+    except (TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise ValueError(f"not a streamsync summary document: {exc}") from None
+
+
+def _summary_from_dict(d: dict[str, Any]) -> Summary:
     return Summary(
         bucket=d["bucket"], data_stime=d["data_stime"], changelogs=d["changelogs"],
         records=d["records"], journal_bytes=d["journal_bytes"], first_ts=d["first_ts"],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import sys
 
 import orjson
 
-from ..analysis._cli_common import brick_of, parse_ts, progress_bar
+from ..analysis._cli_common import parse_ts, progress_bar, source_brick
 from ..analysis._input import iter_journals
 from ..analysis.resolve import Resolver
 from ..analysis.summary import parse_duration, summarize_journals
@@ -59,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", metavar="ADDR",
                    help="with --dask: 'sync', 'threads', 'processes' or a distributed "
                         "scheduler address (default: threads)")
+    p.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="with --dask and a scheduler address: how long to try to reach it "
+                        "(default 10)")
     p.add_argument("--partitions", type=int, metavar="N", help="with --dask: bag partitions")
     p.add_argument("--data-stime", type=parse_ts, metavar="TS",
                    help="replica's data stime, to report the replication lag")
@@ -85,49 +89,87 @@ def _load(path: str):
     try:
         with open(path, "rb") as fh:
             return summary_from_json(fh.read())
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a saved streamsync summary ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"--merge {path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:  # orjson's JSONDecodeError is one too
+        raise ConfigError(f"--merge {path}: not a saved streamsync summary ({exc})") from None
+
+
+def _check_save_target(path: str) -> None:
+    """Refuse a ``--save`` file that cannot be written before the analysis runs."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ConfigError(f"--save {path}: no such directory {parent}")
+    if os.path.isdir(path):
+        raise ConfigError(f"--save {path}: is a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--save {path}: directory {parent} is not writable")
+
+
+#: the local schedulers ``--scheduler`` accepts by name (anything else is an address)
+_LOCAL_SCHEDULERS = ("sync", "synchronous", "single-threaded", "threads", "threading",
+                     "processes", "multiprocessing")
+
+
+def _summarize_dask(journals, args: argparse.Namespace):
+    """The summary computed on Dask, every failure to start it a one-line ConfigError."""
+    try:
+        import dask.bag  # noqa: F401  (the extra is installed)
+    except ImportError:
+        raise ConfigError("--dask needs Dask: pip install 'streamsync[dask]'") from None
+    from ..analysis.dask import summarize_dask
+    scheduler = args.scheduler or "threads"
+    client = None
+    if "://" in scheduler or (":" in scheduler and scheduler[0].isdigit()):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConfigError(f"--scheduler {scheduler}: a distributed scheduler needs "
+                              f"dask.distributed: pip install 'streamsync[dask]'") from None
+        try:
+            client = Client(scheduler, timeout=args.scheduler_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"--scheduler {scheduler}: cannot reach the Dask scheduler "
+                              f"within {args.scheduler_timeout:g} s ({exc})") from None
+        sched = client
+    elif scheduler in _LOCAL_SCHEDULERS:
+        sched = scheduler
+    else:
+        raise ConfigError(f"--scheduler {scheduler}: not a Dask scheduler (one of "
+                          f"{', '.join(_LOCAL_SCHEDULERS)}, or an address such as "
+                          f"tcp://HOST:PORT)")
+    try:
+        return summarize_dask(journals, bucket=args.bucket, data_stime=args.data_stime,
+                              npartitions=args.partitions, scheduler=sched)
+    finally:
+        if client is not None:
+            client.close()
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.paths and not args.merge:
         raise ConfigError("give at least one PATH or --merge FILE")
+    brick = source_brick(args.brick, args.paths)
+    if args.save:
+        _check_save_target(args.save)
+    others = [(path, _load(path)) for path in args.merge]
     journals = list(iter_journals(args.paths, since=args.since, until=args.until))
     if args.dask:
-        from ..analysis.dask import summarize_dask
-        scheduler = args.scheduler or "threads"
-        client = None
-        if "://" in scheduler or (":" in scheduler and scheduler[0].isdigit()):
-            from distributed import Client
-            client = Client(scheduler)
-            sched = client
-        else:
-            sched = scheduler
-        try:
-            summary = summarize_dask(journals, bucket=args.bucket, data_stime=args.data_stime,
-                                     npartitions=args.partitions, scheduler=sched)
-        finally:
-            if client is not None:
-                client.close()
+        summary = _summarize_dask(journals, args)
     else:
         summary = summarize_journals(journals, bucket=args.bucket, data_stime=args.data_stime,
                                      progress=progress_bar(len(journals)))
-    if args.merge:
+    if others:
         from ..analysis.summary import merge
-        for path in args.merge:
-            other = _load(path)
+        for path, other in others:
             try:
                 summary = merge(summary, other)
-            except ValueError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"--merge {path}: {exc}") from None
     if args.save:
         from ..analysis.export import summary_to_json
         with open(args.save, "wb") as fh:
             fh.write(summary_to_json(summary))
-    brick = args.brick
-    if brick is None:
-        bricks = [b for b in map(brick_of, args.paths) if b is not None]
-        brick = bricks[0] if bricks else None
     resolver = Resolver.from_summary(summary, brick=brick)
     report = summary.to_dict(top=args.top, paths=resolver.path)
     if brick is not None:

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from ..analysis._cli_common import brick_of, parse_ts
+from ..analysis._cli_common import parse_ts, source_brick
 from ..analysis._input import iter_journals, read_records
 from ..analysis.changes import list_changes
 from ..analysis.resolve import Resolver
@@ -58,10 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    brick = args.brick
-    if brick is None:
-        bricks = [b for b in map(brick_of, args.sources) if b is not None]
-        brick = bricks[0] if bricks else None
+    brick = source_brick(args.brick, args.sources)
     resolver = Resolver(brick=brick) if brick is not None else None
     pairs = ((c, read_records(c)) for c in iter_journals(args.sources, until=args.until))
     rows = list_changes(pairs, since=args.since, until=args.until, resolver=resolver,

@@ -117,7 +117,7 @@ def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
         if not fields.get("last_synced") and data_stime is not None:
             fields["last_synced"] = int(data_stime[0])
     else:
-        fields = StatusFile(path).read()
+        fields = StatusFile(path).read_strict()
         base = os.path.basename(path)
         if "source" not in fields and base.startswith("brick_"):
             from urllib.parse import unquote_plus

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from ..analysis._cli_common import brick_of
+from ..analysis._cli_common import source_brick
 from ..analysis.whatif import CostModel, compare
 from ..errors import ConfigError
 from ..options import Options
@@ -97,10 +97,7 @@ def run(args: argparse.Namespace) -> int:
         grid["sync-method"] = args.sync_method
     if not grid:
         grid = {"changelog-batch-size": [base.changelog_batch_size]}
-    brick = args.brick
-    if brick is None:
-        bricks = [b for b in map(brick_of, args.paths) if b is not None]
-        brick = bricks[0] if bricks else None
+    brick = source_brick(args.brick, args.paths)
     view = None
     if brick is not None:
         from ..views import BrickView

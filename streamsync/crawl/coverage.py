@@ -138,7 +138,7 @@ def journal_coverage(brick: str | os.PathLike[str], *, changelogs: str | os.Path
     htimes = _htimes(cl_dir)
     journals = 0
     if pending and os.path.isdir(cl_dir):
-        for cl in discover(cl_dir):
+        for cl in discover(cl_dir, allow_empty=True):
             if cl.kind == "xsync":
                 continue  # an XSYNC journal is a crawl's output, not the brick's history
             journals += 1

@@ -75,7 +75,7 @@ def scan_new(changelog_dir: str, *, done: Iterable[str] | Callable[[str], bool],
     """
     is_done = done if callable(done) else set(done).__contains__
     if since is None:
-        found = [c for c in discover(changelog_dir) if c.kind != "xsync" and c.member is None]
+        found = [c for c in discover(changelog_dir, allow_empty=True) if c.kind != "xsync" and c.member is None]
     else:
         cdir = changelog_dir_of(changelog_dir)
         t = time.gmtime(max(0, since - 2 * _DAY))  # margin for local-time directory names
