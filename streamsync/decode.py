@@ -17,8 +17,11 @@ them (spec section 2)::
 
 Whole-file validation: a truncated or corrupt journal raises
 :class:`~streamsync.errors.JournalError` naming the file and the byte offset
-where decoding failed, and no record of it is returned. Memory is bounded by
-one file's bytes plus its records.
+where decoding failed, and no record of it is returned. :func:`decode_journal`
+returns every record (memory: the file's bytes plus its records);
+:func:`iter_journal` validates the whole file first, then yields records one at
+a time, holding only a few MiB of the body decoded at once (memory: the file's
+bytes), for journals of any size.
 
 >>> raw = (b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"
 ...        b"E5b1c2d3e-0000-4000-8000-00000000000a\\x0023\\x0033188\\x000\\x000\\x00"
@@ -33,7 +36,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import NamedTuple
+from itertools import chain
+from typing import Iterator, NamedTuple
 
 from .errors import JournalError, UnsupportedJournal
 from .fops import DELETE_FOPS, FOP_NAMES, NAMED_FOPS, NEWENTRY_FOPS
@@ -48,6 +52,7 @@ __all__ = [
     "read_header",
     "is_raw_journal",
     "decode_journal",
+    "iter_journal",
     "decode_file",
     "journal_to_processed",
 ]
@@ -61,6 +66,15 @@ ASCII = 2
 _HEADER_RE = re.compile(rb"GlusterFS Changelog \| version: v(\d{1,9})\.(\d{1,9}) \| encoding : (\d{1,9})\n")
 _SUPPORTED_VERSIONS = ((1, 1), (1, 2))
 _MAX_HEADER = 128
+#: bytes of a journal body decoded at once (records straddling a boundary carry over)
+_CHUNK = 1 << 19
+#: records per list handed out by the binary decoder
+_BATCH = 1 << 13
+#: the most NUL-separated fields one ascii record has (CREATE: type+gfid, fop, mode, uid,
+# gid, pgfid/name); a chunk is parsed up to this many fields before its end
+_MAX_RECORD_FIELDS = 6
+#: distinct gfids / numbers remembered as already checked (bounded memory)
+_KNOWN_MAX = 1 << 14
 
 
 class JournalHeader(NamedTuple):
@@ -117,6 +131,14 @@ def read_header(data: bytes, *, path: str = "<bytes>") -> JournalHeader:
     return JournalHeader(major, minor, encoding, m.end())
 
 
+def _record_lists(data: bytes, path: str) -> Iterator[list[Record]]:
+    """The records of a raw journal as consecutive lists (a JournalError ends it)."""
+    header = read_header(data, path=path)
+    if header.encoding == ASCII:
+        return _decode_ascii(data, header, path)
+    return _decode_binary(data, header, path)
+
+
 def decode_journal(data: bytes, *, path: str = "<bytes>") -> list[Record]:
     """All records of a raw journal, in file order, after validating the whole file.
 
@@ -124,10 +146,31 @@ def decode_journal(data: bytes, *, path: str = "<bytes>") -> list[Record]:
     ...                b"M00000000-0000-0000-0000-000000000001\\x0017\\x00")
     [MetaRecord(gfid='00000000-0000-0000-0000-000000000001', fop='SETXATTR', stat=None)]
     """
-    header = read_header(data, path=path)
-    if header.encoding == ASCII:
-        return _decode_ascii(data, header, path)
-    return _decode_binary(data, header, path)
+    return list(chain.from_iterable(_record_lists(data, path)))
+
+
+def iter_journal(data: bytes, *, path: str = "<bytes>") -> Iterator[Record]:
+    """The records of a raw journal one at a time, after validating the whole file.
+
+    The first ``next()`` decodes the whole journal once without keeping a record
+    (a corrupt journal raises :class:`JournalError` before any record is
+    yielded), then decodes it again as it is consumed, so memory stays at the
+    journal's bytes plus a few MiB, whatever its size. Twice the CPU of
+    :func:`decode_journal`; use that one for journals that fit in memory.
+
+    >>> raw = (b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"
+    ...        b"D00000000-0000-0000-0000-000000000001\\x00")
+    >>> [r.TYPE for r in iter_journal(raw)]
+    ['D']
+    >>> next(iter_journal(raw + b"Dnot-a-gfid\\x00"))
+    Traceback (most recent call last):
+    ...
+    streamsync.errors.JournalError: <bytes>: byte 89: record 2: expected a record type and a 36-character gfid, got 'Dnot-a-gfid'
+    """
+    for _ in _record_lists(data, path):
+        pass
+    for records in _record_lists(data, path):
+        yield from records
 
 
 def decode_file(path: str | os.PathLike[str]) -> list[Record]:
@@ -185,99 +228,119 @@ def _token_offset(toks: list[str], index: int, base: int) -> int:
     return off
 
 
-def _decode_ascii(data: bytes, header: JournalHeader, path: str) -> list[Record]:
-    base = header.body_offset
-    body = data[base:]
-    if not body:
-        return []
-    if body[-1:] != b"\0":
+def _decode_ascii(data: bytes, header: JournalHeader, path: str) -> Iterator[list[Record]]:
+    """Records of an ascii journal, a list per chunk of the body (see :data:`_CHUNK`)."""
+    end = len(data)
+    pos = header.body_offset
+    if pos == end:
+        return
+    if data[-1:] != b"\0":
         raise JournalError("truncated journal: the last record is not terminated",
-                           path=path, offset=len(data))
-    toks = body.decode("utf-8", "surrogateescape").split("\0")
-    last = len(toks) - 1  # toks[last] == "" (after the final NUL)
+                           path=path, offset=end)
     slot = header.delete_path_slot
-    out: list[Record] = []
-    append = out.append
     fop_by_text = _FOP_BY_TEXT
     known: set[str] = set()
     uints: dict[str, int] = {}
-    i = 0
-    try:
-        while i < last:
-            head = toks[i]
-            gfid = head[1:]
-            if len(head) != 37 or (gfid not in known and not _remember_gfid(gfid, known)):
-                raise ValueError(f"expected a record type and a 36-character gfid, got {head[:60]!r}")
-            kind = head[0]
-            if kind == "D":
-                append(DataRecord(gfid))
-                i += 1
-                continue
-            if i + 1 >= last:
-                raise ValueError("record ends before its fop")
-            fop = fop_by_text.get(toks[i + 1])
-            if fop is None:
-                raise ValueError(f"unknown fop number {toks[i + 1][:20]!r}")
-            if kind == "M":
-                append(MetaRecord(gfid, fop))
-                i += 2
-                continue
-            if kind != "E":
-                raise ValueError(f"unknown record type {kind!r}")
-            if fop in NEWENTRY_FOPS:
-                if i + 5 >= last:
-                    raise ValueError(f"truncated {fop} record")
-                t = toks[i + 2]
-                mode = uints[t] if t in uints else _remember_uint(t, uints)
-                t = toks[i + 3]
-                uid = uints[t] if t in uints else _remember_uint(t, uints)
-                t = toks[i + 4]
-                gid = uints[t] if t in uints else _remember_uint(t, uints)
-                pgfid, bname = _raw_entry(toks[i + 5], known)
-                append(EntryRecord(gfid, fop, pgfid, bname, mode, uid, gid))
-                i += 6
-            elif fop in NAMED_FOPS:
-                if i + 2 >= last:
-                    raise ValueError(f"truncated {fop} record")
-                pgfid, bname = _raw_entry(toks[i + 2], known)
-                append(EntryRecord(gfid, fop, pgfid, bname))
-                i += 3
-            elif fop in DELETE_FOPS:
-                if i + 2 >= last:
-                    raise ValueError(f"truncated {fop} record")
-                pgfid, bname = _raw_entry(toks[i + 2], known)
-                if not slot:
+    done = 0            # records of the chunks before this one
+    carry: list[str] = []  # fields of a record that the previous chunk cut
+    base = pos          # byte offset of toks[0]
+    while pos < end:
+        stop = end if end - pos <= _CHUNK else data.rfind(b"\0", pos, pos + _CHUNK) + 1
+        if stop <= pos:  # one field longer than a chunk
+            stop = data.index(b"\0", pos + _CHUNK) + 1
+        toks = data[pos:stop].decode("utf-8", "surrogateescape").split("\0")
+        if carry:
+            toks[:0] = carry
+        last = len(toks) - 1  # toks[last] == "" (after the chunk's final NUL)
+        final = stop == end
+        limit = last if final else last - _MAX_RECORD_FIELDS
+        out: list[Record] = []
+        append = out.append
+        if len(known) > _KNOWN_MAX:
+            known.clear()
+        if len(uints) > _KNOWN_MAX:
+            uints.clear()
+        i = 0
+        try:
+            while i < limit:
+                head = toks[i]
+                gfid = head[1:]
+                if len(head) != 37 or (gfid not in known and not _remember_gfid(gfid, known)):
+                    raise ValueError(f"expected a record type and a 36-character gfid, got {head[:60]!r}")
+                kind = head[0]
+                if kind == "D":
+                    append(DataRecord(gfid))
+                    i += 1
+                    continue
+                if i + 1 >= last:
+                    raise ValueError("record ends before its fop")
+                fop = fop_by_text.get(toks[i + 1])
+                if fop is None:
+                    raise ValueError(f"unknown fop number {toks[i + 1][:20]!r}")
+                if kind == "M":
+                    append(MetaRecord(gfid, fop))
+                    i += 2
+                    continue
+                if kind != "E":
+                    raise ValueError(f"unknown record type {kind!r}")
+                if fop in NEWENTRY_FOPS:
+                    if i + 5 >= last:
+                        raise ValueError(f"truncated {fop} record")
+                    t = toks[i + 2]
+                    mode = uints[t] if t in uints else _remember_uint(t, uints)
+                    t = toks[i + 3]
+                    uid = uints[t] if t in uints else _remember_uint(t, uints)
+                    t = toks[i + 4]
+                    gid = uints[t] if t in uints else _remember_uint(t, uints)
+                    pgfid, bname = _raw_entry(toks[i + 5], known)
+                    append(EntryRecord(gfid, fop, pgfid, bname, mode, uid, gid))
+                    i += 6
+                elif fop in NAMED_FOPS:
+                    if i + 2 >= last:
+                        raise ValueError(f"truncated {fop} record")
+                    pgfid, bname = _raw_entry(toks[i + 2], known)
                     append(EntryRecord(gfid, fop, pgfid, bname))
                     i += 3
-                    continue
-                if i + 3 >= last:
-                    raise ValueError(f"truncated {fop} record (no delete-path slot)")
-                dpath = toks[i + 3]
-                if dpath:
-                    append(EntryRecord(gfid, fop, pgfid, bname, path=dpath))
+                elif fop in DELETE_FOPS:
+                    if i + 2 >= last:
+                        raise ValueError(f"truncated {fop} record")
+                    pgfid, bname = _raw_entry(toks[i + 2], known)
+                    if not slot:
+                        append(EntryRecord(gfid, fop, pgfid, bname))
+                        i += 3
+                        continue
+                    if i + 3 >= last:
+                        raise ValueError(f"truncated {fop} record (no delete-path slot)")
+                    dpath = toks[i + 3]
+                    if dpath:
+                        append(EntryRecord(gfid, fop, pgfid, bname, path=dpath))
+                        i += 4
+                    else:
+                        # empty slot: its NUL plus one more byte, which must be the terminator
+                        if i + 4 > last or toks[i + 4] != "":
+                            raise ValueError(f"{fop} record: empty delete-path slot is not terminated")
+                        append(EntryRecord(gfid, fop, pgfid, bname))
+                        i += 5
+                elif fop == "RENAME":
+                    if i + 3 >= last:
+                        raise ValueError("truncated RENAME record")
+                    pgfid, bname = _raw_entry(toks[i + 2], known)
+                    pgfid1, bname1 = _raw_entry(toks[i + 3], known)
+                    append(EntryRecord(gfid, fop, pgfid, bname, pgfid1=pgfid1, bname1=bname1))
                     i += 4
                 else:
-                    # empty slot: its NUL plus one more byte, which must be the terminator
-                    if i + 4 > last or toks[i + 4] != "":
-                        raise ValueError(f"{fop} record: empty delete-path slot is not terminated")
-                    append(EntryRecord(gfid, fop, pgfid, bname))
-                    i += 5
-            elif fop == "RENAME":
-                if i + 3 >= last:
-                    raise ValueError("truncated RENAME record")
-                pgfid, bname = _raw_entry(toks[i + 2], known)
-                pgfid1, bname1 = _raw_entry(toks[i + 3], known)
-                append(EntryRecord(gfid, fop, pgfid, bname, pgfid1=pgfid1, bname1=bname1))
-                i += 4
-            else:
-                raise ValueError(f"E record with non-entry fop {fop}")
-    except (ValueError, IndexError) as exc:
-        raise JournalError(f"record {len(out) + 1}: {exc}", path=path,
-                           offset=_token_offset(toks, i, base)) from None
-    if i != last:
-        raise JournalError("trailing bytes after the last record", path=path,
-                           offset=_token_offset(toks, i, base))
-    return out
+                    raise ValueError(f"E record with non-entry fop {fop}")
+        except (ValueError, IndexError) as exc:
+            raise JournalError(f"record {done + len(out) + 1}: {exc}", path=path,
+                               offset=_token_offset(toks, i, base)) from None
+        if final and i != last:
+            raise JournalError("trailing bytes after the last record", path=path,
+                               offset=_token_offset(toks, i, base))
+        carry = toks[i:last]
+        base = stop - sum(len(t.encode("utf-8", "surrogateescape")) + 1 for t in carry)
+        pos = stop
+        done += len(out)
+        yield out
 
 
 def _remember_uint(text: str, uints: dict[str, int]) -> int:
@@ -357,13 +420,18 @@ class _BinaryCursor:
         return pgfid, bname
 
 
-def _decode_binary(data: bytes, header: JournalHeader, path: str) -> list[Record]:
+def _decode_binary(data: bytes, header: JournalHeader, path: str) -> Iterator[list[Record]]:
+    """Records of a binary journal, a list per :data:`_BATCH` records."""
     cur = _BinaryCursor(data, header.body_offset, path)
     slot = header.delete_path_slot
     out: list[Record] = []
     append = out.append
     names = FOP_NAMES
     while cur.pos < cur.end:
+        if len(out) >= _BATCH:
+            yield out
+            out = []
+            append = out.append
         start = cur.pos
         kind = data[start]
         cur.pos += 1
@@ -421,4 +489,5 @@ def _decode_binary(data: bytes, header: JournalHeader, path: str) -> list[Record
                 append(EntryRecord(gfid, fop, pgfid, bname))
         else:
             raise cur.fail(f"E record with non-entry fop {fop}", at=at)
-    return out
+    if out:
+        yield out

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import chain
+from typing import Iterable, Iterator
 
 import orjson
+from more_itertools import chunked
 
-from ..decode import is_raw_journal, journal_to_processed, decode_journal
+from ..decode import decode_journal, is_raw_journal, iter_journal
 from ..discover import _display, discover, read_changelog_bytes
 from ..errors import StreamsyncError
 from ..parse import parse_processed, render_processed
+from ..records import Record
 
 HELP = "decode raw brick journals into processed text (as libgfchangelog) or JSON"
 
@@ -53,12 +57,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _records_json(data: bytes, where: str, name: str, ts: int) -> bytes:
-    recs = decode_journal(data, path=where) if is_raw_journal(data) \
-        else parse_processed(data, path=where)
+#: records rendered and written at a time
+_WRITE_BATCH = 2048
+#: journals up to this size are decoded once into memory; larger ones are validated
+# first, then decoded again while written (memory stays near the journal's size)
+_IN_MEMORY = 16 << 20
+
+
+def _validated_records(data: bytes, where: str) -> Iterator[Record]:
+    """The records of one journal, raw or processed, after checking every one of them."""
+    if len(data) <= _IN_MEMORY:
+        if is_raw_journal(data):
+            return iter(decode_journal(data, path=where))
+        return iter(list(parse_processed(data, path=where)))
+    if is_raw_journal(data):
+        records = iter_journal(data, path=where)
+        first = next(records, None)  # the validation pass: raises before any output
+        return records if first is None else chain((first,), records)
+    for _ in parse_processed(data, path=where):
+        pass
+    return parse_processed(data, path=where)
+
+
+def _json_lines(records: Iterable[Record], name: str, ts: int) -> bytes:
     dumps = orjson.dumps
     out = []
-    for r in recs:
+    for r in records:
         d = r.to_dict()
         d["changelog"] = name
         d["ts"] = ts
@@ -72,20 +96,16 @@ def run(args: argparse.Namespace) -> int:
     for cl in discover(args.paths, since=args.since, until=args.until):
         where = _display(cl)
         try:
-            data = read_changelog_bytes(cl)
-            if args.json:
-                chunk = _records_json(data, where, cl.name, cl.ts)
-            elif is_raw_journal(data):
-                chunk = journal_to_processed(data, path=where)
-            else:
-                chunk = render_processed(parse_processed(data, path=where))
+            records = _validated_records(read_changelog_bytes(cl), where)
         except StreamsyncError as exc:
             if not args.keep_going:
                 raise
             failed += 1
             print(f"streamsync decode: skipped: {exc}", file=sys.stderr)
             continue
-        out.write(chunk)
+        for batch in chunked(records, _WRITE_BATCH):
+            out.write(_json_lines(batch, cl.name, cl.ts) if args.json
+                      else render_processed(batch))
     out.flush()
     if failed:
         print(f"streamsync decode: {failed} journal(s) could not be decoded", file=sys.stderr)
