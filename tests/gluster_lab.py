@@ -35,6 +35,60 @@ def run(*argv, timeout=120, check=True) -> subprocess.CompletedProcess:
     return p
 
 
+def wait_for(condition, what: str, *, timeout: float = 60.0, interval: float = 0.1):
+    """Poll ``condition()`` until it returns something true and return that; fail
+    naming ``what`` after ``timeout`` seconds. (Waits for a condition, not a duration.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def bricks_online(vol: str) -> bool:
+    """True when every brick process of ``vol`` is online (``volume status --xml``)."""
+    p = run("gluster", "volume", "status", vol, "--xml", check=False, timeout=30)
+    if p.returncode != 0 or "<node>" not in p.stdout:
+        return False
+    import xml.etree.ElementTree as ET
+    try:
+        nodes = ET.fromstring(p.stdout).iter("node")
+        states = [n.findtext("status") for n in nodes if (n.findtext("path") or "").startswith("/")]
+    except ET.ParseError:
+        return False
+    return bool(states) and all(s == "1" for s in states)
+
+
+def start_volume(vol: str) -> None:
+    """``gluster volume start`` and wait until its bricks are online."""
+    run("gluster", "volume", "start", vol)
+    wait_for(lambda: bricks_online(vol), f"the bricks of {vol} to come online")
+
+
+def journaled(brick: str, fop: str, name: str) -> int | None:
+    """The stamp of the first published (rolled-over) journal of ``brick`` holding an
+    entry record ``fop`` of ``name``, else ``None``."""
+    from streamsync.discover import discover, read_changelog
+    from streamsync.errors import StreamsyncError
+    try:
+        for cl in discover(brick, allow_empty=True):
+            for r in read_changelog(cl):
+                if r.TYPE == "E" and r.fop == fop and r.bname == name:
+                    return cl.ts
+    except (StreamsyncError, OSError):  # a journal being renamed into place
+        return None
+    return None
+
+
+def wait_journaled(brick: str, fop: str, name: str, *, timeout: float = 60.0) -> int:
+    """Wait until a published journal of ``brick`` holds ``fop name``; its stamp."""
+    return wait_for(lambda: journaled(brick, fop, name),
+                    f"a published journal of {brick} with {fop} {name!r}", timeout=timeout)
+
+
 def pool_ok() -> bool:
     """True when a glusterd answers ``gluster pool list``."""
     try:

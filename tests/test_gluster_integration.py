@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from gluster_lab import glusterd_running, run
+from gluster_lab import glusterd_running, run, start_volume, wait_journaled
 from streamsync.verify import verify
 
 pytestmark = pytest.mark.gluster
@@ -38,7 +38,7 @@ def glusterd(tmp_path_factory):
     yield from glusterd_running(tmp_path_factory)
 
 
-def _workload(mnt: str, rng: random.Random) -> None:
+def _workload(mnt: str, rng: random.Random, brick: str) -> None:
     j = lambda *p: os.path.join(mnt, *p)  # noqa: E731
     os.makedirs(j("src", "app", "core"))
     os.makedirs(j("data", "raw"))
@@ -50,7 +50,7 @@ def _workload(mnt: str, rng: random.Random) -> None:
         fh.write(rng.randbytes(2 << 20))
     with open(j("with space", "new\nline %20.txt"), "w") as fh:
         fh.write("odd name\n")
-    time.sleep(2.5)
+    wait_journaled(brick, "CREATE", "new\nline %20.txt")  # the next phase in later journals
     # renames, links, attributes
     os.rename(j("src", "app", "m1.py"), j("data", "m1-moved.py"))
     os.rename(j("src", "app", "core"), j("data", "core-moved"))
@@ -60,7 +60,7 @@ def _workload(mnt: str, rng: random.Random) -> None:
     os.chmod(j("src", "app", "m4.py"), 0o4750)
     os.chown(j("src", "app", "m5.py"), 1000, 1001)
     os.chmod(j("data"), 0o2775)
-    time.sleep(2.5)
+    wait_journaled(brick, "SYMLINK", "dangling")
     # writes, truncates, deletes
     with open(j("src", "app", "m6.py"), "ab") as fh:
         fh.write(b"appended\n")
@@ -82,7 +82,7 @@ WORKLOAD_A = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "g
                           "workload.sh")
 
 
-def _workload_a(mnt: str, rng: random.Random) -> None:
+def _workload_a(mnt: str, rng: random.Random, brick: str) -> None:
     """The lab's public corpus workload (9 phases: renames over files, hard links,
     fifos, a char device, xattrs, deep rmdir, 300 bulk files as uid 1000, ...)."""
     subprocess.run(["bash", WORKLOAD_A, mnt, "7", "2.5", "300"], check=True, timeout=120,
@@ -109,14 +109,13 @@ def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path, e
                      ("changelog.encoding", encoding),
                      ("changelog.capture-del-path", delpath)):
             _run("gluster", "volume", "set", vol, k, v)
-        _run("gluster", "volume", "start", vol)
-        time.sleep(2)
+        start_volume(vol)
         _run("mount", "-t", "glusterfs", f"{host}:/{vol}", str(mnt))
         mounted = True
         proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow",
                                  "-o", "change-interval=1", str(brick), str(replica)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        workload(str(mnt), rng)
+        workload(str(mnt), rng, str(brick))
         deadline = time.monotonic() + 90
         diffs = ["not checked"]
         while time.monotonic() < deadline:

@@ -27,12 +27,11 @@ import os
 import stat
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, run
+from gluster_lab import glusterd_running, run, start_volume, wait_journaled
 from streamsync.records import ROOT_GFID
 from streamsync.views import BrickView, MountView
 
@@ -47,7 +46,12 @@ def glusterd(tmp_path_factory):
     yield from glusterd_running(tmp_path_factory)
 
 
-def _workload(mnt: str) -> list[str]:
+#: the last entry of the workload: once a published journal holds it, every
+# change before it has been journaled too
+END_MARK = "zz end of workload"
+
+
+def _workload(mnt: str, brick: str) -> list[str]:
     """Run on the normal mount; returns the gfids it deleted (read before deleting)."""
     j = lambda *p: os.path.join(mnt, *p)  # noqa: E731
     gone = []
@@ -79,7 +83,7 @@ def _workload(mnt: str) -> list[str]:
     os.chmod(j("d1", "sub"), 0o2775)
     os.chown(j("d1", "sub", "deep"), 1234, 5678)
     os.mkfifo(j("d1", "fifo"))
-    time.sleep(2.5)  # a rollover between creations and renames/unlinks
+    wait_journaled(brick, "MKNOD", "fifo")  # a rollover between creations and renames/unlinks
     os.rename(j("d1", "f6"), j("with space", "f6 moved"))
     os.rename(j("d1", "sub", "deep"), j(UTF8, "deep moved"))
     gone.append(gfid_of(j("d1", "f0")))
@@ -97,6 +101,7 @@ def _workload(mnt: str) -> list[str]:
     with open(j("d1", "f3"), "ab") as fh:
         fh.write(b"appended\n")
     os.truncate(j("d1", "f2"), 3)
+    open(j(END_MARK), "w").close()
     return gone
 
 
@@ -115,14 +120,13 @@ def lab(glusterd, tmp_path_factory):
         created = True
         for k, v in (("changelog.changelog", "on"), ("changelog.rollover-time", "1")):
             run("gluster", "volume", "set", vol, k, v)
-        run("gluster", "volume", "start", vol)
-        time.sleep(2)
+        start_volume(vol)
         run("mount", "-t", "glusterfs", f"{host}:/{vol}", str(mnt))
         mounted.append(mnt)
         run("mount", "-t", "glusterfs", "-o", "aux-gfid-mount", f"{host}:/{vol}", str(aux))
         mounted.append(aux)
-        gone = _workload(str(mnt))
-        time.sleep(2.5)  # let the last journal roll over
+        gone = _workload(str(mnt), str(brick))
+        wait_journaled(str(brick), "CREATE", END_MARK)  # the last journal rolled over
         yield str(brick), str(aux), gone
     finally:
         for m in reversed(mounted):
@@ -164,7 +168,7 @@ def test_every_brick_gfid_answers_the_same_through_the_aux_mount(lab):
     mvb = MountView(aux, brick_dir=brick)
     kinds = {stat.S_IFMT(os.lstat(os.path.join(brick, p)).st_mode) for p in gfids.values()}
     assert {stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFIFO} <= kinds
-    assert len(gfids) == 20  # 7 directories, 6 files, 3 odd names, 3 symlinks, a fifo
+    assert len(gfids) == 21  # 7 directories, 6 files + the end mark, 3 odd names, 3 symlinks, a fifo
     for g, rel in gfids.items():
         where = f"{g} ({rel!r})"
         b_st, m_st = bv.lstat(g), mv.lstat(g)
