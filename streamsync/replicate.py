@@ -263,7 +263,11 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     except OSError as exc:
         raise ConfigError(f"{replica}: cannot use as a replica directory: "
                           f"{exc.strerror or exc}") from None
-    os.makedirs(os.path.join(replica, GLUSTERFS_DIR, "streamsync"), exist_ok=True)
+    try:
+        os.makedirs(os.path.join(replica, GLUSTERFS_DIR, "streamsync"), exist_ok=True)
+    except OSError:
+        sink.close()  # (a read-only replica: nothing stays open on it)
+        raise
     lock = WorkerLock(lock_path(replica, source), what=f"{source} -> {replica}")
     own_state = state is None
     try:

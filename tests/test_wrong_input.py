@@ -206,3 +206,26 @@ def test_analyze_dask_without_dask_installed(brick, capsys, monkeypatch):
     line = _one_error_line(capsys)
     assert "streamsync[dask]" in line
 
+
+
+# ------------------------------------------------------------------ replica place
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount)")
+@pytest.mark.parametrize("existing", [False, True], ids=["new-replica", "existing-replica"])
+def test_a_read_only_replica_place_is_one_line_exit_2(brick, tmp_path, capsys, existing):
+    place = tmp_path / "ro"
+    place.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(place)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        replica = place / "replica"
+        if existing:
+            replica.mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
+        assert main(["replicate", "-q", "--state", str(tmp_path / "s.sqlite"), brick,
+                     str(replica)]) == 2
+        line = _one_error_line(capsys)
+        assert str(place) in line and "Read-only file system" in line
+    finally:
+        subprocess.run(["umount", str(place)], check=True)

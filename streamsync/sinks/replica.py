@@ -50,6 +50,7 @@ from typing import Iterable, Iterator, Sequence
 from ..errors import SourceError
 from ..ops import EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp
 from ..records import GFID_PREFIX, ROOT_GFID, Stat
+from .order import EntryOrder
 
 __all__ = ["ReplicaSink", "valid_name", "valid_gfid", "handle_relpath", "GLUSTERFS_DIR",
            "MISSING"]
@@ -196,12 +197,20 @@ class ReplicaSink:
         self.chown = os.geteuid() == 0
         self._dcache: dict[str, int] = {}
         self._hcache: dict[str, int] = {}
+        #: regular files a LINK or RENAME made from the source's stat (source name
+        #: gone): new, empty inodes whose bytes are owed (see :meth:`take_made`)
+        self._made: dict[str, None] = {}
         self._yy_ok: set[str] = set()
         mask = os.umask(0o022)
         os.umask(mask)
         self._umask = mask
-        self._gfs_fd = self._mkdir_open(self._root_fd, GLUSTERFS_DIR, 0o700)
-        self._init_root()
+        self._gfs_fd = -1
+        try:
+            self._gfs_fd = self._mkdir_open(self._root_fd, GLUSTERFS_DIR, 0o700)
+            self._init_root()
+        except BaseException:  # (a read-only replica...): nothing stays open on it
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ setup
     def _mkdir_open(self, dfd: int, name: str, mode: int) -> int:
@@ -246,7 +255,8 @@ class ReplicaSink:
         for fd in self._hcache.values():
             os.close(fd)
         self._hcache.clear()
-        os.close(self._gfs_fd)
+        if self._gfs_fd >= 0:
+            os.close(self._gfs_fd)
         os.close(self._root_fd)
         self._closed = True
 
@@ -324,6 +334,18 @@ class ReplicaSink:
     def _present(self, gfid: str) -> bool:
         return gfid == ROOT_GFID or self._handle_lstat(gfid) is not None
 
+    def _ancestors(self, gfid: str) -> Iterator[str]:
+        """``gfid`` and the directories above it on the replica, by their handles
+        (stops at the root, a missing handle, or a loop)."""
+        seen: set[str] = set()
+        while gfid != ROOT_GFID and gfid not in seen and len(seen) < 4096:
+            seen.add(gfid)
+            yield gfid
+            loc = self._read_dir_handle(gfid)
+            if loc is None:
+                return
+            gfid = loc[0]
+
     def _read_dir_handle(self, gfid: str) -> tuple[str, str] | None:
         try:
             xfd, rel = self._hloc(gfid)
@@ -356,6 +378,19 @@ class ReplicaSink:
             xfd, rel = self._hloc(gfid)
             os.unlink(rel, dir_fd=xfd)
         except (FileNotFoundError, NotADirectoryError):
+            pass
+
+    @staticmethod
+    def _undo_create(pfd: int, name: str, is_dir: bool) -> None:
+        """Remove a name this op just created and could not finish (its handle
+        could not be made: ENOSPC, EPERM, ...): an entry op applies whole or not at
+        all, so the ledger row that records its failure is the whole truth."""
+        try:
+            if is_dir:
+                os.rmdir(name, dir_fd=pfd)
+            else:
+                os.unlink(name, dir_fd=pfd)
+        except OSError:
             pass
 
     def _link_handle(self, pfd: int, name: str, gfid: str) -> None:
@@ -527,6 +562,18 @@ class ReplicaSink:
             return None
         return os.path.join(self.root, handle_relpath(gfid))
 
+    def take_made(self) -> list[str]:
+        """The gfids of regular files made from a stat by LINK/RENAME since the last
+        call (their source name was gone, so the file is new and empty: its data
+        must be sent even without a D record after it).
+
+        >>> import tempfile
+        >>> ReplicaSink(tempfile.mkdtemp()).take_made()
+        []
+        """
+        made, self._made = list(self._made), {}
+        return made
+
     def open_data(self, gfid: str) -> int | None:
         """A write descriptor of the regular-file handle of ``gfid``, opened
         through the index with ``O_NOFOLLOW`` (never through a name a client
@@ -558,7 +605,8 @@ class ReplicaSink:
         return st is not None and not self._is_dir_handle(st)
 
     # ------------------------------------------------------------ entry ops
-    def apply_entries(self, ops: Iterable[EntryOp]) -> list[EntryFailure]:
+    def apply_entries(self, ops: Iterable[EntryOp], *,
+                      waiting: Iterable[EntryFailure] = ()) -> list[EntryFailure]:
         """Apply entry ops in order; return the failures (gsyncd's ``entry_ops``).
 
         A run of consecutive CREATEs with distinct names and gfids is
@@ -569,28 +617,37 @@ class ReplicaSink:
         """
         self._drop_caches()
         ops = list(ops)
-        failures: list[EntryFailure | None] = []
+        failures: list[EntryFailure] = []
+        order = EntryOrder(waiting)  # (open ledger rows: what they hold, held here too)
         i, n = 0, len(ops)
         while i < n:
             if self.threads > 1 and ops[i].op == "CREATE":
                 j = self._create_run_end(ops, i)
+                if order:  # the run ends before the first op that must wait
+                    j = next((k for k in range(i, j) if order.held(ops[k])), j)
                 if j - i >= _MIN_PARALLEL:
                     for op in self._parallel_creates(ops[i:j]):
-                        failures.append(self._apply_one(op))
+                        self._apply_one(op, order, failures)
                     i = j
                     continue
-            failures.append(self._apply_one(ops[i]))
+            self._apply_one(ops[i], order, failures)
             i += 1
-        return [f for f in failures if f is not None]
+        return failures
 
-    def _apply_one(self, op: EntryOp) -> EntryFailure | None:
-        try:
-            self._apply_entry(op)
-        except _Fail as f:
-            return EntryFailure(op, f.err, f.info or FailureInfo())
-        except OSError as exc:
-            return self._collect(op, exc.errno or E.EIO)
-        return None
+    def _apply_one(self, op: EntryOp, order: EntryOrder, failures: list[EntryFailure]) -> None:
+        """Apply ``op`` unless an earlier op on its gfid failed (see :mod:`.order`)."""
+        f = order.held(op, self._ancestors)
+        if f is None:
+            try:
+                self._apply_entry(op)
+                return
+            except _Fail as fail:
+                f = EntryFailure(op, fail.err, fail.info or FailureInfo())
+            except OSError as exc:
+                f = self._collect(op, exc.errno or E.EIO)
+        if f is not None:
+            order.failed(f)
+            failures.append(f)
 
     @staticmethod
     def _create_run_end(ops: Sequence[EntryOp], i: int) -> int:
@@ -671,6 +728,7 @@ class ReplicaSink:
         except FileExistsError:
             pass
         except OSError:
+            self._undo_create(pfd, op.bname, False)
             return False
         return True
 
@@ -846,18 +904,29 @@ class ReplicaSink:
         """Create a non-directory, non-symlink inode with gfid ``op.gfid`` at name."""
         ftype = S.S_IFMT(mode) or S.S_IFREG
         perm = S.S_IMODE(mode)
+        if ftype == S.S_IFDIR or ftype == S.S_IFLNK:
+            raise _Fail(E.EINVAL)
         try:
             if ftype == S.S_IFREG:
                 self._create_regular(pfd, name, perm, uid, gid, op.gfid)
             else:
-                if ftype == S.S_IFDIR or ftype == S.S_IFLNK:
-                    raise _Fail(E.EINVAL)
                 os.mknod(name, ftype | 0o600, 0, dir_fd=pfd)
-                self._finish_special(pfd, name, op.gfid, perm, uid, gid)
         except FileExistsError:
             self._adopt_or_fail(op, pfd, name, ftype, perm, uid, gid, dst=dst)
             return
-        self._link_handle(pfd, name, op.gfid)
+        except OSError:
+            if ftype == S.S_IFREG:  # O_EXCL made it, or nothing: a half-made file goes
+                self._undo_create(pfd, name, False)
+            raise
+        try:
+            if ftype != S.S_IFREG:
+                self._finish_special(pfd, name, op.gfid, perm, uid, gid)
+            self._link_handle(pfd, name, op.gfid)
+        except OSError:
+            self._undo_create(pfd, name, False)
+            raise
+        if ftype == S.S_IFREG and op.op in ("LINK", "RENAME"):
+            self._made[op.gfid] = None
 
     def _finish_special(self, pfd: int, name: str, gfid: str, perm: int | None,
                         uid: int, gid: int) -> None:
@@ -943,15 +1012,19 @@ class ReplicaSink:
         except FileExistsError:
             self._adopt_or_fail(op, pfd, name, S.S_IFDIR, S.S_IMODE(mode), uid, gid)
             return
-        fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
         try:
-            if (uid or gid) and self.chown:
-                os.fchown(fd, uid, gid)
-            os.fchmod(fd, S.S_IMODE(mode))
-            self._set_gfid(fd, op.gfid)
-        finally:
-            os.close(fd)
-        self._write_dir_handle(op.gfid, op.pgfid, name)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            try:
+                if (uid or gid) and self.chown:
+                    os.fchown(fd, uid, gid)
+                os.fchmod(fd, S.S_IMODE(mode))
+                self._set_gfid(fd, op.gfid)
+            finally:
+                os.close(fd)
+            self._write_dir_handle(op.gfid, op.pgfid, name)
+        except OSError:
+            self._undo_create(pfd, name, True)
+            raise
 
     # LINK
     def _op_link(self, op: EntryOp) -> None:
@@ -979,8 +1052,12 @@ class ReplicaSink:
         except FileExistsError:
             self._adopt_or_fail(op, pfd, name, S.S_IFLNK, None, uid, gid, dst=dst)
             return
-        self._finish_special(pfd, name, op.gfid, None, uid, gid)
-        self._link_handle(pfd, name, op.gfid)
+        try:
+            self._finish_special(pfd, name, op.gfid, None, uid, gid)
+            self._link_handle(pfd, name, op.gfid)
+        except OSError:
+            self._undo_create(pfd, name, False)
+            raise
 
     def _op_symlink(self, op: EntryOp) -> None:
         pfd = self._dir_fd(op.pgfid)
@@ -1007,6 +1084,12 @@ class ReplicaSink:
             if st is not None and S.S_ISDIR(st.mode) and not self._present(op.gfid):
                 # gsyncd does nothing here; but the directory is nowhere on the
                 # replica (its MKDIR failed): the rename is owed, not done
+                raise _Fail(E.ENOENT)
+            if st is not None and S.S_ISDIR(st.mode) and opfd is None \
+                    and self._read_dir_handle(op.gfid) == (op.pgfid, op.bname):
+                # the replica's handle puts the directory at the old name, whose
+                # parent cannot be reached (that parent's own op failed): the
+                # rename is owed, not a replay
                 raise _Fail(E.ENOENT)
             if st is None or S.S_ISDIR(st.mode):
                 self._heal_dir_handle(op)
