@@ -41,7 +41,8 @@ import stat as S
 import time
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
-from .ops import Batch, ChangelogPlan, EntryFailure, EntryOp, MetaFailure, MetaOp, entry_op_from_gsyncd
+from .ops import (Batch, ChangelogPlan, EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp,
+                  entry_op_from_gsyncd)
 from .records import Stime
 from .sinks.conflicts import resolve_conflicts
 from .sinks.engine import DataSyncer
@@ -85,6 +86,32 @@ def _opt(options: Any, name: str, default: Any) -> Any:
     if options is None:
         return default
     return options.get(name)
+
+
+#: entry ops whose failure leaves a name on the replica that the source no longer has
+_REMOVES_A_NAME = frozenset({"UNLINK", "RMDIR", "RENAME"})
+
+
+class _Behind:
+    """The sink, every ``apply_entries`` call of which also waits behind ``waiting``
+    (also the calls conflict resolution makes)."""
+
+    def __init__(self, sink: Any, waiting: list[EntryFailure]) -> None:
+        self._sink, self._waiting = sink, waiting
+
+    def apply_entries(self, ops: Iterable[EntryOp]) -> list[EntryFailure]:
+        return self._sink.apply_entries(ops, waiting=self._waiting)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sink, name)
+
+
+def _failure_info(info: Any) -> FailureInfo:
+    """The :class:`FailureInfo` of a ledger row's info dict (mismatch flags only)."""
+    if not isinstance(info, dict):
+        return FailureInfo()
+    return FailureInfo(gfid_mismatch=bool(info.get("gfid_mismatch")),
+                       name_mismatch=bool(info.get("name_mismatch")))
 
 
 def _owed(rows: Iterable[Any], made: Iterable[str]) -> dict[str, list[Any]]:
@@ -155,17 +182,31 @@ class Dispatcher:
         if not ops:
             return 0, 0
         self.state.add_status("entry", len(ops))
-        failures = self.sink.apply_entries(ops)
+        waiting = self._waiting()
+        sink = _Behind(self.sink, waiting) if waiting else self.sink
+        failures = sink.apply_entries(ops)
         if failures and self.conflict_resolution:
-            ops, failures = resolve_conflicts(self.sink, ops, failures, view=self.view)
+            ops, failures = resolve_conflicts(sink, ops, failures, view=self.view)
         recorded = self._ledger_entries(plan, failures)
         self.state.add_status("entry", -len(plan.entry_ops))
         return len(plan.entry_ops), recorded
 
+    def _waiting(self) -> list[EntryFailure]:
+        """The open entry rows of earlier batches: the sink holds what depends on
+        them (see :mod:`streamsync.sinks.order`), so nothing overtakes them."""
+        if not self.state.count_failures("entry"):
+            return []
+        return [EntryFailure(entry_op_from_gsyncd(r.op), r.errno or errno.EAGAIN,
+                             _failure_info(r.info))
+                for r in self.state.failures("entry") if isinstance(r.op, dict)]
+
     def _ledger_entries(self, plan: ChangelogPlan, failures: Sequence[EntryFailure]) -> int:
+        # a failed op of a gfid gone from the source since is moot (as gsyncd
+        # counts them) unless it left a name behind: a failed UNLINK, RMDIR or
+        # RENAME did (a failed create leaves nothing: the sink undoes it)
         n = 0
         for f in failures:
-            if self.view.lstat(f.op.gfid) is None:
+            if f.op.op not in _REMOVES_A_NAME and self.view.lstat(f.op.gfid) is None:
                 log.debug("entry failure for a gfid gone from the source: %r", f)
                 continue
             self.state.add_failure("entry", f.op.gfid, changelog=plan.changelog.name,
@@ -177,7 +218,8 @@ class Dispatcher:
         return n
 
     # ------------------------------------------------------------------ meta
-    def _meta(self, plan: ChangelogPlan, gfids: Iterable[str]) -> tuple[int, int]:
+    def _meta(self, plan: ChangelogPlan, gfids: Iterable[str], later: dict[str, str]
+              ) -> tuple[int, int]:
         ops = []
         for g in gfids:
             st = self.view.lstat(g)
@@ -189,11 +231,42 @@ class Dispatcher:
             return 0, 0
         self.state.add_status("meta", len(ops))
         failures: list[MetaFailure] = self.sink.apply_meta(ops)
-        self._ledger_meta(plan.changelog.name, failures)
+        for f in failures:  # nothing there yet: looked at again at the end of the batch
+            if f.errno == errno.ENOENT:
+                later.setdefault(f.op.gfid, plan.changelog.name)
+        self._ledger_meta(plan.changelog.name, [f for f in failures if f.errno != errno.ENOENT])
         bad = {f.op.gfid for f in failures}
         self._delivered("meta", [op.gfid for op in ops if op.gfid not in bad])
         self.state.add_status("meta", -len(ops))
         return len(ops), len(failures)
+
+    def _owe_made(self, changelog: str, gfids: Sequence[str]) -> None:
+        """Ledger the data of files a LINK/RENAME just made empty; the row resolves
+        when the data is delivered (this batch, normally). A crash or a fatal
+        transfer error before then leaves it for ``--retry-failed``: no later
+        journal has a D record for those bytes."""
+        with self.state.transaction():
+            for g in gfids:
+                self.state.add_failure("data", g, changelog=changelog, errno=None,
+                                       info={"owed": "data", "reason": "made from the "
+                                             "source's stat by LINK/RENAME (source name gone)"})
+
+    def _take_made(self) -> list[str]:
+        """Regular files the sink just made from a stat (LINK/RENAME whose source
+        name was gone: new, empty); a sink that cannot tell makes none."""
+        take = getattr(self.sink, "take_made", None)
+        return list(take()) if take is not None else []
+
+    def _meta_again(self, later: dict[str, str]) -> int:
+        """Apply the meta ops that found no object once more (the batch's later entry
+        ops may have made it); ledger what still fails. Returns how many took."""
+        ops = [MetaOp(g, st) for g in later if (st := self.view.lstat(g)) is not None]
+        failures: list[MetaFailure] = self.sink.apply_meta(ops) if ops else []
+        by_gfid = {f.op.gfid: f for f in failures}
+        for f in failures:
+            self._ledger_meta(later[f.op.gfid], [f])
+        self._delivered("meta", [op.gfid for op in ops if op.gfid not in by_gfid])
+        return len(ops) - len(failures)
 
     def _delivered(self, kind: str, gfids: Sequence[str]) -> None:
         """A later batch applied these: their open ``kind`` rows are resolved."""
@@ -282,6 +355,9 @@ class Dispatcher:
         queued: dict[str, None] = {}
         n_sent = n_owed = 0
         sent: list[str] = []
+        later_data: dict[str, str] = {}   # gfid -> changelog: no file for it yet
+        later_meta: dict[str, str] = {}   # gfid -> changelog: its meta op found nothing
+        remade: dict[str, str] = {}       # gfid -> changelog: a new empty file, bytes owed
         for plan in plans:
             if plan.skipped:
                 continue
@@ -296,6 +372,11 @@ class Dispatcher:
                 a, b = self._entries(plan)
                 n_entry += a
                 n_efail += b
+                made = self._take_made()
+                if made:  # owed from now on: kept in the ledger before the entry stime moves
+                    self._owe_made(plan.changelog.name, made)
+                    for g in made:
+                        remade.setdefault(g, plan.changelog.name)
                 if self.mode in ("live_changelog", "history_changelog"):
                     st = Stime(plan.ts - 1, 0)
                     cur = self.state.entry_stime()
@@ -305,7 +386,7 @@ class Dispatcher:
                             self.state.set_status(last_synced_entry=st.sec)
             t1 = time.monotonic()
             entry_time += t1 - t0
-            a, b = self._meta(plan, plan.meta_gfids)
+            a, b = self._meta(plan, plan.meta_gfids, later_meta)
             n_meta += a
             n_mfail += b
             t2 = time.monotonic()
@@ -315,9 +396,33 @@ class Dispatcher:
             wanted, owed = self._split_wanted(g for g in plan.data_gfids if g not in queued)
             for g in plan.data_gfids:
                 queued[g] = None
-            if owed:
-                self._ledger_owed_data(plan.changelog.name, owed)
-                n_owed += len(owed)
+            for g in owed:  # a later journal of the batch may still make the file
+                later_data.setdefault(g, plan.changelog.name)
+            n_sent += len(wanted)
+            sent.extend(wanted)
+            if wanted:
+                self.state.add_status("data", len(wanted))
+                self.syncer.submit(wanted)
+        # a second look once every entry op of the batch is in: a file unlinked and
+        # made again by a later RENAME (source gone: created from its stat) is there
+        # now, as it is when gsyncd's data phase runs after all entries
+        if later_meta:
+            n_mfail -= self._meta_again(later_meta)
+        if remade:  # sent again even if this batch sent it before: that was another inode
+            wanted, owed = self._split_wanted(remade)
+            n_owed += len(owed)  # their rows are in the ledger already
+            n_sent += len(wanted)
+            sent.extend(wanted)
+            if wanted:
+                self.state.add_status("data", len(wanted))
+                self.syncer.submit(wanted, force=True)
+            for g in remade:
+                later_data.pop(g, None)
+        if later_data:
+            wanted, owed = self._split_wanted(later_data)
+            for g in owed:
+                self._ledger_owed_data(later_data[g], [g])
+            n_owed += len(owed)
             n_sent += len(wanted)
             sent.extend(wanted)
             if wanted:
@@ -427,7 +532,8 @@ class Dispatcher:
             for r, op in zip(entry_rows, ops):
                 gone = self.view.lstat(op.gfid) is None
                 f = bad.get((op.op, op.gfid, op.entry))
-                if f is not None and not gone:
+                # a name the replica still holds is owed even once the gfid is gone
+                if f is not None and (not gone or op.op in _REMOVES_A_NAME):
                     still.append((r, f.errno))
                     continue
                 resolved.append(r.id)

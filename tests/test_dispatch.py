@@ -33,10 +33,15 @@ class Sink:
     def __init__(self, ev, fail=None):
         self.ev, self.fail = ev, fail or (lambda op: None)
 
-    def apply_entries(self, ops):
+    def apply_entries(self, ops, *, waiting=()):
+        """As a real sink: ops that depend on ``waiting`` are held, not applied."""
+        from streamsync.sinks.order import EntryOrder
+        order = EntryOrder(waiting)
         ops = list(ops)
-        self.ev.log.append(("entries", tuple(o.gfid for o in ops)))
-        return [f for f in map(self.fail, ops) if f is not None]
+        held = {id(o): f for o in ops if (f := order.held(o)) is not None}
+        self.ev.log.append(("entries", tuple(o.gfid for o in ops if id(o) not in held)))
+        return [held.get(id(o)) or self.fail(o) for o in ops
+                if id(o) in held or self.fail(o) is not None]
 
     def apply_meta(self, ops):
         self.ev.log.append(("meta", tuple(o.gfid for o in ops)))

@@ -85,8 +85,31 @@ def test_serve_names_new_data_targets_with_the_entry_reply(tmp_path):
                          "args": {"ops": [o.to_dict() for o in ops], "targets": True}},
         {"id": 2, "op": "apply_entries",
          "args": {"ops": [EntryOp("UNLINK", g2, G1, "f").to_dict()], "targets": True}})
-    assert r1["result"] == {"failures": [], "targets": [g2]}
-    assert r2["result"] == {"failures": [], "targets": []}  # computed after the ops
+    assert r1["result"] == {"failures": [], "targets": [g2], "made": []}
+    assert r2["result"] == {"failures": [], "targets": [], "made": []}  # computed after the ops
+
+
+def test_serve_holds_ops_behind_waiting_rows_and_names_files_made_from_a_stat(tmp_path):
+    """The client sends the ledger's open rows with its ops (an op that depends on
+    one is held on the server too), and the reply names the files a LINK made
+    from a stat (their bytes are owed: the dispatcher sends them)."""
+    g2, g3 = "5b1c2d3e-0000-4000-8000-00000000000b", "5b1c2d3e-0000-4000-8000-00000000000c"
+    st = {"uid": 0, "gid": 0, "mode": 0o100644, "atime": 0, "mtime": 0}
+    failed = EntryOp("CREATE", g2, ROOT_GFID, "x", mode=0o100644, uid=0, gid=0)
+    later = EntryOp("RENAME", g2, ROOT_GFID, "x", pgfid1=ROOT_GFID, bname1="y")
+    link = dict(EntryOp("LINK", g3, ROOT_GFID, "l").to_dict(), stat=st)
+    rc, (_, r1, r2) = _session(
+        tmp_path / "r",
+        {"id": 1, "op": "apply_entries",
+         "args": {"ops": [later.to_dict(), link], "targets": True,
+                  "waiting": [{"entry": failed.to_dict(), "errno": 28}]}},
+        {"id": 2, "op": "apply_entries",
+         "args": {"ops": [later.to_dict()], "waiting": [{"entry": failed.to_dict(),
+                                                        "errno": "x"}]}})
+    [held] = r1["result"]["failures"]
+    assert held["errno"] == 28 and held["entry"]["op"] == "RENAME"
+    assert r1["result"]["made"] == [g3] and os.path.isfile(tmp_path / "r" / "l")
+    assert not r2["ok"] and "errno" in r2["error"]
 
 
 def test_serve_refuses_other_versions_and_garbage(tmp_path):

@@ -482,7 +482,9 @@ def test_threaded_create_runs_equal_serial_application(tmp_path, seed):
         s.close()
         results.append(([(f.op, f.errno, f.info) for f in fails], tree_without_inodes(root)))
     assert results[0] == results[1]
-    assert sum(runs) > 100  # many of the ops really went through the threads
+    # many of the ops really went through the threads (a run stops before an op
+    # that waits behind a failed one: a fifth of these ops fail, so fewer than half)
+    assert sum(runs) > 75
 
 
 def tree_without_inodes(root):

@@ -93,14 +93,14 @@ class _PricedSink:
         self.entry_calls = self.entry_ops = self.meta_calls = self.meta_ops = 0
         self.entry_seconds = self.meta_seconds = 0.0
 
-    def apply_entries(self, ops):
+    def apply_entries(self, ops, *, waiting=()):
         ops = tuple(ops)
         cost = self.model.rpc_latency + self.model.entry_op * len(ops)
         self.clock.now += cost
         self.entry_seconds += cost
         self.entry_calls += 1
         self.entry_ops += len(ops)
-        return self.inner.apply_entries(ops)
+        return self.inner.apply_entries(ops, waiting=waiting)
 
     def apply_meta(self, ops):
         ops = tuple(ops)

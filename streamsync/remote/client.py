@@ -50,7 +50,8 @@ from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 from ..records import Stat, name_from_json, name_to_json
 from ..sinks.engine import TransferResult
 from .protocol import HELLO, PROTOCOL_VERSION, ProtocolError, decode_entry_failure, \
-    decode_meta_failure, decode_stat, dumps, encode_entry_ops, encode_meta_ops, loads
+    decode_meta_failure, decode_stat, dumps, encode_entry_failure, encode_entry_ops, \
+    encode_meta_ops, loads
 from .spec import ReplicaSpec
 
 __all__ = ["RemoteReplica", "ConnectionLost", "RemoteError", "SSH_FAILURE"]
@@ -150,6 +151,7 @@ class RemoteReplica:
         self.reconnects = 0
         self.remote_pid: int | None = None
         self._targets: set[str] = set()
+        self._made: dict[str, None] = {}
 
     # ------------------------------------------------------------- ssh
     def _opt(self, name: str, default: Any) -> Any:
@@ -320,15 +322,29 @@ class RemoteReplica:
             return self._with_retries(lambda: self._once(op, args))
 
     # ------------------------------------------------------------- sink
-    def apply_entries(self, ops: Iterable[EntryOp]) -> list[EntryFailure]:
+    def apply_entries(self, ops: Iterable[EntryOp], *,
+                      waiting: Iterable[EntryFailure] = ()) -> list[EntryFailure]:
         """Apply on the replica; the reply also names the gfids that became data
-        targets, which :meth:`is_data_target` then answers without a round trip."""
+        targets, which :meth:`is_data_target` then answers without a round trip.
+        ``waiting``: as :meth:`ReplicaSink.apply_entries` (held on the server)."""
         ops = list(ops)
         if not ops:
             return []
-        r = self.call("apply_entries", {"ops": encode_entry_ops(ops), "targets": True})
+        req: dict[str, Any] = {"ops": encode_entry_ops(ops), "targets": True}
+        waiting = list(waiting)
+        if waiting:
+            req["waiting"] = [encode_entry_failure(f) for f in waiting]
+        r = self.call("apply_entries", req)
         self._targets = set(r.get("targets") or ())
+        made = r.get("made")
+        if isinstance(made, list):
+            self._made.update(dict.fromkeys(g for g in made if isinstance(g, str)))
         return [decode_entry_failure(d) for d in r["failures"]]
+
+    def take_made(self) -> list[str]:
+        """As :meth:`ReplicaSink.take_made`, from the server's replies."""
+        made, self._made = list(self._made), {}
+        return made
 
     def apply_meta(self, ops: Iterable[MetaOp]) -> list[MetaFailure]:
         ops = list(ops)

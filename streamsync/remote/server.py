@@ -27,6 +27,7 @@ import re
 from typing import Any, BinaryIO
 
 from ..errors import LockHeld
+from ..ops import EntryFailure, FailureInfo
 from .confine import open_confined
 from .protocol import HELLO, MAX_LINE, PROTOCOL_VERSION, ProtocolError, decode_entry_ops, \
     decode_meta_ops, dumps, encode_entry_failure, encode_meta_failure, encode_stat, loads
@@ -66,15 +67,33 @@ def _text(args: Any) -> str:
     return args
 
 
+def _waiting(value: Any) -> list[EntryFailure]:
+    """The ``waiting`` failures of an apply_entries request (validated like ops)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(d, dict) for d in value):
+        raise ProtocolError("waiting: expected a list of entry failures")
+    ops = decode_entry_ops([d.get("entry") for d in value])
+    out = []
+    for op, d in zip(ops, value):
+        err = d.get("errno")
+        if type(err) is not int or not 0 < err < 4096:
+            raise ProtocolError("waiting: bad errno")
+        out.append(EntryFailure(op, err, FailureInfo()))
+    return out
+
+
 def _handle(sink: Any, op: Any, args: Any) -> Any:
     if op == "apply_entries":
         if isinstance(args, dict):  # {"ops": [...], "targets": true}: also say which
             ops = decode_entry_ops(args.get("ops"))  # gfids are now data targets
-            fails = [encode_entry_failure(f) for f in sink.apply_entries(ops)]
+            waiting = _waiting(args.get("waiting"))
+            fails = [encode_entry_failure(f) for f in sink.apply_entries(ops, waiting=waiting)]
             out: dict[str, Any] = {"failures": fails}
             if args.get("targets"):
                 cand = dict.fromkeys(o.gfid for o in ops if o.op not in _NOT_DATA)
                 out["targets"] = [g for g in cand if sink.is_data_target(g)]
+            out["made"] = sink.take_made()
             return out
         return [encode_entry_failure(f) for f in sink.apply_entries(decode_entry_ops(args))]
     if op == "apply_meta":

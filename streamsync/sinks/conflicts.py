@@ -15,8 +15,10 @@ retries the original ops (spec section 3.5):
 * a directory the source has elsewhere: RENAME the replica directory to where
   the source handle says it is (or drop the op when the names already agree);
 * another file mismatch: UNLINK the replica name;
-* ENOENT (newest gsyncd): drop the op when its parent is gone from the source,
-  otherwise create the missing parent on the replica from the source handle.
+* ENOENT (newest gsyncd): drop the op when its parent is gone from the source
+  (a dropped RENAME leaves the gfid at its old name: the gfid's next op that
+  starts from the new name starts from the old one), otherwise create the
+  missing parent on the replica from the source handle.
 
 Like the newest gsyncd, the retry loop stops early when a round neither drops
 an op nor reduces the failures.
@@ -57,6 +59,25 @@ def _remove(ops: list[EntryOp], op: EntryOp) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _take_out(ops: list[EntryOp], op: EntryOp) -> None:
+    """Drop ``op``; when it is a RENAME, the gfid stays at the old name, so the next
+    op of that gfid that starts from the new name starts from the old one instead
+    (a directory renamed into a directory that is gone, then out of it again, ends
+    where the last rename says, not where the first one left it)."""
+    at = next((i for i, o in enumerate(ops) if o is op), None)
+    if at is None:
+        _remove(ops, op)
+        return
+    del ops[at]
+    if op.op != "RENAME" or op.pgfid1 is None:
+        return
+    for i in range(at, len(ops)):
+        o = ops[i]
+        if o.gfid == op.gfid and (o.pgfid, o.bname) == (op.pgfid1, op.bname1):
+            ops[i] = o._replace(pgfid=op.pgfid, bname=op.bname)
+            return
 
 
 def fix_round(failures: Sequence[EntryFailure], ops: list[EntryOp], *, view: Any,
@@ -112,7 +133,7 @@ def fix_round(failures: Sequence[EntryFailure], ops: list[EntryOp], *, view: Any
                 log.info("Fixing ENOENT error in slave. Parent does not exist on master. "
                          "Safe to ignore, take out entry [{retry_count=%d}, {entry=%r}]",
                          round_no, op)
-                _remove(ops, op)
+                _take_out(ops, op)
                 continue
             if parent == ROOT_GFID or parent in mkdirs:
                 continue

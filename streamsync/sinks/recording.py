@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterable, Sequence
 
+from .order import EntryOrder
 from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 
 __all__ = ["RecordingSink", "RecordingEngine"]
@@ -39,12 +40,22 @@ class RecordingSink:
         with self._lock:
             self.calls.append((name, payload))
 
-    def apply_entries(self, ops: Iterable[EntryOp]) -> list[EntryFailure]:
+    def apply_entries(self, ops: Iterable[EntryOp], *,
+                      waiting: Iterable[EntryFailure] = ()) -> list[EntryFailure]:
+        """Record the call; failures as configured (``waiting`` holds what depends
+        on it, as every sink does: :mod:`streamsync.sinks.order`)."""
         ops = tuple(ops)
         self._record("apply_entries", ops)
-        if self._entry_failures is None:
-            return []
-        return [f for f in map(self._entry_failures, ops) if f is not None]
+        order = EntryOrder(waiting)
+        out: list[EntryFailure] = []
+        for op in ops:
+            f = order.held(op)
+            if f is None and self._entry_failures is not None:
+                f = self._entry_failures(op)
+            if f is not None:
+                order.failed(f)
+                out.append(f)
+        return out
 
     def apply_meta(self, ops: Iterable[MetaOp]) -> list[MetaFailure]:
         ops = tuple(ops)

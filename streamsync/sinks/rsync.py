@@ -3,7 +3,9 @@
 One transfer runs ``rsync -aR0 --inplace --files-from=- --super --stats
 --numeric-ids --no-implied-dirs`` plus, in gsyncd's order, ``--existing``,
 ``--xattrs``, ``--acls``, the words of ``rsync-options`` and
-``--ignore-missing-args`` (rsync >= 3.1.0), then ``.`` and the destination.
+``--ignore-missing-args`` (rsync >= 3.1.0), then ``--ignore-times`` (not in
+gsyncd: every file named has a D record, so its size and mtime must not make
+rsync skip it, see docs/differences.md), ``.`` and the destination.
 rsync runs in the source brick root; names are the handles
 ``.glusterfs/xx/yy/<gfid>``, NUL-terminated on stdin, so ``-R`` writes each into
 the same handle of the replica, in place: the replica's visible names are hard
@@ -116,6 +118,10 @@ class RsyncEngine:
             # a peer that stops answering (a hung receiver, a forced command that
             # is not serve) ends the transfer instead of hanging the worker
             argv.append(f"--timeout={timeout}")
+        # a D record says the bytes changed: never let rsync's quick check (same size,
+        # same mtime in whole seconds) skip the file; a meta op of the same batch, or
+        # one applied before a crash, has already given the replica the source's mtime
+        argv.append("--ignore-times")
         argv.append(".")
         if self._remote():
             ssh = [*shlex.split(_opt(o, "ssh-command", "ssh")),
