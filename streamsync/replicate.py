@@ -33,6 +33,9 @@ from .stamps import check_stored_stimes, refuse_future
 from .sinks.replica import GLUSTERFS_DIR, ReplicaSink
 from .sinks.rsync import RsyncEngine
 from .sinks.tar import TarEngine
+from .sinks.volume import VolumeSink
+from .secondary.gfid_mount import is_gfid_mount
+from .secondary.volume_mount import mounted_volume, parse_volume_address
 from .state.lock import WorkerLock
 from .state.sqlite import SqliteState, require_state_dir
 from .status import WorkerStatus
@@ -64,6 +67,8 @@ class ReplicateSummary(NamedTuple):
     data_stime: Stime | None = None
     entry_stime: Stime | None = None
     duration: float = 0.0
+    #: where the state was kept (``None``: a state object the caller passed)
+    state_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()
@@ -139,11 +144,15 @@ def escape_brick(path: str) -> str:
 
 def default_state_path(replica: str, source: str) -> str:
     """Per brick: ``<replica>/.glusterfs/streamsync/<escaped brick>.sqlite`` (several
-    bricks of a distributed volume may replicate into one replica, one worker each).
+    bricks of a distributed volume may replicate into one replica, one worker each);
+    for a GlusterFS secondary volume (``HOST::VOLUME`` or an aux-gfid mount) the
+    state stays on this side: :func:`volume_working_dir`.
 
     >>> default_state_path("/r", "/bricks/b1")
     '/r/.glusterfs/streamsync/bricks-b1.sqlite'
     """
+    if parse_volume_address(replica) is not None or is_gfid_mount(replica):
+        return os.path.join(volume_working_dir(source, replica), "state.sqlite")
     return os.path.join(replica, GLUSTERFS_DIR, "streamsync",
                         escape_brick(os.path.abspath(source)) + ".sqlite")
 
@@ -210,23 +219,69 @@ def check_apart(source: str, replica: str) -> None:
         raise ConfigError(f"{replica}: the replica cannot hold the source brick {source}")
 
 
-def make_engine(name: str, source: str, replica: str, options: Options) -> Any:
-    """The data engine ``name`` (rsync, tar/tarssh) from ``source`` into ``replica``."""
+def _open_replica(replica: str) -> ReplicaSink:
+    """The brick-layout replica sink, with its state directory made."""
+    try:
+        sink = ReplicaSink(replica)
+    except OSError as exc:
+        raise ConfigError(f"{replica}: cannot use as a replica directory: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        os.makedirs(os.path.join(replica, GLUSTERFS_DIR, "streamsync"), exist_ok=True)
+    except OSError:
+        sink.close()  # (a read-only replica: nothing stays open on it)
+        raise
+    return sink
+
+
+def volume_working_dir(source: str, target: str) -> str:
+    """Where a worker replicating ``source`` into a secondary volume keeps its state
+    and lock: on this side, never on the volume (``$XDG_STATE_HOME/streamsync/
+    <brick>_<target>``, as for remote replicas). ``target`` is the ``HOST::VOLUME``
+    address (stable across runs, unlike the private mount point) or the path of
+    a mount the user made."""
+    from .crawl.select import remote_working_dir
+    label = target if parse_volume_address(target) is not None else os.path.abspath(target)
+    return remote_working_dir(os.path.abspath(source), label)
+
+
+def make_engine(name: str, source: str, replica: str, options: Options, *,
+                gfid_dest: bool = False) -> Any:
+    """The data engine ``name`` (rsync, tar/tarssh) from ``source`` into ``replica``
+    (``gfid_dest``: an aux-gfid mount, data into ``.gfid/<gfid>``)."""
     if name == "rsync":
-        return RsyncEngine(source, replica, options)
+        return RsyncEngine(source, replica, options, gfid_dest=gfid_dest)
     if name in ("tar", "tarssh"):
+        if gfid_dest:
+            raise ConfigError("the tar engine cannot write into a GlusterFS volume yet: "
+                              "use rsync (the default)")
         return TarEngine(source, replica, options)
     raise ConfigError(f"unknown data engine {name!r} (choose from {', '.join(ENGINES)})")
 
 
-def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *,
+def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str],
+              **kwargs: Any) -> ReplicateSummary:
+    """Bring ``replica`` up to date with the brick ``source`` (see :func:`_replicate`
+    for the options). ``replica`` is a directory (a brick-layout replica), an
+    aux-gfid mount of a GlusterFS volume, or ``HOST::VOLUME``, which is mounted
+    for the run (:func:`~streamsync.secondary.volume_mount.mounted_volume`) and
+    unmounted after it."""
+    address = parse_volume_address(os.fspath(replica))
+    if address is None:
+        return _replicate(source, replica, **kwargs)
+    with mounted_volume(*address) as mnt:
+        return _replicate(source, mnt, label=os.fspath(replica), **kwargs)
+
+
+def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *,
               state: Any = None, state_path: str | None = None,
               options: Options | None = None, engine: str | None = None,
               changelogs: str | os.PathLike[str] | None = None, follow: bool = False,
               retry_failed: bool = False, archive: bool = False,
               progress: Callable[[int, int], None] | None = None,
               stop: threading.Event | None = None, retry_delay: float = 0.5,
-              status_dir: str | os.PathLike[str] | None = None) -> ReplicateSummary:
+              status_dir: str | os.PathLike[str] | None = None,
+              label: str | None = None) -> ReplicateSummary:
     """Bring ``replica`` up to date with the brick ``source``.
 
     * ``state``: a state store (default: :class:`SqliteState` at ``state_path``
@@ -258,28 +313,30 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     if not os.path.isdir(cl_dir):
         raise SourceError(f"{cl_dir}: no changelog directory")
 
-    try:
-        sink = ReplicaSink(replica)
-    except OSError as exc:
-        raise ConfigError(f"{replica}: cannot use as a replica directory: "
-                          f"{exc.strerror or exc}") from None
-    try:
-        os.makedirs(os.path.join(replica, GLUSTERFS_DIR, "streamsync"), exist_ok=True)
-    except OSError:
-        sink.close()  # (a read-only replica: nothing stays open on it)
-        raise
-    lock = WorkerLock(lock_path(replica, source), what=f"{source} -> {replica}")
+    volume = is_gfid_mount(replica)
+    if volume:  # a GlusterFS secondary volume: progress stays on this side
+        sink: Any = VolumeSink(replica)
+        where = volume_working_dir(source, label or replica)
+        os.makedirs(where, exist_ok=True)
+        if state_path is None and state is None:
+            state_path = os.path.join(where, "state.sqlite")
+        lock = WorkerLock(os.path.join(where, brick_lock_name(source) + ".lock"),
+                          what=f"{source} -> {replica}")
+    else:
+        sink = _open_replica(replica)
+        lock = WorkerLock(lock_path(replica, source), what=f"{source} -> {replica}")
     own_state = state is None
     try:
         lock.acquire()
         if state is None:
             state = SqliteState(state_path or default_state_path(replica, source))
-        _check_pairing(state, source, replica)
+        if not volume:
+            _check_pairing(state, source, replica)
         check_stored_stimes(state)
         view = BrickView(source)
-        eng = make_engine(engine, source, replica, options)
+        eng = make_engine(engine, source, replica, options, gfid_dest=volume)
         fmt = options.get("changelog-archive-format")
-        status = WorkerStatus(state, source=source, replica=replica, status_dir=status_dir)
+        status = WorkerStatus(state, source=source, replica=label or replica, status_dir=status_dir)
         checkpoint = int(options.get("checkpoint") or 0)
         status.start(mode="live" if follow else "once", checkpoint=checkpoint)
         status.set_active()
@@ -350,7 +407,8 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
             dispatcher.close()
         return ReplicateSummary(**totals, open_failures=_open_failures(state),
                                 data_stime=state.data_stime(), entry_stime=state.entry_stime(),
-                                duration=time.monotonic() - start)
+                                duration=time.monotonic() - start,
+                                state_path=getattr(state, "path", None))
     finally:
         if own_state and state is not None:
             state.close()

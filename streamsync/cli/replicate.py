@@ -185,8 +185,9 @@ def _run(args: argparse.Namespace) -> int:
               f"({summary.entry_failures} failed), {summary.meta_ops} meta ops "
               f"({summary.meta_failures} failed), {summary.data_files} files synced "
               f"({summary.data_abandoned} abandoned)")
-        print(f"stime {tuple(st) if st else None}; state in "
-              f"{args.state or default_state_path(os.path.abspath(args.replica), args.source)}")
+        where = summary.state_path or args.state or default_state_path(
+            os.path.abspath(args.replica), args.source)
+        print(f"stime {tuple(st) if st else None}; state in {where}")
         if summary.open_failures:
             print(f"{summary.open_failures} open failures in the ledger; "
                   f"re-queue them with --retry-failed")

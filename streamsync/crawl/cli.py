@@ -22,6 +22,7 @@ from ..errors import ConfigError, StreamsyncError
 from ..options import Options
 from ..records import MINUS_INFINITY, Stime
 from ..remote.spec import parse_replica
+from ..secondary.volume_mount import parse_volume_address
 from .coverage import Coverage, journal_coverage
 from .select import MODES, read_brick_entries, run_worker, run_workers
 
@@ -78,7 +79,8 @@ def choose_default_mode(source: str, *, data_stime: Stime | None,
 def _peek_stime(args: argparse.Namespace, source: str) -> Stime | None:
     """The stored data stime, without creating a state file."""
     from ..replicate import default_state_path
-    path = args.state or default_state_path(os.path.abspath(args.replica), source)
+    replica = args.replica if parse_volume_address(args.replica) else os.path.abspath(args.replica)
+    path = args.state or default_state_path(replica, source)
     if getattr(args, "xattr_stime", None):
         master, sep, slave = args.xattr_stime.partition(":")
         if not sep or not master or not slave:
@@ -168,8 +170,9 @@ def _entries(args: argparse.Namespace) -> list[tuple[str, int | None]]:
 def wants_worker(args: argparse.Namespace) -> bool:
     """True when the crawl worker must run this ``replicate`` invocation."""
     mode = getattr(args, "mode", None)
+    volume = parse_volume_address(args.replica) is not None
     worker = bool(getattr(args, "bricks", None) or len(brick_sources(args)) > 1
-                  or parse_replica(args.replica).remote)
+                  or (not volume and parse_replica(args.replica).remote))
     if mode == "replay":
         if worker:
             raise ConfigError("--mode replay works with one brick and a local replica")

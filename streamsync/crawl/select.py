@@ -41,7 +41,10 @@ from ..options import Options
 from ..records import MINUS_INFINITY, Stime
 from ..stamps import check_stored_stimes
 from ..replicate import default_state_path as replica_state_path
-from ..replicate import brick_lock_name, check_apart, escape_brick, make_engine
+from ..replicate import (brick_lock_name, check_apart, escape_brick, make_engine,
+                         volume_working_dir)
+from ..secondary.gfid_mount import is_gfid_mount
+from ..secondary.volume_mount import mounted_volume, parse_volume_address
 from ..state.sqlite import require_state_dir
 from ..replicate import lock_path as replica_lock_path
 from . import CrawlFallback, CrawlResult, WorkerContext
@@ -217,7 +220,17 @@ def state_path_for(replica_dir: str, source: str) -> str:
     return replica_state_path(replica_dir, source)
 
 
-def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = None,
+def run_worker(source: str | os.PathLike[str], replica: str, **kwargs: Any) -> WorkerSummary:
+    """Run one worker for brick ``source`` into ``replica`` (see :func:`_run_worker`);
+    a ``HOST::VOLUME`` replica is mounted for the run and unmounted after it."""
+    address = parse_volume_address(replica)
+    if address is None:
+        return _run_worker(source, replica, **kwargs)
+    with mounted_volume(*address) as mnt:
+        return _run_worker(source, mnt, label=replica, **kwargs)
+
+
+def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = None,
                state_path: str | None = None, options: Options | None = None,
                mode: str | None = None, engine: str | None = None, follow: bool = False,
                stop: threading.Event | None = None, status_dir: str | None = None,
@@ -230,7 +243,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
                xsync_kwargs: dict[str, Any] | None = None,
                remote_command: str | None = None,
                remote_kwargs: dict[str, Any] | None = None,
-               retry_failed: bool = False) -> WorkerSummary:
+               retry_failed: bool = False, label: str | None = None) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see the module docstring).
 
     * ``replica``: a local directory, or ``[user@]host:/path`` (entry and meta
@@ -267,21 +280,27 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     engine = engine or ("tar" if options.get("sync-method") == "tarssh" else "rsync")
     spec = parse_replica(replica)
     if state is None and state_path is not None and \
-            state_path != default_state_path(source, replica, working_dir):
+            state_path != default_state_path(source, label or replica, working_dir):
         require_state_dir(state_path)  # a path the user gave: never created for them
+    volume = False
     if spec.remote:
         wd = working_dir or remote_working_dir(source, spec.display, options)
     else:
         rdir = os.path.abspath(spec.path)
         check_apart(source, rdir)
-        os.makedirs(os.path.join(rdir, ".glusterfs", "streamsync"), exist_ok=True)
-        wd = working_dir or os.path.join(rdir, ".glusterfs", "streamsync",
-                                         "work-" + escape_brick(source))
+        volume = is_gfid_mount(rdir)
+        if volume:  # a GlusterFS secondary volume: state and lock stay on this side
+            wd = working_dir or volume_working_dir(source, label or rdir)
+        else:
+            os.makedirs(os.path.join(rdir, ".glusterfs", "streamsync"), exist_ok=True)
+            wd = working_dir or os.path.join(rdir, ".glusterfs", "streamsync",
+                                             "work-" + escape_brick(source))
     os.makedirs(wd, exist_ok=True)
     own_state = state is None
     if state is None:
         if state_path is None:
-            state_path = default_state_path(source, replica, wd)
+            state_path = (os.path.join(wd, "state.sqlite") if volume
+                          else default_state_path(source, replica, wd))
         state = SqliteState(state_path)
     try:
         check_stored_stimes(state, now=clock())
@@ -292,7 +311,7 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
     if status_dir is None:
         sp = getattr(state, "path", ":memory:")
         status_dir = os.path.dirname(os.path.abspath(sp)) if sp != ":memory:" else None
-    shown = spec.display if spec.remote else rdir
+    shown = spec.display if spec.remote else (label or rdir)
     ws = WorkerStatus(state, source=source, replica=shown, status_dir=status_dir,
                       clock=clock)
     mstate = ws.mirrored()
@@ -313,6 +332,10 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
                                  lock_name=remote_lock_name(source), **(remote_kwargs or {}))
             sink = conn
             eng = conn.data_engine(engine, source)
+        elif volume:
+            from ..sinks.volume import VolumeSink
+            sink = VolumeSink(rdir)
+            eng = make_engine(engine, source, rdir, options, gfid_dest=True)
         else:
             from ..sinks.replica import ReplicaSink
             sink = ReplicaSink(rdir)
@@ -330,7 +353,8 @@ def run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = Non
         def on_active() -> bool:
             nonlocal replica_lock, retried
             if not spec.remote and replica_lock is None:
-                lk = WorkerLock(replica_lock_path(rdir, source),
+                lk = WorkerLock(os.path.join(wd, brick_lock_name(source) + ".lock") if volume
+                                else replica_lock_path(rdir, source),
                                 what=f"{source} -> {replica}")
                 try:
                     lk.acquire()
@@ -418,6 +442,8 @@ def default_state_path(source: str, replica: str, working_dir: str | None = None
     the brick's ``.glusterfs/streamsync/<escaped replica>/state.sqlite``."""
     from ..remote.spec import parse_replica
     source = os.path.abspath(os.fspath(source))
+    if parse_volume_address(replica) is not None:  # HOST::VOLUME: on this side
+        return os.path.join(working_dir or volume_working_dir(source, replica), "state.sqlite")
     spec = parse_replica(replica)
     if spec.remote:
         return os.path.join(working_dir or remote_working_dir(source, spec.display),
@@ -458,6 +484,7 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     names each brick's subvolume for the active/passive lock; by default the
     bricks get distinct subvolumes 1, 2, ...
     """
+    volume = parse_volume_address(replica)
     from ..remote.spec import parse_replica
     if len(sources) > 1 and kwargs.get("state_path"):
         raise ConfigError("one state file per brick: do not give state_path with several bricks")
@@ -473,13 +500,13 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
             job["subvol"] = i + 1  # distinct subvolumes unless told otherwise
         if not job.get("state_path") and job.get("state") is None:
             wd = job.get("working_dir")
-            if wd is None and parse_replica(replica).remote:
+            if wd is None and volume is None and parse_replica(replica).remote:
                 wd = remote_working_dir(src, parse_replica(replica).display, job.get("options"))
             job["state_path"] = default_state_path(src, replica, wd)
         jobs.append(job)
     paths = [j["state_path"] for j in jobs if j.get("state_path")]
-    spec = parse_replica(replica)
-    if not spec.remote and len(jobs) > 1:
+    spec = parse_replica(replica) if volume is None else None
+    if spec is not None and not spec.remote and len(jobs) > 1 and not is_gfid_mount(spec.path):
         # set the replica root up once, before the workers race to do it
         from ..sinks.replica import ReplicaSink
         ReplicaSink(os.path.abspath(spec.path)).close()

@@ -71,11 +71,15 @@ class RsyncEngine:
     name = "rsync"
 
     def __init__(self, source_root: str, dest: str, options: Any = None, *,
-                 version: str | None = None, follow_links: bool = False) -> None:
+                 version: str | None = None, follow_links: bool = False,
+                 gfid_dest: bool = False) -> None:
         self.source_root = os.fspath(source_root)
         self.dest = os.fspath(dest)
         self.options = options
         self.follow_links = follow_links
+        #: ``dest`` is an aux-gfid mount: each handle lands at ``dest/.gfid/<gfid>``
+        #: (``--no-relative``: the basename of a handle is its gfid)
+        self.gfid_dest = gfid_dest
         self._version = version
 
     @property
@@ -96,6 +100,9 @@ class RsyncEngine:
         o = self.options
         argv = [*shlex.split(_opt(o, "rsync-command", "rsync")), "-aR0", "--inplace",
                 "--files-from=-", "--super", "--stats", "--numeric-ids", "--no-implied-dirs"]
+        if self.gfid_dest:
+            argv[1] = "-a0"
+            argv.insert(3, "--no-relative")
         if not self._remote() and os.geteuid() != 0:
             argv.remove("--super")  # an unprivileged local receiver cannot chown: not an error
         if _opt(o, "rsync-opt-existing", True):
@@ -129,7 +136,7 @@ class RsyncEngine:
                    "-p", str(_opt(o, "ssh-port", 22)),
                    *shlex.split(_opt(o, "rsync-ssh-options", "") or "")]
             argv += ["-e", shlex.join(ssh)]
-        argv.append(self.dest.rstrip("/") + "/")
+        argv.append(self.dest.rstrip("/") + ("/.gfid/" if self.gfid_dest else "/"))
         return argv
 
     def names(self, gfids: Sequence[str]) -> bytes:

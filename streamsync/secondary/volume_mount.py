@@ -1,0 +1,100 @@
+"""``HOST::VOLUME``: mount a secondary volume as gsyncd's secondary side does.
+
+:func:`mounted_volume` mounts ``VOLUME`` from ``HOST`` on a private directory
+with ``--aux-gfid-mount --acl --client-pid=-1`` and the FUSE caches off (see
+:mod:`streamsync.secondary.gfid_mount`), waits until the mount answers, yields
+its path and unmounts it on exit, whatever happened. A missing GlusterFS client
+or a volume that does not answer is a :class:`~streamsync.errors.ConfigError`
+naming the address, with the tail of the client's own log.
+
+>>> parse_volume_address("gluster1::backup"), parse_volume_address("/srv/replica")
+(('gluster1', 'backup'), None)
+>>> parse_volume_address("root@gluster1::backup")
+Traceback (most recent call last):
+...
+streamsync.errors.ConfigError: root@gluster1::backup: USER@HOST::VOLUME (over ssh) is not supported yet; mount the volume on this host (HOST::VOLUME)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Iterator
+
+from ..errors import ConfigError
+from .gfid_mount import is_gfid_mount
+
+__all__ = ["parse_volume_address", "mounted_volume", "MOUNT_TIMEOUT"]
+
+#: seconds to wait for a fresh mount to answer
+MOUNT_TIMEOUT = 30.0
+
+_ADDRESS = re.compile(r"(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
+                      r"::(?P<volume>[A-Za-z0-9._-]+)\Z")
+
+
+def parse_volume_address(text: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """``(host, volume)`` for ``HOST::VOLUME``, ``None`` for anything else."""
+    t = os.fspath(text)
+    if "::" not in t:
+        return None
+    m = _ADDRESS.match(t)
+    if m is None:
+        raise ConfigError(f"{t}: not a volume address (expected HOST::VOLUME)")
+    if m["user"]:
+        raise ConfigError(f"{t}: USER@HOST::VOLUME (over ssh) is not supported yet; "
+                          f"mount the volume on this host (HOST::VOLUME)")
+    return m["host"].strip("[]"), m["volume"]
+
+
+def _log_tail(path: str) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            lines = [x.strip() for x in fh if " E " in x or "] E [" in x]
+    except OSError:
+        return ""
+    return lines[-1][-300:] if lines else ""
+
+
+@contextlib.contextmanager
+def mounted_volume(host: str, volume: str, *, timeout: float = MOUNT_TIMEOUT) -> Iterator[str]:
+    """Mount ``host::volume`` on a private directory for the duration of the block."""
+    client = shutil.which("glusterfs")
+    if client is None:
+        raise ConfigError(f"{host}::{volume}: the GlusterFS client is not installed "
+                          f"(apt-get install glusterfs-client)")
+    where = tempfile.mkdtemp(prefix=f"streamsync-{volume}-")
+    mnt = os.path.join(where, "mnt")
+    os.mkdir(mnt)
+    log = os.path.join(where, "mount.log")
+    argv = [client, "--aux-gfid-mount", "--acl", "--client-pid=-1", "--entry-timeout=0",
+            "--attribute-timeout=0", "--negative-timeout=0", f"--volfile-server={host}",
+            f"--volfile-id={volume}", f"--log-file={log}", mnt]
+    mounted = False
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise ConfigError(f"{host}::{volume}: cannot mount: "
+                              f"{(r.stderr.strip() or _log_tail(log) or 'glusterfs failed')[-300:]}")
+        mounted = True
+        deadline = time.monotonic() + timeout
+        while not is_gfid_mount(mnt):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"{host}::{volume}: the volume does not answer "
+                                  f"({_log_tail(log) or 'no reply within %g s' % timeout})")
+            time.sleep(0.1)
+        yield mnt
+    finally:
+        if mounted:
+            subprocess.run(["umount", mnt], capture_output=True)
+            if os.path.ismount(mnt):
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
+        # never a recursive delete here: a mount still attached would be emptied
+        for step in (lambda: os.unlink(log), lambda: os.rmdir(mnt), lambda: os.rmdir(where)):
+            with contextlib.suppress(OSError):
+                step()

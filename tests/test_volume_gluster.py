@@ -1,0 +1,264 @@
+"""A real GlusterFS volume as the secondary (issue 11): brick -> secondary volume.
+
+Two volumes on loopback GlusterFS: ``gm`` (changelog on) and ``gs``. The
+secondary is mounted as gsyncd's secondary side mounts it (aux-gfid, acl,
+client-pid -1) with the FUSE caches off; ``streamsync replicate --follow``
+runs from ``gm``'s brick into that mount while a workload runs on ``gm``'s
+FUSE mount; then the two mounts must be equal, **gfids included**.
+
+The op rules themselves (:mod:`streamsync.secondary.rules`) are also checked
+one case at a time against the volume (``test_rules_on_the_volume``).
+
+rollover-time is 3 s, not 1: at 1 s the brick rolls over several times within
+one second and a later rollover overwrites the journal of an earlier one with
+the same name (HTIME then lists ``CHANGELOG.<ts>`` twice): changes are lost
+on the brick itself, before any consumer sees them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from gluster_lab import glusterd_running, run, start_volume, wait_for
+from streamsync.ops import EntryOp
+from streamsync.records import ROOT_GFID, Stat
+from streamsync.secondary.gfid_mount import GfidMount, is_gfid_mount
+from streamsync.sinks.volume import VolumeSink
+from streamsync.verify import verify
+
+pytestmark = pytest.mark.gluster
+
+R = ROOT_GFID
+LATIN1 = os.fsdecode(b"latin1-\xe9\xff")
+
+
+@pytest.fixture(scope="module")
+def glusterd(tmp_path_factory):
+    yield from glusterd_running(tmp_path_factory)
+
+
+def _secondary_mount(host: str, vol: str, where) -> None:
+    run("glusterfs", "--aux-gfid-mount", "--acl", "--client-pid=-1", "--entry-timeout=0",
+        "--attribute-timeout=0", "--negative-timeout=0", f"--volfile-server={host}",
+        f"--volfile-id={vol}", str(where))
+    wait_for(lambda: is_gfid_mount(where), f"the aux-gfid mount of {vol}", timeout=30)
+
+
+@pytest.fixture
+def volumes(glusterd, tmp_path):
+    """``(primary brick, primary mount, secondary aux mount, secondary volume name)``,
+    torn down after."""
+    host = glusterd
+    tag = f"{os.getpid()}{uuid.uuid4().hex[:4]}"
+    gm, gs = f"ssgm{tag}", f"ssgs{tag}"
+    pm, sm = tmp_path / "pm", tmp_path / "sm"
+    pm.mkdir()
+    sm.mkdir()
+    (tmp_path / "bricks").mkdir()
+    made, mounted = [], []
+    try:
+        for vol in (gm, gs):
+            run("gluster", "--mode=script", "volume", "create", vol,
+                f"{host}:{tmp_path / 'bricks' / vol}", "force")
+            made.append(vol)
+        for k, v in (("changelog.changelog", "on"), ("changelog.rollover-time", "3")):
+            run("gluster", "volume", "set", gm, k, v)
+        for vol in (gm, gs):
+            start_volume(vol)
+        run("mount", "-t", "glusterfs", f"{host}:/{gm}", str(pm))
+        mounted.append(pm)
+        _secondary_mount(host, gs, sm)
+        mounted.append(sm)
+        yield str(tmp_path / "bricks" / gm), str(pm), str(sm), gs
+    finally:
+        for m in reversed(mounted):
+            run("umount", str(m), check=False)
+        for vol in made:
+            run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
+            run("gluster", "--mode=script", "volume", "delete", vol, check=False)
+
+
+def _gfid(path: str) -> str | None:
+    try:
+        return os.getxattr(path, "glusterfs.gfid.string",
+                           follow_symlinks=False).rstrip(b"\0").decode()
+    except OSError:
+        return None
+
+
+def _gfid_differences(primary: str, secondary: str) -> list[str]:
+    out = []
+    for top, dirs, files in os.walk(primary):
+        for name in dirs + files:
+            p = os.path.join(top, name)
+            rel = os.path.relpath(p, primary)
+            a, b = _gfid(p), _gfid(os.path.join(secondary, rel))
+            if a != b:
+                out.append(f"{rel!r}: gfid {a} on the primary, {b} on the secondary")
+    return out
+
+
+def _workload(m: str) -> None:
+    j = lambda *p: os.path.join(m, *p)  # noqa: E731
+    os.makedirs(j("src", "app", "core"))
+    os.makedirs(j("data", "raw"))
+    os.mkdir(j("with space"))
+    for i in range(60):
+        with open(j("src", "app", f"m{i}.py"), "wb") as fh:
+            fh.write(os.urandom(37 * i))
+    with open(j("data", "raw", "blob.bin"), "wb") as fh:
+        fh.write(os.urandom(8 << 20))
+    with open(j("with space", "new\nline %20.txt"), "w") as fh:
+        fh.write("odd name\n")
+    with open(j(LATIN1), "wb") as fh:
+        fh.write(b"not utf-8\n")
+    os.rename(j("src", "app", "m1.py"), j("data", "m1-moved.py"))
+    os.rename(j("src", "app", "core"), j("data", "core-moved"))
+    os.rename(j("src", "app", "m9.py"), j("src", "app", "m10.py"))  # over an existing name
+    os.link(j("src", "app", "m2.py"), j("data", "m2-hardlink.py"))
+    os.symlink("../src/app/m3.py", j("data", "m3-link"))
+    os.symlink("/nonexistent/dangling", j("dangling"))
+    os.chmod(j("src", "app", "m4.py"), 0o4750)
+    os.chown(j("src", "app", "m5.py"), 1000, 1001)
+    os.chmod(j("data"), 0o2775)
+    with open(j("src", "app", "m6.py"), "ab") as fh:
+        fh.write(b"appended\n")
+    os.truncate(j("src", "app", "m7.py"), 3)
+    with open(j("data", "raw", "blob.bin"), "r+b") as fh:
+        fh.seek(1 << 20)
+        fh.write(b"\0" * 65536)
+    os.unlink(j("src", "app", "m8.py"))
+    os.unlink(j("src", "app", "m2.py"))  # the hard link stays
+    os.mkdir(j("gone"))
+    open(j("gone", "f"), "w").close()
+    os.unlink(j("gone", "f"))
+    os.rmdir(j("gone"))
+    os.mkdir(j("deep"))
+    for k in range(5):
+        os.makedirs(j("deep", f"d{k}", "x"))
+        open(j("deep", f"d{k}", "x", "f"), "w").write(str(k))
+    os.rename(j("deep", "d0"), j("deep", "d1", "x", "d0-inside"))
+
+
+def test_a_live_workload_reaches_the_secondary_volume_gfids_included(volumes, tmp_path):
+    brick, primary, secondary, _ = volumes
+    state = str(tmp_path / "state.sqlite")
+    proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow", "-q",
+                             "--state", state, "-o", "change-interval=1", brick, secondary],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _workload(primary)
+        last = ["not compared"]
+
+        def equal() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"replicate exited {proc.returncode}: {proc.communicate()}")
+            last[:] = [str(d) for d in verify(primary, secondary)] + \
+                _gfid_differences(primary, secondary)
+            return not last
+
+        try:
+            wait_for(equal, "the secondary volume to equal the primary", timeout=120,
+                     interval=1.0)
+        except AssertionError:
+            raise AssertionError(last[:20]) from None
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    st = os.lstat(os.path.join(secondary, "src", "app", "m4.py"))
+    assert st.st_mode & 0o7777 == 0o4750
+    assert os.readlink(os.path.join(secondary, "dangling")) == "/nonexistent/dangling"
+    assert os.path.getsize(os.path.join(secondary, "data", "raw", "blob.bin")) == 8 << 20
+    assert not os.path.exists(os.path.join(secondary, ".glusterfs"))  # state stays here
+
+
+def _g(n: int) -> str:
+    return f"5b1c2d3e-{os.getpid() % 10000:04d}-4000-8000-{n:012x}"
+
+
+def test_rules_on_the_volume(volumes):
+    """Spec 4.3 case by case on a real secondary, checked with the volume's own
+    answers (gfid xattrs of names), not the sink's."""
+    _, _, secondary, _ = volumes
+    sink = VolumeSink(secondary)
+    ns = GfidMount(secondary)
+    d, f, s, d2 = _g(1), _g(2), _g(3), _g(4)
+    st = Stat(0, 0, 0o100644, 0, 0)
+    dst = Stat(0, 0, 0o40755, 0, 0)
+    assert sink.apply_entries([
+        EntryOp("MKDIR", d, R, "d", mode=0o40755, uid=0, gid=0),
+        EntryOp("CREATE", f, d, "f", mode=0o100640, uid=1000, gid=1000),
+        EntryOp("SYMLINK", s, d, "s", stat=Stat(0, 0, 0o120777, 0, 0), link="../t"),
+        EntryOp("LINK", f, R, "f-link", stat=st),
+    ]) == []
+    assert _gfid(os.path.join(secondary, "d", "f")) == f
+    assert os.lstat(os.path.join(secondary, "d", "f")).st_uid == 1000
+    assert os.readlink(os.path.join(secondary, "d", "s")) == "../t"
+    assert os.lstat(os.path.join(secondary, "f-link")).st_ino == \
+        os.lstat(os.path.join(secondary, "d", "f")).st_ino
+    # a name holding another gfid: EEXIST with the secondary's gfid
+    [fail] = sink.apply_entries([EntryOp("CREATE", _g(9), d, "f", mode=0o100644, uid=0, gid=0)])
+    assert fail.errno == 17 and fail.info.gfid_mismatch and fail.info.slave_gfid == f
+    # a second directory with an existing directory gfid is never made
+    [fail] = sink.apply_entries([EntryOp("MKDIR", d, R, "d-again", mode=0o40755, uid=0, gid=0)])
+    assert fail.info.name_mismatch and fail.info.slave_entry == f".gfid/{R}/d"
+    assert not os.path.exists(os.path.join(secondary, "d-again"))
+    assert sorted(os.listdir(os.path.join(secondary, "d"))) == ["f", "s"]
+    # RENAME: directory, then a replay of it (nothing to do), then onto an existing name
+    assert sink.apply_entries([EntryOp("MKDIR", d2, R, "e", mode=0o40755, uid=0, gid=0),
+                               EntryOp("RENAME", d, R, "d", pgfid1=d2, bname1="d", stat=dst)]) == []
+    assert sink.apply_entries([EntryOp("RENAME", d, R, "d", pgfid1=d2, bname1="d",
+                                       stat=dst)]) == []
+    assert ns.dir_location(d) == (d2, "d")
+    [fail] = sink.apply_entries([EntryOp("RENAME", s, d, "s", pgfid1=R, bname1="f-link",
+                                         stat=Stat(0, 0, 0o120777, 0, 0), link="../t")])
+    assert fail.errno == 17 and fail.info.dst and fail.info.slave_gfid == f
+    # names the volume would shorten or misread are refused
+    [fail] = sink.apply_entries([EntryOp("CREATE", _g(10), R, "a/b", mode=0o100644, uid=0,
+                                         gid=0)])
+    assert fail.errno == 22 and not os.path.exists(os.path.join(secondary, "b"))
+    # UNLINK and RMDIR (recursive, by gfid)
+    assert sink.apply_entries([EntryOp("UNLINK", f, R, "f-link"),
+                               EntryOp("RMDIR", d2, R, "e")]) == []
+    assert sorted(os.listdir(secondary)) == []
+    assert ns.kind(f) is None and ns.kind(d) is None
+    # a LINK whose gfid is gone makes the file from the stat: its bytes are owed
+    assert sink.apply_entries([EntryOp("LINK", _g(11), R, "made", stat=st)]) == []
+    assert sink.take_made() == [_g(11)]
+    sink.close()
+
+
+def test_host_volume_is_mounted_for_the_run_and_unmounted_after(volumes, glusterd, capsys):
+    from streamsync.cli import main
+    brick, primary, secondary, gs = volumes
+    _workload(primary)
+    address = f"{glusterd}::{gs}"
+
+    def journaled_all() -> bool:  # the workload's last entry is in a published journal
+        from gluster_lab import journaled
+        return journaled(brick, "MKDIR", "x") is not None and bool(
+            journaled(brick, "RENAME", "d0"))
+    wait_for(journaled_all, "the workload's journals", timeout=60)
+    # no mode given: the journals create every gfid of the brick, so they are replayed
+    assert main(["replicate", "-q", brick, address]) in (0, 1)
+    capsys.readouterr()
+    assert not [line for line in open("/proc/mounts") if f"streamsync-{gs}-" in line]
+
+    def equal() -> bool:
+        if main(["replicate", "-q", brick, address]) != 0:
+            return False
+        return not verify(primary, secondary) and not _gfid_differences(primary, secondary)
+    wait_for(equal, "the secondary volume to equal the primary", timeout=60, interval=1)
+    # the state is keyed on the address, not on the private mount point
+    from streamsync.replicate import default_state_path
+    assert os.path.exists(default_state_path(address, brick))
+    assert main(["replicate", brick, f"{glusterd}::nosuchvolume{os.getpid()}"]) == 2
+    err = capsys.readouterr().err
+    assert f"nosuchvolume{os.getpid()}" in err and "Traceback" not in err
