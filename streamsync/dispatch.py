@@ -322,7 +322,7 @@ class Dispatcher:
             failed: list[str] = []
             for r in results:
                 if not r.ok:
-                    failed.extend(r.gfids)
+                    failed.extend(r.failed)
             if not failed:
                 return tries, []
             retry = [g for g in dict.fromkeys(failed) if not self._vanished(g)]
@@ -333,6 +333,9 @@ class Dispatcher:
                     if not r.ok and r.result.stderr:
                         log.error(_lf("data transfer failed", returncode=r.result.returncode,
                                       stderr=r.result.stderr.strip()[-500:]))
+                    elif not r.ok:
+                        log.error(_lf("data transfer left files out", returncode=0,
+                                      missed=len(r.result.missed)))
                 return tries, retry
             tries += 1
             if self.retry_delay:

@@ -53,6 +53,8 @@ class Node(NamedTuple):
     target: str | None = None
     mtime: int | None = None
     links: tuple[str, ...] = ()
+    #: the object's gfid (``scan_tree(gfids=True)``), ``None`` when not read
+    gfid: str | None = None
 
 
 class Difference(NamedTuple):
@@ -99,9 +101,34 @@ def _sha256(dfd: int, name: str, where: str = "") -> str:
     return h.hexdigest()
 
 
+def read_gfid(path: str) -> str | None:
+    """The gfid of ``path``: ``glusterfs.gfid.string`` on a GlusterFS mount, else
+    ``trusted.gfid`` (a brick, a root-made replica) or ``user.streamsync.gfid``;
+    ``None`` when it has none.
+
+    >>> read_gfid("/nonexistent") is None
+    True
+    """
+    try:
+        raw = os.getxattr(path, "glusterfs.gfid.string", follow_symlinks=False)
+        return raw.rstrip(b"\0").decode("ascii", "replace")
+    except OSError:
+        pass
+    for key in ("trusted.gfid", "user.streamsync.gfid"):
+        try:
+            raw = os.getxattr(path, key, follow_symlinks=False)
+        except OSError:
+            continue
+        if len(raw) == 16:
+            import uuid
+            return str(uuid.UUID(bytes=raw))
+    return None
+
+
 def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
-              exclude_top: Iterable[str] = EXCLUDED_TOP) -> dict[str, Node]:
-    """Every name under ``root`` (``"."`` is the root itself), never following symlinks."""
+              exclude_top: Iterable[str] = EXCLUDED_TOP, gfids: bool = False) -> dict[str, Node]:
+    """Every name under ``root`` (``"."`` is the root itself), never following
+    symlinks; with ``gfids``, each object's gfid too (:func:`read_gfid`)."""
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise SourceError(f"{root}: not a directory")
@@ -115,7 +142,8 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
                     st.st_size if t == "f" else None,
                     _sha256(dfd, name, os.path.join(root, rel)) if t == "f" and hashes else None,
                     os.readlink(name, dir_fd=dfd) if t == "l" else None,
-                    int(st.st_mtime))
+                    int(st.st_mtime),
+                    gfid=read_gfid(os.path.join(root, rel)) if gfids else None)
         nodes[rel] = node
         if t != "d":
             inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
@@ -191,7 +219,7 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Node]:
     return nodes
 
 
-_FIELDS = ("type", "mode", "uid", "gid", "size", "sha256", "target", "links")
+_FIELDS = ("type", "mode", "uid", "gid", "size", "sha256", "target", "links", "gfid")
 
 
 def compare(source: dict[str, Node], replica: dict[str, Node], *,
@@ -215,7 +243,7 @@ def compare(source: dict[str, Node], replica: dict[str, Node], *,
                 continue
             if f == "sha256" and (va is None or vb is None):
                 continue
-            if f == "mtime" and (va is None or vb is None):
+            if f in ("mtime", "gfid") and (va is None or vb is None):
                 continue
             if va != vb:
                 if f in ("mode",):
@@ -227,10 +255,11 @@ def compare(source: dict[str, Node], replica: dict[str, Node], *,
 
 
 def verify(source: str | os.PathLike[str], replica: str | os.PathLike[str], *,
-           mtimes: bool = False, hashes: bool = True) -> list[Difference]:
-    """Differences between the namespaces of ``source`` and ``replica``."""
-    return compare(scan_tree(source, hashes=hashes), scan_tree(replica, hashes=hashes),
-                   mtimes=mtimes)
+           mtimes: bool = False, hashes: bool = True, gfids: bool = False) -> list[Difference]:
+    """Differences between the namespaces of ``source`` and ``replica`` (``gfids``:
+    also each object's gfid, as geo-replication keeps the primary's)."""
+    return compare(scan_tree(source, hashes=hashes, gfids=gfids),
+                   scan_tree(replica, hashes=hashes, gfids=gfids), mtimes=mtimes)
 
 
 def verify_manifest(manifest: str | os.PathLike[str], replica: str | os.PathLike[str], *,

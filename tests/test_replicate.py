@@ -364,3 +364,20 @@ def test_several_bricks_on_the_command_line_run_one_worker_each(brick, tmp_path,
     replica = str(tmp_path / "replica")
     assert main(["replicate", brick, "/bricks/other", replica]) == 0
     assert seen == {"sources": [brick, "/bricks/other"], "replica": replica}
+
+
+@needs_rsync
+def test_exit_0_with_nothing_transferred_is_a_failure_not_a_success(brick, tmp_path, capsys):
+    """rsync 3.5.0 receiving into a detached mount: rc 0, nothing sent, files stay
+    empty (the lab saw gsyncd report success). A file rsync was given but did not
+    report as transferred is retried, then ledgered."""
+    replica = str(tmp_path / "replica")
+    silent = _fake_rsync(tmp_path, 0)  # reads the list, transfers nothing, exit 0
+    rc = main(["replicate", "-q", "-o", f"rsync-command={silent}", "-o", "max-rsync-retries=2",
+               brick, replica])
+    assert rc == 1
+    st = SqliteState(default_state_path(replica, brick))
+    assert 250 < len(st.failures("data")) <= 289
+    st.close()
+    assert main(["replicate", "-q", "--retry-failed", brick, replica]) == 0
+    assert verify(brick, replica) == []

@@ -72,8 +72,8 @@ def test_command_line_follows_spec_order():
     assert argv == ["rsync", "-aR0", "--inplace", "--files-from=-", "--super", "--stats",
                     "--numeric-ids", "--no-implied-dirs", "--existing", "--xattrs", "--acls",
                     "--filter=-x trusted.gfid", "--filter=-x user.streamsync.gfid",
-                    "--bwlimit=100", "--checksum", "--ignore-missing-args", "--ignore-times",
-                    ".", "/r/"]
+                    "--bwlimit=100", "--checksum", "--ignore-missing-args",
+                    "--out-format=streamsync-sent:%n", "--ignore-times", ".", "/r/"]
 
 
 def test_optional_flags_follow_options_and_version():

@@ -172,6 +172,20 @@ def test_a_live_workload_reaches_the_secondary_volume_gfids_included(volumes, tm
         proc.terminate()
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    # streamsync verify compares gfids between two volumes by itself: a name made
+    # again with another gfid (same bytes) is a difference
+    from streamsync.cli import main
+    assert main(["verify", primary, secondary]) == 0
+    victim = os.path.join(secondary, "with space", "new\nline %20.txt")
+    data = open(victim, "rb").read()
+    os.unlink(victim)
+    pg = _gfid(os.path.dirname(victim))
+    GfidMount(secondary).create(pg, "new\nline %20.txt", str(uuid.uuid4()), 0o100644, 0, 0)
+    with open(victim, "r+b") as fh:
+        fh.write(data)
+    assert [d.field for d in verify(primary, secondary)] == []  # blind without gfids
+    assert [d.field for d in verify(primary, secondary, gfids=True)] == ["gfid"]
+    assert main(["verify", primary, secondary]) == 1
     st = os.lstat(os.path.join(secondary, "src", "app", "m4.py"))
     assert st.st_mode & 0o7777 == 0o4750
     assert os.readlink(os.path.join(secondary, "dangling")) == "/nonexistent/dangling"

@@ -8,7 +8,7 @@ import sys
 
 import orjson
 
-from ..verify import format_report, load_manifest, scan_tree, compare
+from ..verify import compare, format_report, load_manifest, scan_tree
 
 HELP = "compare the namespaces of a source brick and a replica (exit 1 when they differ)"
 
@@ -16,8 +16,14 @@ DESCRIPTION = """\
 Compare SOURCE and REPLICA_DIR name by name, excluding .glusterfs (and
 .trashcan) at the top: type, permission bits, owner, group, size and SHA-256
 of files, symlink targets, hard-link groups and, with --mtimes, modification
-times (whole seconds). SOURCE may also be a manifest (JSON lines, as
-examples/demo-brick/demo.manifest.jsonl).
+times (whole seconds), and with --gfids the gfid of every object (on by
+default when both sides are GlusterFS mounts: a differing gfid is a difference,
+geo-replication keeps the primary's). SOURCE may also be a manifest (JSON
+lines, as examples/demo-brick/demo.manifest.jsonl).
+
+examples:
+  streamsync verify /bricks/b1 /backup/b1
+  streamsync verify /mnt/primary /mnt/secondary        # two volumes: gfids too
 
 Exit codes: 0 equal, 1 different (a readable diff is printed), 2 error.
 """
@@ -30,18 +36,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("replica", metavar="REPLICA_DIR", help="replica directory")
     p.add_argument("--mtimes", action="store_true", help="also compare mtimes")
     p.add_argument("--no-hash", action="store_true", help="compare sizes only, not content")
+    p.add_argument("--gfids", action="store_true",
+                   help="also compare gfids (default when both sides are GlusterFS mounts)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per difference, then a summary object")
     p.add_argument("--limit", type=int, default=200, help="differences to print (default 200)")
     p.set_defaults(func=run)
 
 
+def _gluster(path: str) -> bool:
+    """Whether ``path`` is on a GlusterFS mount (its gfid xattr answers)."""
+    try:
+        os.getxattr(path, "glusterfs.gfid.string")
+    except OSError:
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
+    gfids = args.gfids or (not os.path.isfile(args.source) and _gluster(args.source)
+                           and _gluster(args.replica))
     if os.path.isfile(args.source):
         src = load_manifest(args.source)
     else:
-        src = scan_tree(args.source, hashes=not args.no_hash)
-    rep = scan_tree(args.replica, hashes=not args.no_hash)
+        src = scan_tree(args.source, hashes=not args.no_hash, gfids=gfids)
+    rep = scan_tree(args.replica, hashes=not args.no_hash, gfids=gfids)
     diffs = compare(src, rep, mtimes=args.mtimes)
     if args.json:
         out = sys.stdout.buffer

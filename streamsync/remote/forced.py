@@ -44,6 +44,9 @@ RSYNC_LONG_OPTIONS = frozenset({
     "--checksum-choice", "--compress-choice", "--fake-super", "--no-whole-file",
     "--append", "--append-verify", "--protect-args", "--secluded-args", "--old-args",
     "--stats", "--no-inc-recursive", "--omit-dir-times", "--omit-link-times",
+    # what the client's --out-format makes it send (the value is a marker, "X"):
+    # it only shapes lines printed back to the client
+    "--log-format",
 })
 #: a cluster of short options; no K (--keep-dirlinks follows symlinked
 #: directories on the receiver), T (--temp-dir), B, b (backups) or f/F (filters)

@@ -42,11 +42,14 @@ log = logging.getLogger("streamsync.sync")
 
 
 class TransferResult(NamedTuple):
-    """Exit status of one transfer, its stderr (text) and the number of names sent."""
+    """Exit status of one transfer, its stderr (text), the number of names sent,
+    and ``missed``: gfids the engine was given but says it did not transfer
+    (an engine that cannot tell leaves it empty)."""
 
     returncode: int
     stderr: str = ""
     num_files: int = 0
+    missed: tuple[str, ...] = ()
 
 
 class DataEngine(Protocol):
@@ -68,7 +71,15 @@ class JobResult(NamedTuple):
 
     @property
     def ok(self) -> bool:
-        return self.result.returncode == 0
+        """Exit 0 and every file transferred ("rc 0, nothing sent" is not a success)."""
+        return self.result.returncode == 0 and not self.result.missed
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """What to send again: everything after a failed run, else what it missed."""
+        if self.result.returncode != 0:
+            return self.gfids
+        return self.result.missed
 
 
 class DataSyncer:

@@ -3,9 +3,11 @@
 One transfer runs ``rsync -aR0 --inplace --files-from=- --super --stats
 --numeric-ids --no-implied-dirs`` plus, in gsyncd's order, ``--existing``,
 ``--xattrs``, ``--acls``, the words of ``rsync-options`` and
-``--ignore-missing-args`` (rsync >= 3.1.0), then ``--ignore-times`` (not in
-gsyncd: every file named has a D record, so its size and mtime must not make
-rsync skip it, see docs/differences.md), ``.`` and the destination.
+``--ignore-missing-args`` (rsync >= 3.1.0), then (not in gsyncd, see
+docs/differences.md) ``--out-format`` naming each file transferred, so a file
+rsync was given but did not send is retried and ledgered even with exit 0, and
+``--ignore-times`` (every file named has a D record: its size and mtime must not
+make rsync skip it), then ``.`` and the destination.
 rsync runs in the source brick root; names are the handles
 ``.glusterfs/xx/yy/<gfid>``, NUL-terminated on stdin, so ``-R`` writes each into
 the same handle of the replica, in place: the replica's visible names are hard
@@ -44,6 +46,20 @@ __all__ = ["RsyncEngine", "rsync_version", "PARTIAL_CODES"]
 
 #: rsync exit codes gsyncd treats as retriable
 PARTIAL_CODES = frozenset({23, 24})
+#: prefix of the line rsync prints for each file it transferred (``--out-format``)
+_SENT = "streamsync-sent:"
+
+
+def _missed(gfids: Sequence[str], stdout: bytes) -> tuple[str, ...]:
+    """The gfids rsync did not report as transferred (a handle's basename is its gfid).
+
+    >>> _missed(["a", "b"], b"streamsync-sent:.glusterfs/xx/yy/a\\nother\\n")
+    ('b',)
+    """
+    prefix = _SENT.encode()
+    sent = {line[len(prefix):].rsplit(b"/", 1)[-1].decode("ascii", "replace")
+            for line in stdout.splitlines() if line.startswith(prefix)}
+    return tuple(g for g in gfids if g not in sent)
 
 
 @functools.lru_cache(maxsize=8)
@@ -125,6 +141,9 @@ class RsyncEngine:
             # a peer that stops answering (a hung receiver, a forced command that
             # is not serve) ends the transfer instead of hanging the worker
             argv.append(f"--timeout={timeout}")
+        # each file rsync transferred, one line: what it was given but did not send
+        # is told apart ("rc 0, nothing transferred" is how rsync 3.5.0 fails)
+        argv.append(f"--out-format={_SENT}%n")
         # a D record says the bytes changed: never let rsync's quick check (same size,
         # same mtime in whole seconds) skip the file; a meta op of the same batch, or
         # one applied before a crash, has already given the replica the source's mtime
@@ -148,8 +167,8 @@ class RsyncEngine:
             return TransferResult(0, "", 0)
         try:
             proc = subprocess.run(self.command(), input=self.names(gfids), cwd=self.source_root,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise SyncError(f"cannot run rsync: {exc}") from exc
         return TransferResult(proc.returncode, proc.stderr.decode("utf-8", "replace"),
-                              len(gfids))
+                              len(gfids), missed=_missed(gfids, proc.stdout))
