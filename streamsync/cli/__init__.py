@@ -21,7 +21,7 @@ from ..errors import StreamsyncError
 __all__ = ["main", "build_parser"]
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("decode", "plan", "replicate", "verify", "status", "serve", "analyze", "changes",
+COMMANDS = ("decode", "plan", "replicate", "verify", "status", "failures", "serve", "analyze", "changes",
             "whatif")
 
 

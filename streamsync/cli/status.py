@@ -24,7 +24,7 @@ import orjson
 from ..errors import StateError
 from ..status import STATUS_DEFAULTS, StatusFile, human_time
 
-__all__ = ["register", "collect", "worker_row", "find_state_files"]
+__all__ = ["register", "collect", "worker_row", "find_state_files", "given_or_default"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_ENV = "STREAMSYNC_STATE"
@@ -205,18 +205,22 @@ def _remote_states() -> str:
                         "streamsync")
 
 
+def given_or_default(paths: list[str]) -> list[str]:
+    """``paths``, or where states are when none is given: ``$STREAMSYNC_STATE``, else
+    the states of workers whose replica is remote or a volume (``~/.local/state``)."""
+    if paths:
+        return paths
+    env = os.environ.get(_DEFAULT_ENV)
+    if env:
+        return env.split(os.pathsep)
+    if os.path.isdir(_remote_states()):
+        return [_remote_states()]
+    raise StateError("no state given: pass replica directories, STATE files or "
+                     f"directories, --state FILE, or set ${_DEFAULT_ENV}")
+
+
 def run(args: argparse.Namespace) -> int:
-    paths = list(args.paths) + list(args.state)
-    if not paths:
-        env = os.environ.get(_DEFAULT_ENV)
-        if env:
-            paths = env.split(os.pathsep)
-        elif os.path.isdir(_remote_states()):
-            paths = [_remote_states()]
-        else:
-            raise StateError("no state given: pass replica directories, STATE files or "
-                             f"directories, --state FILE, or set ${_DEFAULT_ENV}")
-    rows = collect(paths)
+    rows = collect(given_or_default(list(args.paths) + list(args.state)))
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
