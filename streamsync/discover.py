@@ -52,6 +52,8 @@ __all__ = [
     "HistoryRange",
     "read_htime",
     "history",
+    "overwritten_journals",
+    "HtimeWatch",
     "HISTORY_OK",
     "HISTORY_PARTIAL",
     "HISTORY_UNAVAILABLE",
@@ -296,6 +298,56 @@ def read_htime(path: str | os.PathLike[str]) -> list[HtimeEntry]:
             out.append(HtimeEntry(int(m[2]), text, m[1] == "changelog"))
         off += len(raw) + 1
     return out
+
+
+class HtimeWatch:
+    """Journals the brick wrote more than once, read incrementally from HTIME.
+
+    HTIME lists every rollover. GlusterFS 10.3 can roll over several times in one
+    second (seen at ``changelog.rollover-time 1``); when two of those rollovers
+    had changes they get the same name ``CHANGELOG.<ts>`` and the later file
+    replaces the earlier one: the changes in the first are lost on the brick
+    before any consumer sees them. Such a stamp is listed twice, non-empty.
+    Each call reads only what HTIME gained since the last one.
+
+    >>> HtimeWatch("/nonexistent").overwritten()
+    []
+    """
+
+    def __init__(self, changelog_dir: str | os.PathLike[str]) -> None:
+        self.hdir = os.path.join(changelog_dir_of(changelog_dir), "htime")
+        self._offsets: dict[str, int] = {}
+        self._seen: dict[int, int] = {}
+
+    def overwritten(self, since: int = 0) -> list[int]:
+        """Stamps > ``since`` listed more than once (older ones are forgotten)."""
+        try:
+            names = [n for n in os.listdir(self.hdir) if re.fullmatch(r"HTIME\.\d+", n)]
+        except OSError:
+            return []
+        for name in names:
+            path = os.path.join(self.hdir, name)
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(self._offsets.get(name, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            end = data.rfind(b"\0") + 1  # whole entries only
+            self._offsets[name] = self._offsets.get(name, 0) + end
+            for raw in data[:end].split(b"\0"):
+                m = re.search(rb"/CHANGELOG\.(\d+)\Z", raw)
+                if m is not None:
+                    ts = int(m[1])
+                    self._seen[ts] = self._seen.get(ts, 0) + 1
+        if since:
+            self._seen = {ts: n for ts, n in self._seen.items() if ts > since}
+        return sorted(ts for ts, n in self._seen.items() if n > 1 and ts > since)
+
+
+def overwritten_journals(changelog_dir: str | os.PathLike[str], *, since: int = 0) -> list[int]:
+    """Stamps of journals the brick wrote more than once (see :class:`HtimeWatch`)."""
+    return HtimeWatch(changelog_dir).overwritten(since)
 
 
 def _htime_last_ts(path: str, entries: Sequence[HtimeEntry]) -> int:

@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from .archive import archive_and_purge
-from .discover import changelog_dir_of, discover
+from .discover import HtimeWatch, changelog_dir_of, discover
 from .dispatch import Dispatcher
 from .errors import ConfigError, SourceError, StateError
 from .options import Options
@@ -219,6 +219,19 @@ def check_apart(source: str, replica: str) -> None:
         raise ConfigError(f"{replica}: the replica cannot hold the source brick {source}")
 
 
+def _warn_overwritten(watch: HtimeWatch, cl_dir: str, state: Any, warned: set[int]) -> None:
+    """Say, once per journal, when the brick overwrote a journal not yet synced:
+    its changes are in no journal, only a crawl brings them over."""
+    st = state.data_stime()
+    for ts in watch.overwritten(since=st[0] if st else 0):
+        if ts not in warned:
+            warned.add(ts)
+            log.warning("%s/CHANGELOG.%d was written twice by the brick (HTIME lists it "
+                        "twice): the changes of the first are in no journal; re-crawl with "
+                        "'streamsync replicate --mode xsync' to bring them over, and set "
+                        "changelog.rollover-time to 2 s or more", cl_dir, ts)
+
+
 def _open_replica(replica: str) -> ReplicaSink:
     """The brick-layout replica sink, with its state directory made."""
     try:
@@ -357,7 +370,10 @@ def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], 
                 log.info("retried the failure ledger: %d resolved, %d still failing",
                          resolved, still)
             batch_size = options.get("changelog-batch-size")
+            warned: set[int] = set()
+            watch = HtimeWatch(cl_dir)
             while True:
+                _warn_overwritten(watch, cl_dir, state, warned)
                 done = state.done_names()
                 todo = [c for c in refuse_future(discover(cl_dir, allow_empty=True)) if c.name not in done]
                 total = len(todo)

@@ -129,7 +129,7 @@ def journal_coverage(brick: str | os.PathLike[str], *, changelogs: str | os.Path
     Raises :class:`~streamsync.errors.JournalError`/``ParseError`` (naming the
     journal) for a damaged journal: the answer would not be exact.
     """
-    from ..discover import changelog_dir_of, discover, read_changelog
+    from ..discover import changelog_dir_of, discover, overwritten_journals, read_changelog
 
     brick = os.fspath(brick)
     cl_dir = os.fspath(changelogs) if changelogs is not None else changelog_dir_of(brick)
@@ -156,6 +156,12 @@ def journal_coverage(brick: str | os.PathLike[str], *, changelogs: str | os.Path
     if htimes > 1:
         reason = (f"{htimes} HTIME index files: changelog was switched off and on again, "
                   f"what changed in between was never journaled")
+        return Coverage(False, reason, handles, 0, (), journals, htimes)
+    twice = overwritten_journals(cl_dir)
+    if twice:
+        reason = (f"{len(twice)} journals were written twice by the brick (e.g. "
+                  f"CHANGELOG.{twice[0]}, listed twice in HTIME): the later file replaced "
+                  f"the earlier, whose changes are in no journal (rollover-time too short)")
         return Coverage(False, reason, handles, 0, (), journals, htimes)
     if not handles:
         visible = sorted(n for n in _ls(brick) if n not in _NOT_DATA)
