@@ -8,7 +8,7 @@
 * :mod:`.gfid_mount` - the protocol over a GlusterFS aux-gfid mount (a real
   secondary volume: ``glusterfs.gfid.newfile`` blobs, ``.gfid/<gfid>`` paths).
 
-The brick-layout directory replica (:class:`streamsync.sinks.replica.ReplicaSink`)
-still carries its own copy of the rules; moving it onto :mod:`.rules` is the
-next step of the split (issue 11).
+Two backends implement the protocol: :class:`streamsync.sinks.replica.ReplicaSink`
+(the brick-layout directory replica, also behind ``streamsync serve``) and
+:class:`.gfid_mount.GfidMount` (driven by :class:`streamsync.sinks.volume.VolumeSink`).
 """

@@ -58,3 +58,6 @@ class Namespace(Protocol):
     def set_attrs(self, gfid: str, stat: Stat) -> list[tuple[int, str]]:
         """Owner, then mode and times (not for symlinks); the ``(errno, what)`` of
         each step that failed. Raises :class:`Absent` when ``gfid`` is absent."""
+
+    # optional: ``settle(gfid, pgfid, name)`` - a directory RENAME found already
+    # applied (a replay): make the target's own records (a handle index) agree

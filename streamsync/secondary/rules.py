@@ -23,6 +23,7 @@ op. Adopted from the newest gsyncd and from streamsync's own fault testing:
 from __future__ import annotations
 
 import errno as E
+import os
 import stat as S
 from typing import Callable
 
@@ -54,13 +55,17 @@ def valid_gfid(gfid: object) -> bool:
 
 
 def valid_name(name: object) -> bool:
-    """One safe path component.
+    """One safe path component (at most 255 bytes, as every filesystem here).
 
-    >>> [valid_name(n) for n in ("a b", "..", "a/b", "", "x\\0")]
-    [True, False, False, False, False]
+    >>> [valid_name(n) for n in ("a b", "..", "a/b", "", "x\\0", "a" * 256)]
+    [True, False, False, False, False, False]
     """
-    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
-            and "\0" not in name)
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
+        return False
+    try:
+        return len(os.fsencode(name)) <= 255
+    except UnicodeError:
+        return False
 
 
 class _Fail(Exception):
@@ -241,12 +246,11 @@ def _link(ns: Namespace, op: EntryOp, made: list[str]) -> None:
 
 
 def _symlink(ns: Namespace, op: EntryOp, made: list[str]) -> None:
-    """SYMLINK: a free name gets the symlink (a link if the gfid is there already)."""
-    if ns.kind(op.pgfid) is None:
-        raise _Fail(E.ENOENT)
-    disk = _name(ns, op.pgfid, op.bname)
+    """SYMLINK: a free name gets the symlink (a link if the gfid is there already);
+    a name holding the object without its gfid (a create cut short) is completed."""
+    disk = ns.name_gfid(op.pgfid, op.bname)  # (Absent: the parent is not there)
     if not disk:
-        if ns.kind(op.gfid) is not None:
+        if disk is None and ns.kind(op.gfid) is not None:
             _hardlink(ns, op, op.pgfid, op.bname)
             return
         if not op.link:
@@ -260,17 +264,16 @@ def _symlink(ns: Namespace, op: EntryOp, made: list[str]) -> None:
 
 def _rename(ns: Namespace, op: EntryOp, made: list[str]) -> None:
     assert op.pgfid1 is not None and op.bname1 is not None
-    st = op.stat
-    reachable = ns.kind(op.pgfid) is not None
-    old = _name(ns, op.pgfid, op.bname) if reachable else None
+    try:
+        old, reachable = ns.name_gfid(op.pgfid, op.bname), True
+    except Absent:
+        old, reachable = None, False
     if old != op.gfid:
         _rename_without_source(ns, op, made, reachable)
         return
     if (op.pgfid, op.bname) == (op.pgfid1, op.bname1):
         return
-    if ns.kind(op.pgfid1) is None:
-        raise _Fail(E.ENOENT)
-    new = _name(ns, op.pgfid1, op.bname1)
+    new = ns.name_gfid(op.pgfid1, op.bname1)  # (Absent: the target parent is not there)
     if new is None:
         ns.rename(op.pgfid, op.bname, op.pgfid1, op.bname1)
     elif new == op.gfid:  # both names are links of one inode: drop the old one
@@ -287,22 +290,21 @@ def _rename_without_source(ns: Namespace, op: EntryOp, made: list[str], reachabl
     that did not reach the target)."""
     st = op.stat
     kind = ns.kind(op.gfid)
-    if st is not None and S.S_ISDIR(st.mode):
-        if kind is None:
+    if st is None or S.S_ISDIR(st.mode):
+        if st is not None and kind is None:
             raise _Fail(E.ENOENT)  # the directory is nowhere: owed, not done
-        if not reachable and ns.dir_location(op.gfid) == (op.pgfid, op.bname):
+        if st is not None and not reachable and ns.dir_location(op.gfid) == (op.pgfid, op.bname):
             raise _Fail(E.ENOENT)  # it is at the old name, under a parent not there
+        settle = getattr(ns, "settle", None)  # a replay: the target's own records agree
+        if settle is not None:
+            settle(op.gfid, op.pgfid1, op.bname1)
         return
-    if st is None:
-        return
-    if ns.kind(op.pgfid1) is None:
-        raise _Fail(E.ENOENT)
-    new = _name(ns, op.pgfid1, op.bname1)
+    new = ns.name_gfid(op.pgfid1, op.bname1)  # (Absent: the target parent is not there)
     if S.S_ISLNK(st.mode):
         if op.link is None:
             return  # a symlink with an unknown target: skipped (newest gsyncd)
         if not new:
-            if kind is not None:
+            if kind is not None and new is None:
                 _hardlink(ns, op, op.pgfid1, op.bname1, dst=True)
             else:
                 _create(ns, op, op.pgfid1, op.bname1, st.mode, st.uid, st.gid, op.link,

@@ -21,9 +21,16 @@ fails validation becomes a recorded :class:`~streamsync.ops.EntryFailure`
 (``EINVAL``/``EPERM``); a symlink planted where a directory is expected makes
 the op fail (``ELOOP``/``ENOTDIR``) instead of being followed.
 
-Entry-op semantics and failure tuples follow gsyncd's replica side
-(``resource.py``, spec sections 4.3-4.5); every op is idempotent, so replaying
-a batch after a crash converges.
+The sink is a storage backend: it implements the target-namespace protocol
+(:mod:`streamsync.secondary.namespace`: ``kind``, ``name_gfid``,
+``dir_location``, ``create``, ``link``, ``rename``, ``unlink``, ``rmdir``,
+``settle``) over the handles, and what an entry op does is decided by the
+secondary's rules, written once for every target
+(:func:`streamsync.secondary.rules.apply_entry`, gsyncd's ``resource.py``, spec
+4.3-4.5). Storage keeps its own crash consistency: a create cut short (name
+made, gfid or handle not yet) is completed on replay, one that fails is undone,
+and a directory rename writes the handle first. So every op is idempotent and
+replaying a batch after a crash converges.
 
 >>> import tempfile
 >>> from streamsync.ops import EntryOp
@@ -42,15 +49,16 @@ from __future__ import annotations
 import errno as E
 import logging
 import os
-import re
 import stat as S
 import uuid
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import SourceError
-from ..ops import EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp
-from ..records import GFID_PREFIX, ROOT_GFID, Stat
+from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
+from ..records import ROOT_GFID, Stat
 from .order import EntryOrder
+from ..secondary.namespace import Absent
+from ..secondary.rules import MISSING, RESERVED_AT_ROOT, apply_entry, valid_gfid, valid_name
 
 __all__ = ["ReplicaSink", "valid_name", "valid_gfid", "handle_relpath", "GLUSTERFS_DIR",
            "MISSING"]
@@ -58,13 +66,9 @@ __all__ = ["ReplicaSink", "valid_name", "valid_gfid", "handle_relpath", "GLUSTER
 log = logging.getLogger(__name__)
 
 GLUSTERFS_DIR = ".glusterfs"
-_GFID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _ROOT_LINK = "../../.."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_DEPTH = 4096
-_RESERVED_AT_ROOT = frozenset({GLUSTERFS_DIR})
-#: ``MetaFailure.what`` of a meta op whose object the replica does not have
-MISSING = "missing"
 #: shortest CREATE run worth the thread pool
 _MIN_PARALLEL = 32
 
@@ -83,38 +87,13 @@ def _ensure_dir(dfd: int, name: str) -> bool:
         return False
 
 
-class _Fail(Exception):
-    """Internal: an op failed with this errno (and optional failure info)."""
+class _Fail(OSError):
+    """Internal: an operation failed with this errno (an ``OSError``, so the
+    secondary's rules see it as the system's answer)."""
 
-    def __init__(self, err: int, info: FailureInfo | None = None) -> None:
-        super().__init__(err)
+    def __init__(self, err: int) -> None:
+        super().__init__(err, os.strerror(err))
         self.err = err
-        self.info = info
-
-
-def valid_gfid(gfid: object) -> bool:
-    """True for a canonical lower-case gfid text.
-
-    >>> valid_gfid(ROOT_GFID), valid_gfid("../../etc")
-    (True, False)
-    """
-    return isinstance(gfid, str) and _GFID_RE.match(gfid) is not None
-
-
-def valid_name(name: object) -> bool:
-    """True when ``name`` is a single safe path component.
-
-    >>> [valid_name(n) for n in ("a b", "..", "a/b", "", "x\\0")]
-    [True, False, False, False, False]
-    """
-    if not isinstance(name, str) or not name or name in (".", ".."):
-        return False
-    if "/" in name or "\0" in name:
-        return False
-    try:
-        return len(os.fsencode(name)) <= 255
-    except UnicodeError:
-        return False
 
 
 def handle_relpath(gfid: str) -> str:
@@ -635,16 +614,14 @@ class ReplicaSink:
         return failures
 
     def _apply_one(self, op: EntryOp, order: EntryOrder, failures: list[EntryFailure]) -> None:
-        """Apply ``op`` unless an earlier op on its gfid failed (see :mod:`.order`)."""
+        """Apply ``op`` by the secondary's rules (:mod:`streamsync.secondary.rules`,
+        over this sink as the namespace) unless it waits behind a failed op
+        (:mod:`.order`)."""
         f = order.held(op, self._ancestors)
         if f is None:
-            try:
-                self._apply_entry(op)
-                return
-            except _Fail as fail:
-                f = EntryFailure(op, fail.err, fail.info or FailureInfo())
-            except OSError as exc:
-                f = self._collect(op, exc.errno or E.EIO)
+            made: list[str] = []
+            f = apply_entry(self, op, made)
+            self._made.update(dict.fromkeys(made))
         if f is not None:
             order.failed(f)
             failures.append(f)
@@ -671,7 +648,9 @@ class ReplicaSink:
         keys: dict[str, int] = {}
         for k, op in enumerate(run):
             try:
-                self._check(op)
+                if not (valid_gfid(op.gfid) and valid_gfid(op.pgfid) and valid_name(op.bname)) \
+                        or (op.pgfid == ROOT_GFID and op.bname in RESERVED_AT_ROOT):
+                    raise _Fail(E.EINVAL)  # the serial path reports it, by the rules
                 pfd = self._dir_fd(op.pgfid)
                 if self._present(op.gfid):
                     continue  # CREATE of an existing gfid: nothing (as serially)
@@ -739,100 +718,6 @@ class ReplicaSink:
                                                 thread_name_prefix="ss-replica")
         return self._executor
 
-    def _collect(self, op: EntryOp, err: int, *, dst: bool = False) -> EntryFailure | None:
-        """gsyncd's ``collect_failure``: EEXIST/ESTALE are failures only when the
-        name holds another gfid; other errnos always are."""
-        if err not in (E.EEXIST, E.ESTALE):
-            return EntryFailure(op, err, FailureInfo(dst=dst))
-        pgfid, name = (op.pgfid1, op.bname1) if dst else (op.pgfid, op.bname)
-        pfd = self._try_dir(pgfid) if pgfid is not None else None
-        disk = self._name_gfid(pfd, name) if pfd is not None and valid_name(name) else None
-        if disk is None or disk == op.gfid:
-            return None
-        isdir = False
-        slave_name = None
-        try:
-            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-            isdir = S.S_ISDIR(st.st_mode)
-        except OSError:
-            pass
-        if isdir and disk:
-            loc = self._read_dir_handle(disk)
-            if loc is not None:
-                slave_name = f"{GFID_PREFIX}{loc[0]}/{loc[1]}"
-        return EntryFailure(op, err, FailureInfo(gfid_mismatch=True, dst=dst, slave_isdir=isdir,
-                                                 slave_name=slave_name, slave_gfid=disk or None))
-
-    def _fail(self, op: EntryOp, err: int, *, dst: bool = False) -> None:
-        f = self._collect(op, err, dst=dst)
-        if f is not None:
-            raise _Fail(f.errno, f.info)
-
-    def _check(self, op: EntryOp) -> None:
-        if not valid_gfid(op.gfid) or not valid_gfid(op.pgfid):
-            raise _Fail(E.EINVAL)
-        if not valid_name(op.bname):
-            raise _Fail(E.EINVAL)
-        if op.pgfid == ROOT_GFID and op.bname in _RESERVED_AT_ROOT:
-            raise _Fail(E.EPERM)
-        if op.op == "RENAME":
-            if op.pgfid1 is None or not valid_gfid(op.pgfid1) or not valid_name(op.bname1):
-                raise _Fail(E.EINVAL)
-            if op.pgfid1 == ROOT_GFID and op.bname1 in _RESERVED_AT_ROOT:
-                raise _Fail(E.EPERM)
-        if op.gfid == ROOT_GFID:
-            raise _Fail(E.EPERM)
-
-    def _apply_entry(self, op: EntryOp) -> None:
-        self._check(op)
-        kind = op.op
-        if kind in ("UNLINK", "RMDIR"):
-            self._op_purge(op)
-        elif kind in ("CREATE", "MKNOD"):
-            self._op_create(op)
-        elif kind == "MKDIR":
-            self._op_mkdir(op)
-        elif kind == "LINK":
-            self._op_link(op)
-        elif kind == "SYMLINK":
-            self._op_symlink(op)
-        elif kind == "RENAME":
-            self._op_rename(op)
-        else:
-            raise _Fail(E.EINVAL)
-
-    # UNLINK / RMDIR
-    def _op_purge(self, op: EntryOp) -> None:
-        pfd = self._dir_if_any(op.pgfid)
-        if pfd is None:
-            return
-        disk = self._name_gfid(pfd, op.bname)
-        if disk is None or not self._present(op.gfid):
-            return
-        if disk != op.gfid:
-            self._fail(op, E.EEXIST)
-            return
-        try:
-            st = os.stat(op.bname, dir_fd=pfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if op.op == "UNLINK":
-            if S.S_ISDIR(st.st_mode):
-                return  # EISDIR: safe to ignore (gsyncd does the same)
-            os.unlink(op.bname, dir_fd=pfd)
-            self._drop_handle_if_orphan(op.gfid)
-            return
-        if not S.S_ISDIR(st.st_mode):
-            raise _Fail(E.ENOTDIR)
-        try:
-            os.rmdir(op.bname, dir_fd=pfd)
-        except OSError as exc:
-            if exc.errno != E.ENOTEMPTY:
-                raise
-            self._purge_dir(pfd, op.bname, op.gfid)
-        self._forget_dir(op.gfid)
-        self._remove_handle(op.gfid)
-
     def _forget_dir(self, gfid: str) -> None:
         # a directory moved or removed invalidates every cached descendant
         if self._dcache:
@@ -868,15 +753,6 @@ class ReplicaSink:
                 os.unlink(ent.name, dir_fd=dfd)
                 self._drop_handle_if_orphan(child)
 
-    # CREATE / MKNOD
-    def _op_create(self, op: EntryOp) -> None:
-        if not self._present(op.gfid):
-            pfd = self._dir_fd(op.pgfid)
-            mode = op.mode if op.mode is not None else 0o100644
-            self._make_node(op, pfd, op.bname, mode, op.uid or 0, op.gid or 0)
-        elif op.op == "MKNOD":
-            self._hardlink(op, op.pgfid, op.bname)
-
     def _create_regular(self, pfd: int, name: str, perm: int, uid: int, gid: int,
                         gfid: str) -> None:
         """Create a new regular file (``O_EXCL``, no symlink followed) with owner, mode, gfid.
@@ -899,20 +775,20 @@ class ReplicaSink:
         finally:
             os.close(fd)
 
-    def _make_node(self, op: EntryOp, pfd: int, name: str, mode: int, uid: int, gid: int,
-                   *, dst: bool = False) -> None:
-        """Create a non-directory, non-symlink inode with gfid ``op.gfid`` at name."""
+    def _make_node(self, gfid: str, pgfid: str, pfd: int, name: str, mode: int, uid: int,
+                   gid: int) -> None:
+        """Create a non-directory, non-symlink inode with gfid ``gfid`` at name."""
         ftype = S.S_IFMT(mode) or S.S_IFREG
         perm = S.S_IMODE(mode)
         if ftype == S.S_IFDIR or ftype == S.S_IFLNK:
             raise _Fail(E.EINVAL)
         try:
             if ftype == S.S_IFREG:
-                self._create_regular(pfd, name, perm, uid, gid, op.gfid)
+                self._create_regular(pfd, name, perm, uid, gid, gfid)
             else:
                 os.mknod(name, ftype | 0o600, 0, dir_fd=pfd)
         except FileExistsError:
-            self._adopt_or_fail(op, pfd, name, ftype, perm, uid, gid, dst=dst)
+            self._adopt(gfid, pgfid, pfd, name, ftype, perm, uid, gid)
             return
         except OSError:
             if ftype == S.S_IFREG:  # O_EXCL made it, or nothing: a half-made file goes
@@ -920,13 +796,11 @@ class ReplicaSink:
             raise
         try:
             if ftype != S.S_IFREG:
-                self._finish_special(pfd, name, op.gfid, perm, uid, gid)
-            self._link_handle(pfd, name, op.gfid)
+                self._finish_special(pfd, name, gfid, perm, uid, gid)
+            self._link_handle(pfd, name, gfid)
         except OSError:
             self._undo_create(pfd, name, False)
             raise
-        if ftype == S.S_IFREG and op.op in ("LINK", "RENAME"):
-            self._made[op.gfid] = None
 
     def _finish_special(self, pfd: int, name: str, gfid: str, perm: int | None,
                         uid: int, gid: int) -> None:
@@ -942,75 +816,43 @@ class ReplicaSink:
                 os.close(fd)
         self._set_gfid(_proc(pfd, name), gfid)
 
-    def _adopt_or_fail(self, op: EntryOp, pfd: int, name: str, ftype: int, perm: int | None,
-                       uid: int, gid: int, *, dst: bool = False) -> None:
+    def _adopt(self, gfid: str, pgfid: str, pfd: int, name: str, ftype: int, perm: int | None,
+               uid: int, gid: int) -> None:
         """EEXIST at create: the same gfid (a replay) -> make sure the handle
         exists; an object without gfid of the right type (our own create cut short
-        by a crash) -> adopt it; else gsyncd's failure."""
+        by a crash) -> adopt it; else ``FileExistsError`` (the rules decide)."""
         disk = self._name_gfid(pfd, name)
-        if disk == op.gfid:
+        if disk == gfid:
             try:
                 st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 return
             if S.S_ISDIR(st.st_mode):
-                self._write_dir_handle(op.gfid, op.pgfid1 if dst else op.pgfid, name)
+                self._write_dir_handle(gfid, pgfid, name)
             else:
-                self._link_handle(pfd, name, op.gfid)
+                self._link_handle(pfd, name, gfid)
             return
         if disk == "":
             try:
                 st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 st = None
-            if st is not None and S.S_IFMT(st.st_mode) == ftype and not self._present(op.gfid):
-                self._finish_special(pfd, name, op.gfid,
+            if st is not None and S.S_IFMT(st.st_mode) == ftype and not self._present(gfid):
+                self._finish_special(pfd, name, gfid,
                                      None if ftype == S.S_IFLNK else perm, uid, gid)
                 if ftype == S.S_IFDIR:
-                    self._write_dir_handle(op.gfid, op.pgfid1 if dst else op.pgfid, name)
+                    self._write_dir_handle(gfid, pgfid, name)
                 else:
-                    self._link_handle(pfd, name, op.gfid)
+                    self._link_handle(pfd, name, gfid)
                 return
-        self._fail(op, E.EEXIST, dst=dst)
+        raise FileExistsError(E.EEXIST, os.strerror(E.EEXIST), name)
 
-    def _hardlink(self, op: EntryOp, pgfid: str, name: str, *, dst: bool = False) -> None:
-        """Add ``name`` as another link of the existing inode ``op.gfid``."""
-        pfd = self._dir_fd(pgfid)
-        st = self._handle_lstat(op.gfid)
-        if st is None:
-            raise _Fail(E.ENOENT)
-        if self._is_dir_handle(st):
-            raise _Fail(E.EPERM)
-        try:
-            xfd, rel = self._hloc(op.gfid)
-            os.link(rel, name, src_dir_fd=xfd, dst_dir_fd=pfd, follow_symlinks=False)
-        except FileExistsError:
-            self._fail(op, E.EEXIST, dst=dst)
-
-    # MKDIR
-    def _op_mkdir(self, op: EntryOp) -> None:
-        if not self._present(op.gfid):
-            pfd = self._dir_fd(op.pgfid)
-            self._make_dir(op, pfd, op.bname, op.mode if op.mode is not None else 0o40755,
-                           op.uid or 0, op.gid or 0)
-            return
-        pfd = self._dir_if_any(op.pgfid)
-        disk = self._name_gfid(pfd, op.bname) if pfd is not None else None
-        if disk == op.gfid:
-            return
-        cur = self._read_dir_handle(op.gfid)
-        if cur is None:
-            raise _Fail(E.ENOENT)
-        if cur != (op.pgfid, op.bname):
-            raise _Fail(E.EEXIST, FailureInfo(
-                name_mismatch=True, slave_isdir=True, slave_gfid=op.gfid,
-                slave_entry=f"{GFID_PREFIX}{cur[0]}/{cur[1]}"))
-
-    def _make_dir(self, op: EntryOp, pfd: int, name: str, mode: int, uid: int, gid: int) -> None:
+    def _make_dir(self, gfid: str, pgfid: str, pfd: int, name: str, mode: int, uid: int,
+                  gid: int) -> None:
         try:
             os.mkdir(name, 0o700, dir_fd=pfd)
         except FileExistsError:
-            self._adopt_or_fail(op, pfd, name, S.S_IFDIR, S.S_IMODE(mode), uid, gid)
+            self._adopt(gfid, pgfid, pfd, name, S.S_IFDIR, S.S_IMODE(mode), uid, gid)
             return
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
@@ -1018,147 +860,119 @@ class ReplicaSink:
                 if (uid or gid) and self.chown:
                     os.fchown(fd, uid, gid)
                 os.fchmod(fd, S.S_IMODE(mode))
-                self._set_gfid(fd, op.gfid)
+                self._set_gfid(fd, gfid)
             finally:
                 os.close(fd)
-            self._write_dir_handle(op.gfid, op.pgfid, name)
+            self._write_dir_handle(gfid, pgfid, name)
         except OSError:
             self._undo_create(pfd, name, True)
             raise
 
-    # LINK
-    def _op_link(self, op: EntryOp) -> None:
-        if not self._present(op.gfid):
-            pfd = self._dir_fd(op.pgfid)
-            st = op.stat
-            if st is None:
-                raise _Fail(E.EINVAL)
-            if S.S_ISLNK(st.mode) and op.link is not None:
-                self._make_symlink(op, pfd, op.bname, op.link, st.uid, st.gid)
-            elif S.S_ISDIR(st.mode) or S.S_ISLNK(st.mode):
-                raise _Fail(E.EINVAL)
-            else:
-                self._make_node(op, pfd, op.bname, st.mode, st.uid, st.gid)
-            return
-        self._hardlink(op, op.pgfid, op.bname)
-
     # SYMLINK
-    def _make_symlink(self, op: EntryOp, pfd: int, name: str, target: str, uid: int, gid: int,
-                      *, dst: bool = False) -> None:
-        if "\0" in target or not target:
+    def _make_symlink(self, gfid: str, pgfid: str, pfd: int, name: str, target: str | None,
+                      uid: int, gid: int) -> None:
+        if not target or "\0" in target:
             raise _Fail(E.EINVAL)
         try:
             os.symlink(target, name, dir_fd=pfd)
         except FileExistsError:
-            self._adopt_or_fail(op, pfd, name, S.S_IFLNK, None, uid, gid, dst=dst)
+            self._adopt(gfid, pgfid, pfd, name, S.S_IFLNK, None, uid, gid)
             return
         try:
-            self._finish_special(pfd, name, op.gfid, None, uid, gid)
-            self._link_handle(pfd, name, op.gfid)
+            self._finish_special(pfd, name, gfid, None, uid, gid)
+            self._link_handle(pfd, name, gfid)
         except OSError:
             self._undo_create(pfd, name, False)
             raise
 
-    def _op_symlink(self, op: EntryOp) -> None:
-        pfd = self._dir_fd(op.pgfid)
-        disk = self._name_gfid(pfd, op.bname)
-        if not disk:  # free, or our own symlink cut short by a crash ("")
-            if self._present(op.gfid) and disk is None:
-                self._hardlink(op, op.pgfid, op.bname)
-                return
-            if op.link is None:
-                raise _Fail(E.EINVAL)
-            st = op.stat
-            self._make_symlink(op, pfd, op.bname, op.link, st.uid if st else 0,
-                               st.gid if st else 0)
-        elif disk != op.gfid:
-            self._fail(op, E.EEXIST)
+    # ------------------------------------ the target namespace (secondary.rules)
+    def kind(self, gfid: str) -> int | None:
+        """``S_IFMT`` of ``gfid`` from its handle; ``None`` when it has none (a
+        handle directory swapped for something else raises: never "absent")."""
+        if gfid == ROOT_GFID:
+            return S.S_IFDIR
+        st = self._handle_lstat(gfid)
+        if st is None:
+            return None
+        return S.S_IFDIR if self._is_dir_handle(st) else S.S_IFMT(st.st_mode)
 
-    # RENAME
-    def _op_rename(self, op: EntryOp) -> None:
-        assert op.pgfid1 is not None and op.bname1 is not None
-        opfd = self._dir_if_any(op.pgfid)
-        old = self._name_gfid(opfd, op.bname) if opfd is not None else None
-        st = op.stat
-        if old != op.gfid:
-            if st is not None and S.S_ISDIR(st.mode) and not self._present(op.gfid):
-                # gsyncd does nothing here; but the directory is nowhere on the
-                # replica (its MKDIR failed): the rename is owed, not done
-                raise _Fail(E.ENOENT)
-            if st is not None and S.S_ISDIR(st.mode) and opfd is None \
-                    and self._read_dir_handle(op.gfid) == (op.pgfid, op.bname):
-                # the replica's handle puts the directory at the old name, whose
-                # parent cannot be reached (that parent's own op failed): the
-                # rename is owed, not a replay
-                raise _Fail(E.ENOENT)
-            if st is None or S.S_ISDIR(st.mode):
-                self._heal_dir_handle(op)
-                return
-            npfd = self._dir_fd(op.pgfid1)
-            new = self._name_gfid(npfd, op.bname1)
-            if S.S_ISLNK(st.mode) and op.link is not None:
-                if not new:  # free, or our own symlink cut short by a crash
-                    if self._present(op.gfid) and new is None:
-                        self._hardlink(op, op.pgfid1, op.bname1, dst=True)
-                    else:
-                        self._make_symlink(op, npfd, op.bname1, op.link, st.uid, st.gid,
-                                           dst=True)
-                elif new != op.gfid:
-                    self._fail(op, E.EEXIST, dst=True)
-                return
-            if S.S_ISLNK(st.mode):
-                return  # symlink with an unknown target: skipped (newest gsyncd)
-            if new == op.gfid:
-                return
-            if not self._present(op.gfid):
-                self._make_node(op, npfd, op.bname1, st.mode, st.uid, st.gid, dst=True)
-            else:
-                self._hardlink(op, op.pgfid1, op.bname1, dst=True)
-            return
-        # the old name holds the gfid
-        if (op.pgfid, op.bname) == (op.pgfid1, op.bname1):
-            return
-        npfd = self._dir_fd(op.pgfid1)
-        new = self._name_gfid(npfd, op.bname1)
-        assert opfd is not None
-        src_st = os.stat(op.bname, dir_fd=opfd, follow_symlinks=False)
-        is_dir = S.S_ISDIR(src_st.st_mode)
-        if new is None:
-            if is_dir:
-                self._write_dir_handle(op.gfid, op.pgfid1, op.bname1)
-            try:
-                os.rename(op.bname, op.bname1, src_dir_fd=opfd, dst_dir_fd=npfd)
-            except OSError:
-                if is_dir:
-                    self._write_dir_handle(op.gfid, op.pgfid, op.bname)
-                raise
-            if is_dir:
-                self._forget_dir(op.gfid)
-        elif new == op.gfid:
-            # both names are links of the same inode: drop the old one
-            if is_dir:
-                os.rmdir(op.bname, dir_fd=opfd)
-            else:
-                os.unlink(op.bname, dir_fd=opfd)
+    def name_gfid(self, pgfid: str, name: str) -> str | None:
+        pfd = self._dir_if_any(pgfid)
+        if pfd is None:
+            raise Absent(pgfid)
+        return self._name_gfid(pfd, name)
+
+    def dir_location(self, gfid: str) -> tuple[str, str] | None:
+        return self._read_dir_handle(gfid)
+
+    def create(self, pgfid: str, name: str, gfid: str, mode: int, uid: int, gid: int,
+               target: str | None = None) -> None:
+        pfd = self._dir_fd(pgfid)
+        ftype = S.S_IFMT(mode) or S.S_IFREG
+        if ftype == S.S_IFDIR:
+            self._make_dir(gfid, pgfid, pfd, name, mode, uid, gid)
+        elif ftype == S.S_IFLNK:
+            self._make_symlink(gfid, pgfid, pfd, name, target, uid, gid)
         else:
-            self._fail(op, E.EEXIST, dst=True)
+            self._make_node(gfid, pgfid, pfd, name, mode, uid, gid)
 
-    def _heal_dir_handle(self, op: EntryOp) -> None:
-        """A directory RENAME already applied (replay): make sure the handle agrees
-        (a crash between rename and handle update leaves it stale)."""
-        if op.pgfid1 is None or op.bname1 is None:
+    def link(self, gfid: str, pgfid: str, name: str) -> None:
+        pfd = self._dir_fd(pgfid)
+        st = self._handle_lstat(gfid)
+        if st is None:
+            raise _Fail(E.ENOENT)
+        if self._is_dir_handle(st):
+            raise _Fail(E.EPERM)
+        xfd, rel = self._hloc(gfid)
+        os.link(rel, name, src_dir_fd=xfd, dst_dir_fd=pfd, follow_symlinks=False)
+
+    def rename(self, pgfid: str, name: str, pgfid1: str, name1: str) -> None:
+        opfd = self._dir_fd(pgfid)
+        npfd = self._dir_fd(pgfid1)
+        gfid = self._name_gfid(opfd, name)
+        is_dir = S.S_ISDIR(os.stat(name, dir_fd=opfd, follow_symlinks=False).st_mode)
+        if is_dir and gfid:  # the handle first: a crash in between is healed by a replay
+            self._write_dir_handle(gfid, pgfid1, name1)
+        try:
+            os.rename(name, name1, src_dir_fd=opfd, dst_dir_fd=npfd)
+        except OSError:
+            if is_dir and gfid:
+                self._write_dir_handle(gfid, pgfid, name)
+            raise
+        if is_dir and gfid:
+            self._forget_dir(gfid)
+
+    def unlink(self, pgfid: str, name: str) -> None:
+        pfd = self._dir_fd(pgfid)
+        gfid = self._name_gfid(pfd, name)
+        os.unlink(name, dir_fd=pfd)
+        self._drop_handle_if_orphan(gfid)
+
+    def rmdir(self, pgfid: str, name: str, gfid: str) -> None:
+        pfd = self._dir_fd(pgfid)
+        try:
+            os.rmdir(name, dir_fd=pfd)
+        except OSError as exc:
+            if exc.errno != E.ENOTEMPTY:
+                raise
+            self._purge_dir(pfd, name, gfid)
+        self._forget_dir(gfid)
+        self._remove_handle(gfid)
+
+    def settle(self, gfid: str, pgfid: str, name: str) -> None:
+        """A directory RENAME already applied (replay): when ``pgfid/name`` holds
+        the directory, make its handle agree (a crash between the handle update
+        and the rename leaves it stale)."""
+        npfd = self._dir_if_any(pgfid)
+        if npfd is None or self._name_gfid(npfd, name) != gfid:
             return
-        npfd = self._dir_if_any(op.pgfid1)
-        if npfd is None:
+        try:
+            st = os.stat(name, dir_fd=npfd, follow_symlinks=False)
+        except FileNotFoundError:
             return
-        if self._name_gfid(npfd, op.bname1) == op.gfid:
-            try:
-                st = os.stat(op.bname1, dir_fd=npfd, follow_symlinks=False)
-            except FileNotFoundError:
-                return
-            if S.S_ISDIR(st.st_mode) and self._read_dir_handle(op.gfid) != (op.pgfid1, op.bname1):
-                self._write_dir_handle(op.gfid, op.pgfid1, op.bname1)
-                self._forget_dir(op.gfid)
+        if S.S_ISDIR(st.st_mode) and self._read_dir_handle(gfid) != (pgfid, name):
+            self._write_dir_handle(gfid, pgfid, name)
+            self._forget_dir(gfid)
 
     # ------------------------------------------------------------- meta ops
     def apply_meta(self, ops: Iterable[MetaOp]) -> list[MetaFailure]:
