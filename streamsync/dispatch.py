@@ -150,6 +150,8 @@ class Dispatcher:
         self.syncer = DataSyncer(engine, jobs=_opt(options, "sync-jobs", 3))
         self.max_tries = max(1, int(_opt(options, "max-rsync-retries", 10)))
         self.conflict_resolution = bool(_opt(options, "gfid-conflict-resolution", True))
+        #: the journals of the batch being (or last) applied, for a Faulty reason
+        self.current: str | None = None
         #: failures recorded since the last :meth:`failure_summary`, by (kind, errno)
         self.failed: collections.Counter[tuple[str, int | None]] = collections.Counter()
 
@@ -348,6 +350,9 @@ class Dispatcher:
         """Process one batch completely (see the module docstring)."""
         start = time.monotonic()
         plans = batch.plans
+        if plans:  # what a failure of this batch names (status, failures)
+            first, last = plans[0].changelog.name, plans[-1].changelog.name
+            self.current = first if first == last else f"{first}..{last}"
         self.syncer.new_batch()
         totals: dict[str, int] = {}
         entry_time = meta_time = 0.0
@@ -507,8 +512,9 @@ class Dispatcher:
             self.sink.set_times(items)
 
     # ---------------------------------------------------------- retry failed
-    def retry_failed(self) -> tuple[int, int]:
-        """Re-queue every open ledger item; returns ``(resolved, still failing)``.
+    def retry_failed(self, ids: Iterable[int] | None = None) -> tuple[int, int]:
+        """Re-queue every open ledger item (only the rows ``ids`` when given);
+        returns ``(resolved, still failing)``.
 
         In the order an object needs them: entry ops first (in ledger order), then
         the data and then the metadata of every gfid that is owed either (its own
@@ -519,6 +525,9 @@ class Dispatcher:
         strength of a filter: data the replica still cannot take stays owed.
         """
         rows = self.state.failures()
+        if ids is not None:
+            wanted = set(ids)
+            rows = [r for r in rows if r.id in wanted]
         resolved: list[int] = []
         still: list[Any] = []
         entry_rows = [r for r in rows if r.kind == "entry"]

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from .archive import archive_and_purge
 from .discover import HtimeWatch, changelog_dir_of, discover
@@ -219,6 +219,10 @@ def check_apart(source: str, replica: str) -> None:
         raise ConfigError(f"{replica}: the replica cannot hold the source brick {source}")
 
 
+class _RetriedOnly(Exception):
+    """Internal: a retry of chosen ledger items is the whole run."""
+
+
 def _warn_overwritten(watch: HtimeWatch, cl_dir: str, state: Any, warned: set[int]) -> None:
     """Say, once per journal, when the brick overwrote a journal not yet synced:
     its changes are in no journal, only a crawl brings them over."""
@@ -290,7 +294,7 @@ def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], 
               state: Any = None, state_path: str | None = None,
               options: Options | None = None, engine: str | None = None,
               changelogs: str | os.PathLike[str] | None = None, follow: bool = False,
-              retry_failed: bool = False, archive: bool = False,
+              retry_failed: bool | Iterable[int] = False, archive: bool = False,
               progress: Callable[[int, int], None] | None = None,
               stop: threading.Event | None = None, retry_delay: float = 0.5,
               status_dir: str | os.PathLike[str] | None = None,
@@ -302,7 +306,8 @@ def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], 
     * ``engine``: ``"rsync"`` (default, or the ``sync-method`` option) or ``"tar"``;
     * ``changelogs``: journal directory (default ``<source>/.glusterfs/changelogs``);
     * ``follow``: keep scanning every ``change-interval`` seconds until ``stop`` is set;
-    * ``retry_failed``: first re-queue the open items of the failure ledger;
+    * ``retry_failed``: first re-queue the open items of the failure ledger (``True``),
+      or only the rows with these ids (then nothing else is done: no journal is read);
     * ``archive``: archive processed journals (only for a directory we own);
     * ``progress(done, total)``: called after every batch;
     * ``status_dir``: also keep gsyncd's ``brick_<brick>.status`` file there.
@@ -364,11 +369,14 @@ def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], 
                                 "meta_ops", "meta_failures", "data_files", "data_abandoned",
                                 "retried_resolved"), 0)
         try:
-            if retry_failed:
-                resolved, still = dispatcher.retry_failed()
+            if retry_failed is not False:
+                only = None if retry_failed is True else list(retry_failed)
+                resolved, still = dispatcher.retry_failed(only)
                 totals["retried_resolved"] = resolved
                 log.info("retried the failure ledger: %d resolved, %d still failing",
                          resolved, still)
+                if only is not None:  # just those items: no journal is read
+                    raise _RetriedOnly
             batch_size = options.get("changelog-batch-size")
             warned: set[int] = set()
             watch = HtimeWatch(cl_dir)
@@ -413,9 +421,11 @@ def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], 
                         break
                 else:
                     time.sleep(interval)
+        except _RetriedOnly:
+            status.set_stopped()
         except BaseException as exc:
             if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                status.set_faulty(str(exc)[:500])
+                status.set_faulty(str(exc) or type(exc).__name__, journal=dispatcher.current)
             raise
         else:
             status.set_stopped()

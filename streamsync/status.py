@@ -77,7 +77,7 @@ WORKER_STATUSES = ("Initializing...", "Active", "Passive", "Faulty", "Stopped")
 
 #: counters reset when a worker starts (gsyncd's ``reset_on_worker_start``)
 _RESET_ON_START = {"slave_node": "N/A", "crawl_status": "N/A", "entry": 0, "data": 0,
-                   "meta": 0}
+                   "meta": 0, "fault": "", "fault_journal": None, "fault_time": 0}
 _KEEP_BATCHES = 20
 #: the largest count or time a status field may hold (a stime is 32 bits; counts
 # stay far below this)
@@ -380,8 +380,12 @@ class WorkerStatus:
     def set_passive(self) -> None:
         self.set_worker_status("Passive")
 
-    def set_faulty(self, reason: str = "") -> None:
-        self._set(worker_status="Faulty", fault=reason)
+    def set_faulty(self, reason: str = "", *, journal: str | None = None) -> None:
+        """Faulty, with the error's first line and the journal the worker was on
+        (what ``status`` and ``failures`` show: gsyncd hides the real error)."""
+        line = (reason.strip().splitlines() or [""])[0][:500]
+        self._set(worker_status="Faulty", fault=line, fault_journal=journal,
+                  fault_time=int(self.clock()))
 
     def set_stopped(self) -> None:
         self._set(worker_status="Stopped")

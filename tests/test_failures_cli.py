@@ -101,3 +101,44 @@ def test_forget_needs_yes_then_resolves_without_applying(failed, capsys):
 def test_a_path_without_states_is_one_line_exit_2(tmp_path, capsys):
     assert main(["failures", str(tmp_path / "nothing-here")]) == 2
     assert "nothing-here" in capsys.readouterr().err
+
+
+@needs_rsync
+def test_a_faulty_worker_says_why_and_on_which_journal(brick, tmp_path, capsys):
+    from test_replicate import _fake_rsync
+    replica = str(tmp_path / "replica")
+    bad = _fake_rsync(tmp_path, 12)
+    assert main(["replicate", "-q", "-o", f"rsync-command={bad}", brick, replica]) == 2
+    capsys.readouterr()
+    assert main(["status", replica]) == 1  # a Faulty worker
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "Faulty since" in x]
+    assert brick in line and " on CHANGELOG." in line
+    assert "rsync exited with status 12: rsync: injected failure" in line
+    main(["failures", replica])
+    assert "Faulty since" in capsys.readouterr().err
+    # a run that works clears it
+    assert main(["replicate", "-q", brick, replica]) == 0
+    capsys.readouterr()
+    assert main(["status", replica]) == 0
+    assert "Faulty" not in capsys.readouterr().out
+
+
+@needs_rsync
+@root_only
+def test_retry_requeues_just_the_listed_items(failed, capsys):
+    import subprocess
+    brick, replica, rows = failed
+    subprocess.run(["chattr", "-i", replica], check=True)  # the cause is gone
+    # only the entry items: the data and meta rows stay open
+    assert main(["failures", "--kind", "entry", "--retry", replica]) == 1
+    n_entry = sum(r.kind == "entry" for r in rows)
+    assert "items resolved" in capsys.readouterr().err
+    st = SqliteState(default_state_path(replica, brick))
+    left = st.failures()
+    st.close()
+    assert {r.kind for r in left} <= {"data", "meta"} and left
+    assert len([r for r in left if r.kind == "entry"]) == 0 < n_entry
+    assert main(["failures", "--retry", replica]) == 0
+    capsys.readouterr()
+    from streamsync.verify import verify
+    assert verify(brick, replica) == []

@@ -27,9 +27,10 @@ STATE is a replica directory, a state file or a directory holding state files
 (default: $STREAMSYNC_STATE, else ~/.local/state/streamsync, where workers with
 a remote replica or a GlusterFS volume keep theirs).
 
---forget marks the listed open items resolved without applying them (after a
-repair by hand); it needs --yes. `streamsync replicate --retry-failed` re-queues
-every open item.
+--retry re-queues just the listed open items (the state names its brick and
+replica; nothing else is replicated). --forget marks them resolved without
+applying them (after a repair by hand); it needs --yes. `streamsync replicate
+--retry-failed` re-queues every open item.
 
 Exit codes: 0 nothing open among the listed items, 1 open items listed, 2 error.
 """
@@ -39,6 +40,7 @@ examples:
   streamsync failures /backup/b1
   streamsync failures --json --kind data ~/.local/state/streamsync
   streamsync failures --errno ENOSPC --since 2026-12-01T00:00 /backup/b1
+  streamsync failures --kind data --retry /backup/b1
   streamsync failures --op RENAME --forget --yes /backup/b1
 """
 
@@ -58,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only entry items of this op, e.g. RENAME (repeatable)")
     p.add_argument("--errno", action="append", type=_errno, default=[], metavar="ERRNO",
                    help="only this errno, by name or number, e.g. ENOSPC or 28 (repeatable)")
+    p.add_argument("--retry", action="store_true",
+                   help="re-queue just the listed open items (a local or GlusterFS-volume "
+                        "replica: its brick and replica are in the state)")
     p.add_argument("--forget", action="store_true",
                    help="mark the listed open items resolved without applying them (needs --yes)")
     p.add_argument("--yes", action="store_true", help="confirm --forget")
@@ -98,16 +103,53 @@ def render(rows: list[LedgerRow]) -> str:
                      for row in table)
 
 
+def _retry(states: list[str], rows: list[LedgerRow]) -> int:
+    """Re-queue the listed open items, state by state; exit 1 while any is still open."""
+    from ..remote.spec import parse_replica
+    from ..replicate import replicate
+    from ..secondary.volume_mount import parse_volume_address
+    from ..state.sqlite import SqliteState
+    still = 0
+    for path in states:
+        ids = [r.id for r in rows if r.state == path and r.resolved is None]
+        if not ids:
+            continue
+        st = SqliteState(path)
+        try:
+            fields = st.status()
+        finally:
+            st.close()
+        source, replica = fields.get("source"), fields.get("replica")
+        if not source or not replica:
+            raise ConfigError(f"{path}: the state does not name its brick and replica; "
+                              f"use 'streamsync replicate --retry-failed BRICK REPLICA'")
+        if parse_volume_address(replica) is None and parse_replica(replica).remote:
+            raise ConfigError(f"{path}: a remote replica ({replica}): use "
+                              f"'streamsync replicate --retry-failed {source} {replica}'")
+        summary = replicate(source, replica, state_path=path, retry_failed=ids)
+        print(f"{source} -> {replica}: {summary.retried_resolved} of {len(ids)} items "
+              f"resolved", file=sys.stderr)
+        still += summary.open_failures
+    return 1 if still else 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.forget and not args.yes:
         raise ConfigError("--forget marks items resolved without applying them: "
                           "add --yes to confirm")
     states = [p for p in find_state_files(given_or_default(list(args.paths)))
               if not p.endswith(".status")]
+    from .status import collect, fault_lines
+    for line in fault_lines(collect(states)):  # the error a Faulty worker stopped on
+        print(line, file=sys.stderr)
     rows: list[LedgerRow] = []
     for path in states:
         rows.extend(ledger_rows(path, include_resolved=args.all, since=args.since,
                                 kinds=args.kind, ops=args.op, errnos=args.errno))
+    if args.retry and args.forget:
+        raise ConfigError("--retry and --forget: choose one")
+    if args.retry:
+        return _retry(states, rows)
     if args.forget:
         done = 0
         for path in states:

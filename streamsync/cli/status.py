@@ -24,7 +24,8 @@ import orjson
 from ..errors import StateError
 from ..status import STATUS_DEFAULTS, StatusFile, human_time
 
-__all__ = ["register", "collect", "worker_row", "find_state_files", "given_or_default"]
+__all__ = ["register", "collect", "worker_row", "find_state_files", "given_or_default",
+           "fault_lines"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_ENV = "STREAMSYNC_STATE"
@@ -174,6 +175,19 @@ def _checkpoint_text(f: dict[str, Any], utc: bool) -> str:
     return f"{human_time(configured, utc=utc)} pending"
 
 
+def fault_lines(rows: Iterable[dict[str, Any]], *, utc: bool = False) -> list[str]:
+    """One line per Faulty worker: its error and the journal it was on."""
+    out = []
+    for f in rows:
+        if f.get("worker_status") != "Faulty":
+            continue
+        where = f" on {f['fault_journal']}" if f.get("fault_journal") else ""
+        when = human_time(f.get("fault_time"), utc=utc)
+        out.append(f"{f.get('source') or f.get('state_file')}: Faulty since {when}{where}: "
+                   f"{f.get('fault') or 'no reason recorded'}")
+    return out
+
+
 def _render(rows: list[dict[str, Any]], utc: bool) -> str:
     head = ["SOURCE", "REPLICA", "STATUS", "CRAWL", "LAST SYNCED", "LAG", "ENTRY", "DATA",
             "META", "FAILURES", "CHECKPOINT", "THROUGHPUT"]
@@ -228,4 +242,6 @@ def run(args: argparse.Namespace) -> int:
             print("no workers found")
         else:
             print(_render(rows, args.utc))
+            for line in fault_lines(rows, utc=args.utc):
+                print(line)
     return 1 if any(r.get("worker_status") == "Faulty" for r in rows) else 0

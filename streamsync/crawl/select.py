@@ -401,7 +401,8 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
     except BaseException as exc:
         if not isinstance(exc, KeyboardInterrupt):
             try:
-                ws.set_faulty(f"{type(exc).__name__}: {exc}")
+                ws.set_faulty(f"{type(exc).__name__}: {exc}",
+                              journal=getattr(dispatcher, "current", None))
             except Exception:  # pragma: no cover - state itself broken
                 pass
         raise
