@@ -276,3 +276,32 @@ def test_host_volume_is_mounted_for_the_run_and_unmounted_after(volumes, gluster
     assert main(["replicate", brick, f"{glusterd}::nosuchvolume{os.getpid()}"]) == 2
     err = capsys.readouterr().err
     assert f"nosuchvolume{os.getpid()}" in err and "Traceback" not in err
+
+
+def _volume_id(vol: str) -> str:
+    out = run("gluster", "volume", "info", vol, "--xml").stdout
+    import xml.etree.ElementTree as ET
+    return ET.fromstring(out).findtext(".//volume/id")
+
+
+def test_stimes_in_gsyncd_xattrs_keyed_by_the_real_volume_ids(volumes, glusterd, capsys):
+    """--xattr-stime auto: the sync points land where gsyncd keeps them, under the
+    uuids of the two real volumes, read from them (not typed by the user)."""
+    from streamsync.cli import main
+    from streamsync.state.xattr import unpack_stime
+    brick, primary, secondary, gs = volumes
+    os.makedirs(os.path.join(primary, "a", "b"))
+    open(os.path.join(primary, "a", "b", "f"), "w").write("x")
+    from gluster_lab import wait_journaled
+    wait_journaled(brick, "CREATE", "f")
+    gm = os.path.basename(brick)
+    key = f"trusted.glusterfs.{_volume_id(gm)}.{_volume_id(gs)}.stime"
+    address = f"{glusterd}::{gs}"
+    assert main(["replicate", "-q", "--xattr-stime", "auto", brick, address]) == 0
+    stime = unpack_stime(os.getxattr(brick, key))
+    entry = unpack_stime(os.getxattr(brick, key.replace(".stime", ".entry_stime")))
+    assert stime == entry and stime.sec > 1795000000
+    assert not verify(primary, secondary, gfids=True)
+    capsys.readouterr()
+    assert main(["replicate", "-q", "--xattr-stime", "auto", brick, "/tmp"]) == 2
+    assert "HOST::VOLUME" in capsys.readouterr().err

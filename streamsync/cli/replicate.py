@@ -60,10 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="brick directory (with .glusterfs); several bricks run one worker each")
     p.add_argument("replica", metavar="REPLICA_DIR", help="replica directory (created if missing)")
     p.add_argument("--state", metavar="FILE", help="SQLite state file (default: inside the replica)")
-    p.add_argument("--xattr-stime", metavar="MASTER_UUID:SLAVE_UUID",
+    p.add_argument("--xattr-stime", metavar="MASTER_UUID:SLAVE_UUID|auto",
                    help="keep the data/entry stimes in gsyncd's xattrs on the source brick root "
                         "(trusted.glusterfs.<master>.<slave>.stime / .entry_stime) instead of "
-                        "the state file")
+                        "the state file; 'auto' reads both uuids from the volumes (the brick's "
+                        "volume id, and the HOST::VOLUME replica's as its glusterd says)")
     p.add_argument("--status-dir", metavar="DIR",
                    help="also write gsyncd's brick_<brick>.status file in DIR")
     p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",
@@ -108,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
         lg.setLevel(before)
 
 
+def _replica_key(replica: str) -> str:
+    """``HOST::VOLUME`` as given, a directory as an absolute path."""
+    from ..secondary.volume_mount import parse_volume_address
+    return replica if parse_volume_address(replica) is not None else os.path.abspath(replica)
+
+
 def _run(args: argparse.Namespace) -> int:
     # without --mode: replay the journals when they are exact (a stime, or they cover
     # the brick), else the worker's hybrid crawl; says which and why
@@ -147,14 +154,11 @@ def _run(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() and not args.quiet and not args.verbose
     state = None
     if args.xattr_stime:
-        master, sep, slave = args.xattr_stime.partition(":")
-        if not sep or not master or not slave:
-            print("streamsync replicate: error: --xattr-stime needs MASTER_UUID:SLAVE_UUID",
-                  file=sys.stderr)
-            return 2
-        from ..state.xattr import XattrState
+        from ..state.xattr import XattrState, stime_uuids
+        master, slave = stime_uuids(args.xattr_stime, args.source, args.replica)
         state = XattrState(os.path.abspath(args.source), master, slave,
-                           args.state or default_state_path(os.path.abspath(args.replica), args.source))
+                           args.state or default_state_path(_replica_key(args.replica),
+                                                            args.source))
     try:
         summary = replicate(args.source, args.replica, state=state, state_path=args.state,
                             options=options,
@@ -186,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
               f"({summary.meta_failures} failed), {summary.data_files} files synced "
               f"({summary.data_abandoned} abandoned)")
         where = summary.state_path or args.state or default_state_path(
-            os.path.abspath(args.replica), args.source)
+            _replica_key(args.replica), args.source)
         print(f"stime {tuple(st) if st else None}; state in {where}")
         if summary.open_failures:
             print(f"{summary.open_failures} open failures in the ledger; "

@@ -82,10 +82,11 @@ def _peek_stime(args: argparse.Namespace, source: str) -> Stime | None:
     replica = args.replica if parse_volume_address(args.replica) else os.path.abspath(args.replica)
     path = args.state or default_state_path(replica, source)
     if getattr(args, "xattr_stime", None):
-        master, sep, slave = args.xattr_stime.partition(":")
-        if not sep or not master or not slave:
+        from ..state.xattr import XattrState, stime_uuids
+        try:
+            master, slave = stime_uuids(args.xattr_stime, source, args.replica)
+        except StreamsyncError:
             return None  # the replicate path reports the bad value
-        from ..state.xattr import XattrState
         st = XattrState(os.path.abspath(source), master, slave, path)
     elif os.path.exists(path):
         from ..state.sqlite import SqliteState
@@ -281,13 +282,13 @@ def replicate_main(args: argparse.Namespace, options: Options,
     state = None
     try:
         if getattr(args, "xattr_stime", None):
-            master, sep, slave = args.xattr_stime.partition(":")
-            if not sep or not master or not slave:
-                raise ConfigError("--xattr-stime needs MASTER_UUID:SLAVE_UUID")
             sources = brick_sources(args)
-            if len(sources) != 1 or parse_replica(args.replica).remote:
-                raise ConfigError("--xattr-stime works with one brick and a local replica")
-            from ..state.xattr import XattrState
+            volume = parse_volume_address(args.replica) is not None
+            if len(sources) != 1 or (not volume and parse_replica(args.replica).remote):
+                raise ConfigError("--xattr-stime works with one brick and a local replica "
+                                  "or a HOST::VOLUME secondary")
+            from ..state.xattr import XattrState, stime_uuids
+            master, slave = stime_uuids(args.xattr_stime, sources[0], args.replica)
             from .select import default_state_path
             state = XattrState(os.path.abspath(sources[0]), master, slave,
                                args.state or default_state_path(sources[0], args.replica))

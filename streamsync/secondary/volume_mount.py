@@ -29,7 +29,7 @@ from typing import Iterator
 from ..errors import ConfigError
 from .gfid_mount import is_gfid_mount
 
-__all__ = ["parse_volume_address", "mounted_volume", "MOUNT_TIMEOUT"]
+__all__ = ["parse_volume_address", "mounted_volume", "volume_uuid", "MOUNT_TIMEOUT"]
 
 #: seconds to wait for a fresh mount to answer
 MOUNT_TIMEOUT = 30.0
@@ -98,3 +98,26 @@ def mounted_volume(host: str, volume: str, *, timeout: float = MOUNT_TIMEOUT) ->
         for step in (lambda: os.unlink(log), lambda: os.rmdir(mnt), lambda: os.rmdir(where)):
             with contextlib.suppress(OSError):
                 step()
+
+
+def volume_uuid(host: str, volume: str) -> str:
+    """The id of ``volume`` as the glusterd on ``host`` reports it."""
+    import xml.etree.ElementTree as ET
+    cli = shutil.which("gluster")
+    if cli is None:
+        raise ConfigError(f"{host}::{volume}: the gluster command is not installed "
+                          f"(apt-get install glusterfs-cli)")
+    try:
+        r = subprocess.run([cli, f"--remote-host={host}", "volume", "info", volume, "--xml"],
+                           capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"{host}::{volume}: cannot ask glusterd: {exc}") from None
+    try:
+        vid = ET.fromstring(r.stdout).findtext(".//volume/id")
+    except ET.ParseError:
+        vid = None
+    if r.returncode != 0 or not vid:
+        why = (r.stderr.strip() or r.stdout.strip()).splitlines()
+        raise ConfigError(f"{host}::{volume}: no such volume ({why[-1] if why else 'no answer'})")
+    return vid
+

@@ -21,7 +21,7 @@ from ..errors import StateError
 from ..records import MINUS_INFINITY, Stime
 from .sqlite import SqliteState
 
-__all__ = ["XattrState", "pack_stime", "unpack_stime", "stime_key"]
+__all__ = ["XattrState", "pack_stime", "unpack_stime", "stime_key", "stime_uuids", "brick_volume_id"]
 
 _FMT = struct.Struct("!II")
 
@@ -82,3 +82,39 @@ class XattrState(SqliteState):
                 return
             raise StateError(f"{self.brick}: cannot write {self._keys[key]}: "
                              f"{exc.strerror}") from exc
+
+
+def brick_volume_id(brick: str) -> str:
+    """The volume uuid a brick belongs to (its root's ``trusted.glusterfs.volume-id``)."""
+    import uuid
+    try:
+        raw = os.getxattr(brick, "trusted.glusterfs.volume-id")
+    except OSError as exc:
+        raise StateError(f"{brick}: no volume id (trusted.glusterfs.volume-id: "
+                         f"{exc.strerror}); give --xattr-stime PRIMARY_UUID:SECONDARY_UUID") from None
+    if len(raw) != 16:
+        raise StateError(f"{brick}: trusted.glusterfs.volume-id is not 16 bytes")
+    return str(uuid.UUID(bytes=raw))
+
+
+def stime_uuids(value: str, source: str, replica: str) -> tuple[str, str]:
+    """``(primary uuid, secondary uuid)`` of ``--xattr-stime``: ``M:S`` as given, or
+    ``auto``: the brick's own volume id and, for a ``HOST::VOLUME`` replica, the
+    secondary volume's id as its glusterd reports it (the keys gsyncd uses, so
+    either tool continues from the other's sync point).
+
+    >>> stime_uuids("a:b", "/b", "/r")
+    ('a', 'b')
+    """
+    if value != "auto":
+        master, sep, slave = value.partition(":")
+        if not sep or not master or not slave:
+            raise StateError("--xattr-stime needs PRIMARY_UUID:SECONDARY_UUID or auto")
+        return master, slave
+    from ..secondary.volume_mount import parse_volume_address, volume_uuid
+    address = parse_volume_address(replica)
+    if address is None:
+        raise StateError(f"--xattr-stime auto needs a HOST::VOLUME replica (got {replica}); "
+                         f"give PRIMARY_UUID:SECONDARY_UUID")
+    return brick_volume_id(source), volume_uuid(*address)
+
