@@ -269,10 +269,7 @@ def make_engine(name: str, source: str, replica: str, options: Options, *,
     if name == "rsync":
         return RsyncEngine(source, replica, options, gfid_dest=gfid_dest)
     if name in ("tar", "tarssh"):
-        if gfid_dest:
-            raise ConfigError("the tar engine cannot write into a GlusterFS volume yet: "
-                              "use rsync (the default)")
-        return TarEngine(source, replica, options)
+        return TarEngine(source, replica, options, gfid_dest=gfid_dest)
     raise ConfigError(f"unknown data engine {name!r} (choose from {', '.join(ENGINES)})")
 
 

@@ -305,3 +305,20 @@ def test_stimes_in_gsyncd_xattrs_keyed_by_the_real_volume_ids(volumes, glusterd,
     capsys.readouterr()
     assert main(["replicate", "-q", "--xattr-stime", "auto", brick, "/tmp"]) == 2
     assert "HOST::VOLUME" in capsys.readouterr().err
+
+
+def test_the_tar_engine_into_a_volume(volumes, glusterd, capsys):
+    from streamsync.cli import main
+    brick, primary, secondary, gs = volumes
+    _workload(primary)
+    from gluster_lab import wait_journaled
+    wait_journaled(brick, "RENAME", "d0")
+    address = f"{glusterd}::{gs}"
+
+    def equal() -> bool:
+        assert main(["replicate", "-q", "--engine", "tar", brick, address]) in (0, 1)
+        return not verify(primary, secondary, gfids=True)
+    wait_for(equal, "the secondary (tar engine) to equal the primary", timeout=60, interval=1)
+    st = os.lstat(os.path.join(secondary, "src", "app", "m4.py"))
+    assert st.st_mode & 0o7777 == 0o4750  # set-id bits kept through tar
+    assert os.path.getsize(os.path.join(secondary, "data", "raw", "blob.bin")) == 8 << 20

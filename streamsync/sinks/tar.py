@@ -42,11 +42,14 @@ class TarEngine:
     name = "tar"
 
     def __init__(self, source_root: str, dest: str, options: Any = None, *,
-                 follow_links: bool = False, remote_command: str = "streamsync") -> None:
+                 follow_links: bool = False, remote_command: str = "streamsync",
+                 gfid_dest: bool = False) -> None:
         self.source_root = os.fspath(source_root)
         self.dest = os.fspath(dest)
         self.options = options
         self.follow_links = follow_links
+        #: ``dest`` is an aux-gfid mount: each handle is extracted into ``.gfid/<gfid>``
+        self.gfid_dest = gfid_dest
         #: the streamsync command on a remote destination's host
         self.remote_command = remote_command
 
@@ -70,6 +73,10 @@ class TarEngine:
             # (which follows symlinks a client planted and drops set-id bits)
             return ssh + [shlex.join([*shlex.split(self.remote_command), "serve",
                                       "--receive-tar", path])]
+        if self.gfid_dest:
+            # .glusterfs/xx/yy/<gfid> -> .gfid/<gfid>: written in place through the
+            # gfid-access path (--overwrite truncates the existing file)
+            tar_x.append(r"--transform=s,^\.glusterfs/[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/,.gfid/,")
         return tar_x + ["-C", self.dest]
 
     def transfer(self, gfids: Sequence[str]) -> TransferResult:
@@ -130,8 +137,9 @@ class TarEngine:
                 continue
             if not stat.S_ISREG(src.st_mode) or not src.st_mode & setid:
                 continue
+            dest_rel = f".gfid/{g}" if self.gfid_dest else rel
             try:
-                fd = os.open(os.path.join(self.dest, rel),
+                fd = os.open(os.path.join(self.dest, dest_rel),
                              os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:
                 continue
