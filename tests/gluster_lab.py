@@ -149,3 +149,21 @@ def glusterd_running(tmp_path_factory) -> Iterator[str]:
             started.wait(timeout=20)
         except subprocess.TimeoutExpired:
             started.kill()
+
+
+def other_rsync(tmp_path_factory) -> str:
+    """The other rsync Debian 12 ships, as a binary to name in ``rsync-command``:
+    3.2.7 (bookworm main) when 3.5.0 (bookworm-security) is installed, and the
+    other way round; fetched with ``apt-get download`` (a package registry)."""
+    import glob
+    have = subprocess.run(["rsync", "--version"], capture_output=True, text=True).stdout
+    want = "3.2.7-1+deb12u6" if "version 3.5" in have else "3.5.0+ds1-0+deb12u1"
+    where = tmp_path_factory.mktemp("rsync-alt")
+    p = subprocess.run(["apt-get", "download", f"rsync={want}"], cwd=where,
+                       capture_output=True, text=True, timeout=300)
+    debs = glob.glob(str(where / "rsync_*.deb"))
+    if p.returncode != 0 or not debs:
+        pytest.fail(f"cannot fetch rsync {want} with apt-get download: {p.stderr.strip()[-300:]}")
+    run("dpkg-deb", "-x", debs[0], str(where / "root"))
+    return str(where / "root" / "usr" / "bin" / "rsync")
+

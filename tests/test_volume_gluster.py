@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, run, start_volume, wait_for
+from gluster_lab import glusterd_running, other_rsync, run, start_volume, wait_for
 from streamsync.ops import EntryOp
 from streamsync.records import ROOT_GFID, Stat
 from streamsync.secondary.gfid_mount import GfidMount, is_gfid_mount
@@ -146,11 +146,21 @@ def _workload(m: str) -> None:
     os.rename(j("deep", "d0"), j("deep", "d1", "x", "d0-inside"))
 
 
-def test_a_live_workload_reaches_the_secondary_volume_gfids_included(volumes, tmp_path):
+@pytest.fixture(scope="module")
+def rsync_alt(tmp_path_factory):
+    return other_rsync(tmp_path_factory)
+
+
+@pytest.mark.parametrize("rsync", ["installed", "other"])
+def test_a_live_workload_reaches_the_secondary_volume_gfids_included(volumes, tmp_path, rsync,
+                                                                     request):
+    """With either rsync Debian 12 ships (3.2.7 and 3.5.0) on both sides."""
     brick, primary, secondary, _ = volumes
     state = str(tmp_path / "state.sqlite")
+    command = "rsync" if rsync == "installed" else request.getfixturevalue("rsync_alt")
     proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow", "-q",
-                             "--state", state, "-o", "change-interval=1", brick, secondary],
+                             "--state", state, "-o", "change-interval=1",
+                             "-o", f"rsync-command={command}", brick, secondary],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _workload(primary)
