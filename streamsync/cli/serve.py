@@ -3,7 +3,10 @@
 Speaks the JSON-lines protocol of :mod:`streamsync.remote.protocol` on
 stdin/stdout; logs go to stderr. Not meant to be run by hand: ``streamsync
 replicate BRICK user@host:/path`` starts it as ``ssh user@host streamsync serve``,
-and the tar engine as ``streamsync serve --receive-tar /path``.
+and the tar engine as ``streamsync serve --receive-tar /path``. With
+``replicate BRICK user@host::VOLUME`` serve mounts the GlusterFS volume VOLUME
+of this host for the session (aux-gfid, as gsyncd's secondary side) and
+unmounts it when the session ends; a serve confined with --root does not.
 
 Confining a key to replicas under one directory (replica host, in
 ``~/.ssh/authorized_keys``)::

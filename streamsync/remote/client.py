@@ -45,7 +45,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import LockHeld, SyncError
+from ..errors import ConfigError, LockHeld, SyncError
 from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 from ..records import Stat, name_from_json, name_to_json
 from ..sinks.engine import TransferResult
@@ -152,6 +152,8 @@ class RemoteReplica:
         self.remote_pid: int | None = None
         self._targets: set[str] = set()
         self._made: dict[str, None] = {}
+        #: the replica root the server opened (for a volume: its mount point there)
+        self.remote_root: str | None = None
 
     # ------------------------------------------------------------- ssh
     def _opt(self, name: str, default: Any) -> Any:
@@ -180,6 +182,12 @@ class RemoteReplica:
             ssh_options_tar=f"{self._opt('ssh-options-tar', '')} {extra}".strip())
 
     def data_destination(self) -> str:
+        """Where data goes: the replica path, or the volume's mount on that host
+        (known once connected: serve mounts it for the session)."""
+        if self.spec.volume:
+            if self.remote_root is None:
+                self.connect()
+            return f"{self.spec.target}:{self.remote_root}"
         return f"{self.spec.target}:{self.spec.path}"
 
     def data_engine(self, name: str, source: str) -> "ResilientEngine":
@@ -188,7 +196,11 @@ class RemoteReplica:
         from ..sinks.tar import TarEngine
         opts = self.data_options()
         if name == "rsync":
-            eng: Any = RsyncEngine(source, self.data_destination(), opts)
+            eng: Any = RsyncEngine(source, self.data_destination(), opts,
+                                   gfid_dest=bool(self.spec.volume))
+        elif name in ("tar", "tarssh") and self.spec.volume:
+            raise ConfigError(f"{self.spec.display}: tar over ssh into a volume is not "
+                              f"supported yet: use rsync (the default)")
         elif name in ("tar", "tarssh"):
             eng = TarEngine(source, self.data_destination(), opts,
                             remote_command=self.remote_command)
@@ -207,7 +219,11 @@ class RemoteReplica:
         except OSError as exc:
             raise ConnectionLost(f"cannot run ssh: {exc}") from exc
         conn = _Conn(proc, None)
-        hello = {"hello": HELLO, "version": PROTOCOL_VERSION, "replica": self.spec.path}
+        hello: dict[str, Any] = {"hello": HELLO, "version": PROTOCOL_VERSION}
+        if self.spec.volume:
+            hello["volume"] = self.spec.volume
+        else:
+            hello["replica"] = self.spec.path
         if self.lock_name:
             hello["lock"] = self.lock_name
         try:
@@ -235,6 +251,7 @@ class RemoteReplica:
             raise ProtocolError(f"{self.spec.display}: handshake refused: {reply.get('error')}")
         conn.remote_pid = reply.get("pid")
         self.remote_pid = conn.remote_pid
+        self.remote_root = reply.get("root")
         log.info("connected to %s (serve pid %s, protocol %s)", self.spec.display,
                  conn.remote_pid, reply.get("version"))
         return conn
@@ -398,6 +415,8 @@ class ResilientEngine:
         return self.engine.is_partial(code)
 
     def transfer(self, gfids: Sequence[str]) -> TransferResult:
+        if self.remote.spec.volume:  # a reconnect mounts the volume somewhere else
+            self.engine.dest = self.remote.data_destination()
         holder: list[TransferResult] = []
 
         def attempt() -> TransferResult:

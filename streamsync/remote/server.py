@@ -21,6 +21,7 @@ same brick. Anything else (logs) goes to stderr: stdout is the protocol.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -121,6 +122,33 @@ def _handle(sink: Any, op: Any, args: Any) -> Any:
     raise ProtocolError(f"unknown operation {op!r}")
 
 
+_VOLUME_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
+
+
+def _volume_state_dir(volume: str) -> str:
+    """Where this host keeps the locks of workers feeding ``volume``."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "state")
+    where = os.path.join(base, "streamsync", f"volume-{volume}")
+    os.makedirs(where, exist_ok=True)
+    return where
+
+
+def _open_volume(volume: Any, allowed_root: str | None,
+                 mounts: contextlib.ExitStack) -> tuple[Any, str]:
+    """Mount the GlusterFS volume ``volume`` of this host for the session (as
+    gsyncd's secondary side does) and open its sink; ``(sink, mount point)``."""
+    from ..secondary.volume_mount import mounted_volume
+    from ..sinks.volume import VolumeSink
+    if not isinstance(volume, str) or not _VOLUME_NAME.match(volume):
+        raise ProtocolError(f"bad volume name {str(volume)[:80]!r}")
+    if allowed_root is not None:
+        raise ProtocolError("this serve is confined to a directory (--root): it does not "
+                            "mount volumes")
+    mnt = mounts.enter_context(mounted_volume("localhost", volume))
+    return VolumeSink(mnt), mnt
+
+
 def open_replica(root: str, allowed_root: str | None) -> Any:
     """The :class:`ReplicaSink` of replica ``root``; with ``allowed_root``, opened
     from there with ``O_NOFOLLOW`` on every component (:mod:`.confine`), so a
@@ -173,20 +201,27 @@ def serve(inp: BinaryIO, out: BinaryIO, *, allowed_root: str | None = None) -> i
                              f"(this streamsync speaks {PROTOCOL_VERSION})",
                     "version": PROTOCOL_VERSION})
         return 2
+    volume = hello.get("volume")
     root = hello.get("replica")
-    if not isinstance(root, str) or not root.startswith("/"):
+    if volume is None and (not isinstance(root, str) or not root.startswith("/")):
         _send(out, {"ok": False, "error": "replica path must be absolute", "type": "ConfigError"})
         return 2
-    root = os.path.abspath(root)
     lock = None
     sink = None
+    mounts = contextlib.ExitStack()
     try:
         name = hello.get("lock")
         if name is not None and (not isinstance(name, str) or not _LOCK_NAME.match(name)):
             raise ProtocolError(f"bad lock name {name!r}")
-        sink = open_replica(root, allowed_root)
+        if volume is not None:
+            sink, root = _open_volume(volume, allowed_root, mounts)
+            path, dfd = os.path.join(_volume_state_dir(volume), f"{name}.lock"), None
+        else:
+            root = os.path.abspath(root)
+            sink = open_replica(root, allowed_root)
+            if name is not None:
+                path, dfd = _lock_file(root, allowed_root, name)
         if name is not None:
-            path, dfd = _lock_file(root, allowed_root, name)
             try:
                 lock = WorkerLock(path, what=f"replica {root}").acquire()
             finally:
@@ -195,6 +230,7 @@ def serve(inp: BinaryIO, out: BinaryIO, *, allowed_root: str | None = None) -> i
     except Exception as exc:  # a bad path or lock name: refused, never a traceback
         if sink is not None:
             sink.close()
+        mounts.close()
         _send(out, {"ok": False, "error": str(exc), "type": type(exc).__name__,
                     "lock_held": isinstance(exc, LockHeld)})
         return 2
@@ -232,3 +268,4 @@ def serve(inp: BinaryIO, out: BinaryIO, *, allowed_root: str | None = None) -> i
         sink.close()
         if lock is not None:
             lock.release()
+        mounts.close()  # (a volume: unmounted when the session ends)

@@ -7,6 +7,8 @@ False
 (True, 'geo', 'backup.example', '/srv/rep', 'geo@backup.example')
 >>> parse_replica("[::1]:/srv/rep").host
 '::1'
+>>> parse_replica("geo@gluster2::backup").volume
+'backup'
 """
 
 from __future__ import annotations
@@ -23,13 +25,20 @@ _REMOTE = re.compile(r"\A(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^
                      re.S)
 
 
+_VOLUME = re.compile(r"\A(?P<user>[^@/:\s]+)@(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\s\[\]]+)"
+                     r"::(?P<volume>[A-Za-z0-9._-]+)\Z")
+
+
 class ReplicaSpec(NamedTuple):
-    """Where a replica lives: a local directory, or a path on an ssh host."""
+    """Where a replica lives: a local directory, a path on an ssh host, or a
+    GlusterFS volume that ``streamsync serve`` on an ssh host mounts
+    (``user@host::volume``; ``path`` is empty then)."""
 
     remote: bool
     path: str
     host: str | None = None
     user: str | None = None
+    volume: str | None = None
 
     @property
     def target(self) -> str | None:
@@ -43,6 +52,8 @@ class ReplicaSpec(NamedTuple):
         if not self.remote:
             return self.path
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        if self.volume:
+            return f"{self.user + '@' if self.user else ''}{host}::{self.volume}"
         return f"{self.user + '@' if self.user else ''}{host}:{self.path}"
 
 
@@ -52,6 +63,9 @@ def parse_replica(text: str | os.PathLike[str]) -> ReplicaSpec:
     t = os.fspath(text)
     if not t:
         raise ConfigError("empty replica address")
+    m = _VOLUME.match(t)
+    if m is not None:
+        return ReplicaSpec(True, "", m["host"].strip("[]"), m["user"], m["volume"])
     head = t.split("/", 1)[0]
     if ":" in head or head.startswith("["):
         m = _REMOTE.match(t)

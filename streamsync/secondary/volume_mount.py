@@ -9,10 +9,8 @@ naming the address, with the tail of the client's own log.
 
 >>> parse_volume_address("gluster1::backup"), parse_volume_address("/srv/replica")
 (('gluster1', 'backup'), None)
->>> parse_volume_address("root@gluster1::backup")
-Traceback (most recent call last):
-...
-streamsync.errors.ConfigError: root@gluster1::backup: USER@HOST::VOLUME (over ssh) is not supported yet; mount the volume on this host (HOST::VOLUME)
+>>> parse_volume_address("root@gluster1::backup") is None  # over ssh: remote.spec
+True
 """
 
 from __future__ import annotations
@@ -47,8 +45,7 @@ def parse_volume_address(text: str | os.PathLike[str]) -> tuple[str, str] | None
     if m is None:
         raise ConfigError(f"{t}: not a volume address (expected HOST::VOLUME)")
     if m["user"]:
-        raise ConfigError(f"{t}: USER@HOST::VOLUME (over ssh) is not supported yet; "
-                          f"mount the volume on this host (HOST::VOLUME)")
+        return None  # USER@HOST::VOLUME: serve on HOST mounts it (remote.spec)
     return m["host"].strip("[]"), m["volume"]
 
 

@@ -17,8 +17,10 @@ import stat as S
 from typing import Iterable
 
 from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
+from ..records import Stat
 from ..secondary.gfid_mount import GfidMount
 from ..secondary.rules import apply_entry, apply_meta, valid_gfid
+from ..views.mount import MountView
 from .order import EntryOrder
 
 __all__ = ["VolumeSink"]
@@ -34,6 +36,7 @@ class VolumeSink:
     def __init__(self, mount: str) -> None:
         self.ns = GfidMount(mount)
         self.root = self.ns.mount
+        self._view = MountView(self.root)
         self._made: dict[str, None] = {}
 
     def apply_entries(self, ops: Iterable[EntryOp], *,
@@ -59,6 +62,19 @@ class VolumeSink:
     def is_data_target(self, gfid: str) -> bool:
         """Whether the volume has a regular file for ``gfid`` (its data can be sent)."""
         return valid_gfid(gfid) and self.ns.kind(gfid) == S.S_IFREG
+
+    def has_handle(self, gfid: str) -> bool:
+        """Whether the volume has ``gfid`` at all."""
+        return valid_gfid(gfid) and self.ns.kind(gfid) is not None
+
+    def lstat(self, gfid: str) -> Stat | None:
+        return self._view.lstat(gfid)
+
+    def entry_gfid(self, pgfid: str, bname: str) -> str | None:
+        return self._view.entry_gfid(pgfid, bname)
+
+    def dir_entry(self, gfid: str) -> tuple[str, str] | None:
+        return self.ns.dir_location(gfid) if valid_gfid(gfid) else None
 
     def take_made(self) -> list[str]:
         """Regular files made from a stat since the last call (bytes owed)."""
