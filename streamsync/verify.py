@@ -87,6 +87,8 @@ def _sha256(dfd: int, name: str, where: str = "") -> str:
     h = hashlib.sha256()
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except FileNotFoundError:
+        raise _Vanished(name) from None
     except OSError as exc:
         raise SourceError(f"{where or name}: cannot read to compare contents: "
                           f"{exc.strerror} (run as root, or use --no-hash)") from None
@@ -99,6 +101,10 @@ def _sha256(dfd: int, name: str, where: str = "") -> str:
     finally:
         os.close(fd)
     return h.hexdigest()
+
+
+class _Vanished(Exception):
+    """A name listed a moment ago is gone (a tree changing while it is scanned)."""
 
 
 def read_gfid(path: str) -> str | None:
@@ -165,12 +171,21 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
                     if not prefix and ent.name in excluded:
                         continue
                     rel = prefix + ent.name
-                    st = os.stat(ent.name, dir_fd=dfd, follow_symlinks=False)
-                    add(dfd, ent.name, rel, st)
+                    # a name gone between the listing and here (a live replica, a
+                    # source still being written) is not in the tree: skipped
+                    try:
+                        st = os.stat(ent.name, dir_fd=dfd, follow_symlinks=False)
+                        add(dfd, ent.name, rel, st)
+                    except (FileNotFoundError, _Vanished):
+                        nodes.pop(rel, None)
+                        continue
                     if S.S_ISDIR(st.st_mode):
                         try:
                             cfd = os.open(ent.name, os.O_RDONLY | os.O_DIRECTORY
                                           | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                        except FileNotFoundError:
+                            nodes.pop(rel, None)
+                            continue
                         except OSError as exc:
                             raise SourceError(f"{os.path.join(root, rel)}: cannot open: "
                                               f"{exc.strerror}") from None

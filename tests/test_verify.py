@@ -104,3 +104,28 @@ def test_scan_tree_never_follows_symlinks(tmp_path):
     nodes = scan_tree(tmp_path / "t")
     assert set(nodes) == {".", "root-link"} and nodes["root-link"].target == "/"
     assert compare(nodes, nodes) == []
+
+
+def test_a_name_that_vanishes_during_the_scan_is_skipped(tmp_path, monkeypatch):
+    """verify polls live replicas: a name gone between the listing and its stat (or
+    its read) is not in the tree, never an exception."""
+    import streamsync.verify as v
+    (tmp_path / "keep").write_text("k")
+    (tmp_path / "gone").write_text("g")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "x").write_text("x")
+    real_stat = v.os.stat
+
+    def racing_stat(name, *a, **kw):
+        if name in ("gone", "dir") and kw.get("dir_fd") is not None:
+            target = tmp_path / name
+            if target.is_dir():
+                (target / "x").unlink()
+                target.rmdir()
+            elif target.exists():
+                target.unlink()
+        return real_stat(name, *a, **kw)
+
+    monkeypatch.setattr(v.os, "stat", racing_stat)
+    nodes = v.scan_tree(str(tmp_path))
+    assert sorted(nodes) == [".", "keep"]
