@@ -29,6 +29,7 @@ import stat as S
 import struct
 
 from ..records import ROOT_GFID, Stat
+from ..views.mount import MountView
 from .namespace import Absent
 
 __all__ = ["GfidMount", "newfile_blob", "is_gfid_mount", "GFID_XATTR", "NEWFILE_XATTR"]
@@ -71,6 +72,8 @@ class GfidMount:
     def __init__(self, mount: str | os.PathLike) -> None:
         self.mount = os.path.abspath(os.fspath(mount))
         self._gfid_dir = os.path.join(self.mount, ".gfid")
+        #: the read-only side of the same mount (lstat, names, directory locations)
+        self.view = MountView(self.mount)
 
     # ------------------------------------------------------------- paths
     def go(self, gfid: str) -> str:
@@ -110,23 +113,8 @@ class GfidMount:
         return raw.rstrip(b"\0").decode("ascii", "replace")
 
     def dir_location(self, gfid: str) -> tuple[str, str] | None:
-        if gfid == ROOT_GFID:
-            return None
-        try:
-            raw = os.getxattr(self.go(gfid), _ANCESTRY_XATTR, follow_symlinks=False)
-        except OSError:
-            return None
-        parent, sep, name = os.fsdecode(raw.rstrip(b"\0")).rpartition("/")
-        if not sep or not name:
-            return None
-        try:
-            pgfid = ROOT_GFID if not parent else os.getxattr(
-                self.mount + parent, GFID_XATTR, follow_symlinks=False
-            ).rstrip(b"\0").decode("ascii", "replace")
-        except OSError:
-            return None
-        # never from a cached answer: the name must hold the gfid now
-        return (pgfid, name) if self.name_gfid(pgfid, name) == gfid else None
+        # the read-only view answers it (ancestry xattr, then the name re-checked)
+        return self.view.dir_entry(gfid)
 
     # ------------------------------------------------------------- ops
     def create(self, pgfid: str, name: str, gfid: str, mode: int, uid: int, gid: int,

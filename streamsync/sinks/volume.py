@@ -20,7 +20,6 @@ from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 from ..records import Stat
 from ..secondary.gfid_mount import GfidMount
 from ..secondary.rules import apply_entry, apply_meta, valid_gfid
-from ..views.mount import MountView
 from .order import EntryOrder
 
 __all__ = ["VolumeSink"]
@@ -36,7 +35,6 @@ class VolumeSink:
     def __init__(self, mount: str) -> None:
         self.ns = GfidMount(mount)
         self.root = self.ns.mount
-        self._view = MountView(self.root)
         self._made: dict[str, None] = {}
 
     def apply_entries(self, ops: Iterable[EntryOp], *,
@@ -68,10 +66,10 @@ class VolumeSink:
         return valid_gfid(gfid) and self.ns.kind(gfid) is not None
 
     def lstat(self, gfid: str) -> Stat | None:
-        return self._view.lstat(gfid)
+        return self.ns.view.lstat(gfid)
 
     def entry_gfid(self, pgfid: str, bname: str) -> str | None:
-        return self._view.entry_gfid(pgfid, bname)
+        return self.ns.view.entry_gfid(pgfid, bname)
 
     def dir_entry(self, gfid: str) -> tuple[str, str] | None:
         return self.ns.dir_location(gfid) if valid_gfid(gfid) else None
