@@ -219,10 +219,6 @@ def check_apart(source: str, replica: str) -> None:
         raise ConfigError(f"{replica}: the replica cannot hold the source brick {source}")
 
 
-class _RetriedOnly(Exception):
-    """Internal: a retry of chosen ledger items is the whole run."""
-
-
 def _warn_overwritten(watch: HtimeWatch, cl_dir: str, state: Any, warned: set[int]) -> None:
     """Say, once per journal, when the brick overwrote a journal not yet synced:
     its changes are in no journal, only a crawl brings them over."""
@@ -366,18 +362,16 @@ def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], 
                                 "meta_ops", "meta_failures", "data_files", "data_abandoned",
                                 "retried_resolved"), 0)
         try:
+            only = None if retry_failed in (True, False) else list(retry_failed)
             if retry_failed is not False:
-                only = None if retry_failed is True else list(retry_failed)
                 resolved, still = dispatcher.retry_failed(only)
                 totals["retried_resolved"] = resolved
                 log.info("retried the failure ledger: %d resolved, %d still failing",
                          resolved, still)
-                if only is not None:  # just those items: no journal is read
-                    raise _RetriedOnly
             batch_size = options.get("changelog-batch-size")
             warned: set[int] = set()
             watch = HtimeWatch(cl_dir)
-            while True:
+            while only is None:  # (a retry of chosen items is the whole run)
                 _warn_overwritten(watch, cl_dir, state, warned)
                 done = state.done_names()
                 todo = [c for c in refuse_future(discover(cl_dir, allow_empty=True)) if c.name not in done]
@@ -418,8 +412,6 @@ def _replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], 
                         break
                 else:
                     time.sleep(interval)
-        except _RetriedOnly:
-            status.set_stopped()
         except BaseException as exc:
             if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 status.set_faulty(str(exc) or type(exc).__name__, journal=dispatcher.current)
