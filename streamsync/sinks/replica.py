@@ -58,7 +58,8 @@ from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 from ..records import ROOT_GFID, Stat
 from .order import EntryOrder
 from ..secondary.namespace import Absent
-from ..secondary.rules import MISSING, RESERVED_AT_ROOT, apply_entry, valid_gfid, valid_name
+from ..secondary.rules import (MISSING, RESERVED_AT_ROOT, apply_entry, apply_meta, valid_gfid,
+                               valid_name)
 
 __all__ = ["ReplicaSink", "valid_name", "valid_gfid", "handle_relpath", "GLUSTERFS_DIR",
            "MISSING"]
@@ -976,70 +977,50 @@ class ReplicaSink:
 
     # ------------------------------------------------------------- meta ops
     def apply_meta(self, ops: Iterable[MetaOp]) -> list[MetaFailure]:
-        """Owner, mode and times (gsyncd's ``meta_ops``): lchown (ENOENT skips the
-        op), chmod, utime; symlinks get only the lchown."""
+        """Owner, mode and times (gsyncd's ``meta_ops``), by the secondary's rules
+        (:func:`streamsync.secondary.rules.apply_meta`) over :meth:`set_attrs`."""
         self._drop_caches()
-        failures: list[MetaFailure] = []
-        for op in ops:
-            try:
-                failures.extend(self._apply_meta(op))
-            except _Fail as f:  # the object is not reachable on the replica
-                failures.append(MetaFailure(op, f.err, MISSING))
-            except OSError as exc:  # e.g. EROFS, EIO: recorded, never a traceback
-                failures.append(MetaFailure(op, exc.errno or E.EIO, "chown"))
-        return failures
+        return [f for op in ops for f in apply_meta(self, op)]
 
-    def _apply_meta(self, op: MetaOp) -> Iterator[MetaFailure]:
-        if not valid_gfid(op.gfid):
-            yield MetaFailure(op, E.EINVAL, "chown")
-            return
-        st = op.stat
-        fd = -1
-        own = False
-        if op.gfid == ROOT_GFID:
-            fd = self._root_fd
-        else:
-            hst = self._handle_lstat(op.gfid)
-            if hst is None:
-                # gsyncd skips ENOENT on lchown; the dispatcher asked because the
-                # source still has the gfid, so the replica owes it: say so
-                raise _Fail(E.ENOENT)
-            if self._is_dir_handle(hst):
-                fd = self._dir_fd(op.gfid)
-            else:
-                xfd, rel = self._hloc(op.gfid)
-                if S.S_ISLNK(hst.st_mode):
-                    if self.chown:
-                        os.chown(rel, st.uid, st.gid, dir_fd=xfd, follow_symlinks=False)
-                    return
-                fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=xfd)
-                own = True
+    def set_attrs(self, gfid: str, stat: Stat) -> list[tuple[int, str]]:
+        """lchown, then chmod and utime (not for symlinks), through the handle;
+        ``(errno, step)`` of each that failed. :class:`Absent` when the replica
+        has no object for ``gfid`` (gsyncd skips it; the source still has it, so
+        the replica owes it)."""
+        if gfid == ROOT_GFID:
+            return self._set_attrs_at(self._root_fd, stat)
+        hst = self._handle_lstat(gfid)
+        if hst is None:
+            raise Absent(gfid)
+        if self._is_dir_handle(hst):
+            return self._set_attrs_at(self._dir_fd(gfid), stat)
+        xfd, rel = self._hloc(gfid)
+        if S.S_ISLNK(hst.st_mode):
+            if self.chown:
+                os.chown(rel, stat.uid, stat.gid, dir_fd=xfd, follow_symlinks=False)
+            return []
+        fd = os.open(rel, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=xfd)
         try:
-            target: int | bytes = fd if not own else _proc(fd)
-            try:
-                if self.chown:
-                    os.chown(target, st.uid, st.gid)
-                else:
-                    os.stat(target)
-            except FileNotFoundError:
-                raise _Fail(E.ENOENT) from None
-            try:
-                os.chmod(target, S.S_IMODE(st.mode))
-            except OSError as exc:
-                if exc.errno in (E.ENOENT, E.EACCES, E.EPERM):
-                    yield MetaFailure(op, exc.errno, "chmod")
-                else:
-                    raise
-            try:
-                os.utime(target, (st.atime, st.mtime))
-            except OSError as exc:
-                if exc.errno in (E.ENOENT, E.EACCES, E.EPERM):
-                    yield MetaFailure(op, exc.errno, "utime")
-                else:
-                    raise
+            return self._set_attrs_at(_proc(fd), stat)
         finally:
-            if own:
-                os.close(fd)
+            os.close(fd)
+
+    def _set_attrs_at(self, target: int | bytes, st: Stat) -> list[tuple[int, str]]:
+        try:
+            if self.chown:
+                os.chown(target, st.uid, st.gid)
+            else:
+                os.stat(target)
+        except FileNotFoundError:
+            raise Absent() from None
+        out = []
+        for step, call in (("chmod", lambda: os.chmod(target, S.S_IMODE(st.mode))),
+                           ("utime", lambda: os.utime(target, (st.atime, st.mtime)))):
+            try:
+                call()
+            except OSError as exc:
+                out.append((exc.errno or E.EIO, step))
+        return out
 
     def set_times(self, items: Iterable[tuple[str, float, float]]) -> int:
         """Set ``(gfid, atime, mtime)`` on directories, symlinks and files alike
