@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,19 @@ def replayed_namespace(journals) -> set[tuple[str, str]]:
         return "/".join(reversed(parts))
 
     return {(gfid, path_of(*key)) for key, gfid in names.items()}
+
+
+@contextlib.contextmanager
+def tmpfs(where, options: str = "size=16m"):
+    """A tmpfs mounted on ``where`` (made if missing) for the block, unmounted
+    after it; the test is skipped, with the reason, where none can be mounted."""
+    os.makedirs(where, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+

@@ -21,7 +21,6 @@ The rounds use fixed seeds (printed); ``STREAMSYNC_INVARIANT_SEED=<n>`` runs one
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
@@ -38,6 +37,7 @@ from streamsync.discover import discover, read_changelog
 from streamsync.state import SqliteState
 from streamsync.verify import verify
 
+from conftest import tmpfs
 from test_worker_brick import Brick
 
 pytestmark = [
@@ -172,19 +172,6 @@ exec {real} "$@"
     return script
 
 
-@contextlib.contextmanager
-def _tmpfs(where: str):
-    os.makedirs(where)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,nr_inodes=100000", "tmpfs",
-                        where], capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", where], check=True)
-
-
 def _remount(where: str, **opts) -> None:
     o = ",".join(f"{k}={v}" for k, v in opts.items())
     subprocess.run(["mount", "-o", f"remount,{o}", where], check=True, capture_output=True)
@@ -275,7 +262,7 @@ def _round(tmp, seed: int, stats: dict) -> None:
     work = Workload(brick, rng)
     work.run(ops=rng.randrange(30, 80), journals=rng.randrange(1, 4))
     state = os.path.join(tmp, "state.sqlite")
-    with _tmpfs(os.path.join(tmp, "fs")) as fs:
+    with tmpfs(os.path.join(tmp, "fs"), "size=256m,nr_inodes=100000") as fs:
         replica = os.path.join(fs, "replica")
         assert _replicate(brick.root, replica, state) == 0
         assert verify(brick.root, replica) == []

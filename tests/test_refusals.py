@@ -19,6 +19,7 @@ from streamsync.replicate import default_state_path, lock_path
 from streamsync.state import SqliteState, WorkerLock
 from streamsync.verify import verify
 
+from conftest import tmpfs
 from test_replicate import brick, demo_master, journals, needs_rsync  # noqa: F401  (fixtures)
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount)")
@@ -201,12 +202,7 @@ def test_a_state_locked_elsewhere_is_a_state_error(tmp_path):
 @root_only
 def test_a_full_disk_under_the_state_is_a_state_error(brick, tmp_path, capsys):
     mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with tmpfs(mnt, "size=96k"):
         state = mnt / "st.sqlite"
         SqliteState(state).close()
         fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
@@ -222,5 +218,3 @@ def test_a_full_disk_under_the_state_is_a_state_error(brick, tmp_path, capsys):
         assert rc == 2, err
         [line] = [x for x in err.splitlines() if "error:" in x]
         assert str(state) in line and "full" in line
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)

@@ -14,6 +14,7 @@ import pytest
 
 from streamsync.cli import main
 
+from conftest import tmpfs
 from test_replicate import brick, demo_master, journals  # noqa: F401  (fixtures)
 
 ANALYSIS = ("decode", "analyze", "changes", "whatif")
@@ -213,12 +214,7 @@ def test_analyze_dask_without_dask_installed(brick, capsys, monkeypatch):
 @pytest.mark.parametrize("existing", [False, True], ids=["new-replica", "existing-replica"])
 def test_a_read_only_replica_place_is_one_line_exit_2(brick, tmp_path, capsys, existing):
     place = tmp_path / "ro"
-    place.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(place)],
-                       capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with tmpfs(place):
         replica = place / "replica"
         if existing:
             replica.mkdir()
@@ -227,5 +223,6 @@ def test_a_read_only_replica_place_is_one_line_exit_2(brick, tmp_path, capsys, e
                      str(replica)]) == 2
         line = _one_error_line(capsys)
         assert str(place) in line and "Read-only file system" in line
-    finally:
+        # nothing stays open on it: a plain (not lazy) unmount succeeds
         subprocess.run(["umount", str(place)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(place)], check=True)
