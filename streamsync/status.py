@@ -319,6 +319,7 @@ class WorkerStatus:
         self.clock = clock
         self.on_event = on_event
         self.file: StatusFile | None = None
+        self._file_failed = False
         if status_dir is not None:
             os.makedirs(status_dir, exist_ok=True)
             self.file = StatusFile(os.path.join(os.fspath(status_dir),
@@ -343,7 +344,19 @@ class WorkerStatus:
         wanted = set(STATUS_DEFAULTS) if keys is None else (set(keys) | self._dirty)
         self._dirty = set()
         self._last_write = now
-        self.file.update({k: cur[k] for k in wanted if k in STATUS_DEFAULTS and k in cur})
+        try:
+            self.file.update({k: cur[k] for k in wanted if k in STATUS_DEFAULTS and k in cur})
+        except OSError as exc:
+            # the state holds the truth; its gsyncd-format copy is for other tools:
+            # a full disk under it is said once and retried on the next update
+            self._dirty = wanted
+            if not self._file_failed:
+                log.warning("%s: cannot update the status file: %s (the state keeps the "
+                            "status; retrying on the next change)", self.file.path,
+                            exc.strerror or exc)
+            self._file_failed = True
+        else:
+            self._file_failed = False
 
     def _set(self, **fields: Any) -> None:
         fields["updated"] = self.clock()

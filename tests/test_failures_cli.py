@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from streamsync.cli import main
-from streamsync.replicate import default_state_path
+from streamsync.target import default_state_path
 from streamsync.state import SqliteState
 
 from test_nothing_lost import _immutable, root_only
@@ -27,7 +27,7 @@ def failed(brick, tmp_path, capsys):
     with _immutable(replica):
         assert main(["replicate", "-q", brick, replica]) == 1
     capsys.readouterr()
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     rows = st.failures()
     st.close()
     assert rows
@@ -133,7 +133,7 @@ def test_retry_requeues_just_the_listed_items(failed, capsys):
     assert main(["failures", "--kind", "entry", "--retry", replica]) == 1
     n_entry = sum(r.kind == "entry" for r in rows)
     assert "items resolved" in capsys.readouterr().err
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     left = st.failures()
     st.close()
     assert {r.kind for r in left} <= {"data", "meta"} and left

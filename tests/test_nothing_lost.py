@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from streamsync.cli import main
-from streamsync.replicate import default_state_path
+from streamsync.target import default_state_path
 from streamsync.state import SqliteState
 from streamsync.verify import verify
 
@@ -22,7 +22,7 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chattr, mo
 
 
 def _open(replica, brick):
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     try:
         return sorted(f.kind for f in st.failures())
     finally:

@@ -15,7 +15,7 @@ import pytest
 
 from streamsync.cli import main
 from streamsync.errors import StateError
-from streamsync.replicate import default_state_path, lock_path
+from streamsync.target import default_state_path, lock_path
 from streamsync.state import SqliteState, WorkerLock
 from streamsync.verify import verify
 
@@ -26,7 +26,7 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount)")
 
 
 def _stime(replica, brick):
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     try:
         return st.data_stime(), st.entry_stime()
     finally:
@@ -70,7 +70,7 @@ def test_a_stamp_beyond_a_stime_is_refused_everywhere(brick, tmp_path, capsys, s
 def test_a_stored_stime_in_the_future_is_refused(brick, tmp_path, capsys):
     replica = str(tmp_path / "replica")
     os.makedirs(os.path.join(replica, ".glusterfs", "streamsync"))
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     st.set_data_stime((1900000000, 0))
     st.close()
     assert main(["replicate", brick, replica]) == 2
@@ -95,7 +95,7 @@ def test_an_impossible_stored_stime_is_a_state_error_and_status_says_so(tmp_path
 # ------------------------------------------------------- item 4: replica id race
 def _start_on_fresh_replica(args):
     barrier, replica = args
-    from streamsync.replicate import _replica_id
+    from streamsync.target import _replica_id
     barrier.wait()
     try:
         return _replica_id(replica)
@@ -121,9 +121,9 @@ def test_the_lock_follows_the_brick_through_a_symlink(brick, tmp_path, capsys):
     replica = str(tmp_path / "replica")
     alias = str(tmp_path / "alias")
     os.symlink(brick, alias)
-    assert lock_path(replica, alias) == lock_path(replica, brick)
+    assert lock_path(alias, replica) == lock_path(brick, replica)
     os.makedirs(os.path.join(replica, ".glusterfs", "streamsync"))
-    with WorkerLock(lock_path(replica, brick)):
+    with WorkerLock(lock_path(brick, replica)):
         assert main(["replicate", alias, replica]) == 2
         assert "already running" in capsys.readouterr().err
 
@@ -138,7 +138,7 @@ def test_the_lock_follows_the_brick_through_a_bind_mount(brick, tmp_path, capsys
         pytest.skip(f"cannot bind-mount here: {r.stderr.strip()}")
     try:
         os.makedirs(os.path.join(replica, ".glusterfs", "streamsync"))
-        with WorkerLock(lock_path(replica, brick)):
+        with WorkerLock(lock_path(brick, replica)):
             assert main(["replicate", str(bind), replica]) == 2
             assert "already running" in capsys.readouterr().err
     finally:

@@ -16,7 +16,8 @@ import pytest
 
 from streamsync.cli import main
 from streamsync.errors import LockHeld
-from streamsync.replicate import default_state_path, lock_path, replicate
+from streamsync.replicate import replicate
+from streamsync.target import default_state_path, lock_path
 from streamsync.state import SqliteState, WorkerLock
 from streamsync.snapshot import extract_brick_snapshot
 from streamsync.verify import compare, load_manifest, scan_tree, verify
@@ -129,7 +130,7 @@ def test_not_a_brick_is_a_clear_error(tmp_path, capsys):
 def test_second_worker_is_refused(brick, tmp_path, capsys):
     replica = str(tmp_path / "replica")
     os.makedirs(os.path.join(replica, ".glusterfs", "streamsync"))
-    with WorkerLock(lock_path(replica, brick)):
+    with WorkerLock(lock_path(brick, replica)):
         with pytest.raises(LockHeld):
             replicate(brick, replica)
         assert main(["replicate", brick, replica]) == 2
@@ -157,8 +158,8 @@ def test_follow_picks_up_new_journals_and_stops_on_sigterm(brick, tmp_path):
         deadline = time.monotonic() + 30
         done = 0
         while time.monotonic() < deadline:
-            if os.path.exists(default_state_path(replica, brick)):
-                st = SqliteState(default_state_path(replica, brick))
+            if os.path.exists(default_state_path(brick, replica)):
+                st = SqliteState(default_state_path(brick, replica))
                 done = len(st.done_names())
                 st.close()
                 if done == len(js):
@@ -187,7 +188,7 @@ def test_abandoned_data_is_ledgered_then_retry_failed_completes(brick, tmp_path,
     rc = main(["replicate", "-o", f"rsync-command={bad}", "-o", "max-rsync-retries=2",
                brick, replica])
     out = capsys.readouterr().out
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     n = len(st.failures("data"))
     assert rc == 1 and f"files synced ({n} abandoned)" in out
     assert f"{n} open failures in the ledger" in out
@@ -199,7 +200,7 @@ def test_abandoned_data_is_ledgered_then_retry_failed_completes(brick, tmp_path,
     assert main(["replicate", "--retry-failed", brick, replica]) == 0
     capsys.readouterr()
     assert verify(brick, replica) == []
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     assert st.failures() == []
 
 
@@ -285,7 +286,7 @@ def test_xattr_stimes_on_the_brick_root_like_gsyncd(brick, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "replicated 11 changelogs" in out and "3 open failures in the ledger" in out
     assert sorted(os.listdir(other)) == [".glusterfs", "late"]  # P8's MKDIR, last journal
-    st = SqliteState(default_state_path(other, brick))
+    st = SqliteState(default_state_path(brick, other))
     assert sorted(f.kind for f in st.failures()) == ["data", "meta", "meta"]
     st.close()
 
@@ -302,7 +303,7 @@ def test_status_fields_and_gsyncd_status_file(brick, tmp_path, capsys):
     doc = json.loads((sdir / f).read_text())
     assert doc["worker_status"] == "Stopped" and doc["last_synced"] == 1795470713
     assert doc["checkpoint_completed"] == "Yes" and doc["checkpoint_time"] == 1795470700
-    assert main(["status", "--json", os.path.dirname(default_state_path(replica, brick))]) == 0
+    assert main(["status", "--json", os.path.dirname(default_state_path(brick, replica))]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["source"] == os.path.abspath(brick) and row["open_failures"] == 0
 
@@ -376,7 +377,7 @@ def test_exit_0_with_nothing_transferred_is_a_failure_not_a_success(brick, tmp_p
     rc = main(["replicate", "-q", "-o", f"rsync-command={silent}", "-o", "max-rsync-retries=2",
                brick, replica])
     assert rc == 1
-    st = SqliteState(default_state_path(replica, brick))
+    st = SqliteState(default_state_path(brick, replica))
     assert 250 < len(st.failures("data")) <= 289
     st.close()
     assert main(["replicate", "-q", "--retry-failed", brick, replica]) == 0

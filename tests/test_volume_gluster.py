@@ -281,8 +281,8 @@ def test_host_volume_is_mounted_for_the_run_and_unmounted_after(volumes, gluster
         return not verify(primary, secondary) and not _gfid_differences(primary, secondary)
     wait_for(equal, "the secondary volume to equal the primary", timeout=60, interval=1)
     # the state is keyed on the address, not on the private mount point
-    from streamsync.replicate import default_state_path
-    assert os.path.exists(default_state_path(address, brick))
+    from streamsync.target import default_state_path
+    assert os.path.exists(default_state_path(brick, address))
     assert main(["replicate", brick, f"{glusterd}::nosuchvolume{os.getpid()}"]) == 2
     err = capsys.readouterr().err
     assert f"nosuchvolume{os.getpid()}" in err and "Traceback" not in err

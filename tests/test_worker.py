@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from test_worker_brick import Brick
 
-from streamsync.crawl.select import run_worker, run_workers, state_path_for
+from streamsync.crawl.select import run_worker, run_workers
+from streamsync.target import default_state_path
 from streamsync.options import Options
 from streamsync.records import Stime
 from streamsync.state import SqliteState
@@ -63,7 +64,7 @@ def test_handover_history_xsync_live(tmp_path):
     b.link("a/f1", "l1")
     b.rollover(T + 30)
     src = os.path.abspath(b.root)
-    status_path = os.path.join(os.path.dirname(state_path_for(rep, src)), status_file_name(src))
+    status_path = os.path.join(os.path.dirname(default_state_path(src, rep)), status_file_name(src))
 
     # run 1 - no stime: history cannot start -> hybrid crawl capped at registration -> live
     R1 = T + 40
@@ -124,7 +125,7 @@ def test_handover_history_xsync_live(tmp_path):
     assert verify(b.root, rep) == []
     f = rec.file()
     assert f["checkpoint_completion_time"] == done_at  # not moved by later updates
-    st = SqliteState(state_path_for(rep, src))
+    st = SqliteState(default_state_path(src, rep))
     assert "CHANGELOG.%d" % (T + 200) in st.done_names()
     st.close()
 
@@ -187,7 +188,7 @@ def test_real_brick_snapshot_with_stime_uses_history(tmp_path):
     brick = _demo_brick(tmp_path)
     rep = str(tmp_path / "rep")
     os.makedirs(os.path.join(rep, ".glusterfs", "streamsync"))
-    st = SqliteState(state_path_for(rep, os.path.abspath(brick)))
+    st = SqliteState(default_state_path(os.path.abspath(brick), rep))
     st.set_data_stime((1795470688, 0))
     st.close()
     s = run_worker(brick, rep, register_time=1795470710, retry_delay=0)
@@ -282,12 +283,12 @@ def test_second_worker_on_the_same_brick_and_replica_is_refused(tmp_path):
     rep = str(tmp_path / "rep")
     src = os.path.abspath(b.root)
     os.makedirs(os.path.join(rep, ".glusterfs", "streamsync"))
-    from streamsync.replicate import lock_path
-    lk = WorkerLock(lock_path(rep, src)).acquire()
+    from streamsync.target import lock_path
+    lk = WorkerLock(lock_path(src, rep)).acquire()
     try:
         with pytest.raises(LockHeld):
             run_worker(b.root, rep, register_time=1, retry_delay=0)
-        st = SqliteState(state_path_for(rep, src))
+        st = SqliteState(default_state_path(src, rep))
         assert st.status()["worker_status"] == "Faulty"
         st.close()
     finally:
@@ -302,7 +303,7 @@ def test_retry_failed_requeues_the_ledger(tmp_path):
     rep = str(tmp_path / "rep")
     src = os.path.abspath(b.root)
     os.makedirs(os.path.join(rep, ".glusterfs", "streamsync"))
-    st = SqliteState(state_path_for(rep, src))
+    st = SqliteState(default_state_path(src, rep))
     st.add_failure("data", g, changelog=f"CHANGELOG.{T + 15}")
     st.close()
     s = run_worker(b.root, rep, mode="live", register_time=T, retry_delay=0, retry_failed=True)

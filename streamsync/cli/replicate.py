@@ -12,7 +12,8 @@ import threading
 import orjson
 
 from ..options import Options
-from ..replicate import ENGINES, default_state_path, replicate
+from ..replicate import ENGINES, replicate
+from ..target import default_state_path
 
 try:  # the crawl worker (history/xsync/live, remote replicas, several bricks)
     from ..crawl import cli as _worker
@@ -109,12 +110,6 @@ def run(args: argparse.Namespace) -> int:
         lg.setLevel(before)
 
 
-def _replica_key(replica: str) -> str:
-    """``HOST::VOLUME`` as given, a directory as an absolute path."""
-    from ..secondary.volume_mount import parse_volume_address
-    return replica if parse_volume_address(replica) is not None else os.path.abspath(replica)
-
-
 def _run(args: argparse.Namespace) -> int:
     # without --mode: replay the journals when they are exact (a stime, or they cover
     # the brick), else the worker's hybrid crawl; says which and why
@@ -157,8 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         from ..state.xattr import XattrState, stime_uuids
         master, slave = stime_uuids(args.xattr_stime, args.source, args.replica)
         state = XattrState(os.path.abspath(args.source), master, slave,
-                           args.state or default_state_path(_replica_key(args.replica),
-                                                            args.source))
+                           args.state or default_state_path(args.source, args.replica))
     try:
         summary = replicate(args.source, args.replica, state=state, state_path=args.state,
                             options=options,
@@ -190,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
               f"({summary.meta_failures} failed), {summary.data_files} files synced "
               f"({summary.data_abandoned} abandoned)")
         where = summary.state_path or args.state or default_state_path(
-            _replica_key(args.replica), args.source)
+            args.source, args.replica)
         print(f"stime {tuple(st) if st else None}; state in {where}")
         if summary.open_failures:
             print(f"{summary.open_failures} open failures in the ledger; "

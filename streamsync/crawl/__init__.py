@@ -30,12 +30,13 @@ from ..records import Changelog
 from ..stamps import refuse_future
 
 __all__ = ["CrawlFallback", "NoStimeAvailable", "HistoryUnavailable", "PartialHistory",
-           "WorkerContext", "process_changelogs", "DISPATCH_MODES", "CrawlResult"]
+           "WorkerContext", "process_changelogs", "open_failures", "DISPATCH_MODES", "CrawlResult"]
 
 log = logging.getLogger("streamsync.crawl")
 
 #: our crawl mode -> the dispatcher's (gsyncd's) mode name
-DISPATCH_MODES = {"live": "live_changelog", "history": "history_changelog", "xsync": "xsync"}
+DISPATCH_MODES = {"live": "live_changelog", "history": "history_changelog", "xsync": "xsync",
+                  "replay": "live_changelog"}
 
 
 class CrawlFallback(StreamsyncError):
@@ -63,12 +64,16 @@ class CrawlResult:
     """Running totals of one crawl (mutable, filled by :func:`process_changelogs`)."""
 
     __slots__ = ("mode", "batches", "changelogs", "entry_ops", "meta_ops", "data_files",
-                 "failures", "stopped")
+                 "failures", "entry_failures", "meta_failures", "data_abandoned", "total",
+                 "stopped")
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.batches = self.changelogs = self.entry_ops = self.meta_ops = 0
         self.data_files = self.failures = 0
+        self.entry_failures = self.meta_failures = self.data_abandoned = 0
+        #: journals this crawl knows of so far (done + found), when it counts them
+        self.total = 0
         self.stopped = False
 
     def add(self, r: Any) -> None:
@@ -77,6 +82,9 @@ class CrawlResult:
         self.entry_ops += r.entry_ops
         self.meta_ops += r.meta_ops
         self.data_files += r.data_files
+        self.entry_failures += r.entry_failures
+        self.meta_failures += r.meta_failures
+        self.data_abandoned += r.data_abandoned
         self.failures += r.entry_failures + r.meta_failures + r.data_abandoned
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,9 +164,16 @@ class WorkerContext:
                 fn(st, done_ts)
 
 
+def open_failures(state: Any) -> int:
+    """How many items of the failure ledger are open (counted in the store when it can)."""
+    count = getattr(state, "count_failures", None)
+    return int(count()) if count is not None else len(state.failures())
+
+
 def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, mode: str,
                        result: CrawlResult | None = None, skip_done: bool = True) -> CrawlResult:
-    """Plan, batch and dispatch ``changelogs`` in ``mode`` (``live``, ``history``, ``xsync``).
+    """Plan, batch and dispatch ``changelogs`` in ``mode`` (``replay``, ``live``,
+    ``history``, ``xsync``).
 
     Changelog modes plan against the stored stimes (skip ``ts < data_stime``,
     gate entry ops up to the entry stime) and skip journals already marked
@@ -187,7 +202,7 @@ def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, m
             ctx.status.record_batch(changelogs=r.changelogs, first_ts=batch.plans[0].ts,
                                     last_ts=batch.plans[-1].ts, entries=r.entry_ops,
                                     meta=r.meta_ops, data=r.data_files, seconds=r.duration)
-            ctx.status.set_failures(len(state.failures()))
+            ctx.status.set_failures(open_failures(state))
         if changelog_mode:
             ctx.root_stime_updated(done_ts=batch.plans[-1].ts)
         if ctx.progress is not None:

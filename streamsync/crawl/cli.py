@@ -78,9 +78,8 @@ def choose_default_mode(source: str, *, data_stime: Stime | None,
 
 def _peek_stime(args: argparse.Namespace, source: str) -> Stime | None:
     """The stored data stime, without creating a state file."""
-    from ..replicate import default_state_path
-    replica = args.replica if parse_volume_address(args.replica) else os.path.abspath(args.replica)
-    path = args.state or default_state_path(replica, source)
+    from ..target import default_state_path
+    path = args.state or default_state_path(source, args.replica)
     if getattr(args, "xattr_stime", None):
         from ..state.xattr import XattrState, stime_uuids
         try:
@@ -127,7 +126,7 @@ def default_mode(args: argparse.Namespace) -> ModeChoice | None:
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     """``--mode``, ``--bricks``, ``--remote-command``."""
-    p.add_argument("--mode", choices=("auto", "replay") + MODES,
+    p.add_argument("--mode", choices=("auto",) + MODES,
                    help="crawl mode. Default for one brick and a local replica: replay the "
                         "journals present when there is a data stime or they create every "
                         "gfid of the brick, else auto (says which and why). auto (default "
@@ -289,7 +288,7 @@ def replicate_main(args: argparse.Namespace, options: Options,
                                   "or a HOST::VOLUME secondary")
             from ..state.xattr import XattrState, stime_uuids
             master, slave = stime_uuids(args.xattr_stime, sources[0], args.replica)
-            from .select import default_state_path
+            from ..target import default_state_path
             state = XattrState(os.path.abspath(sources[0]), master, slave,
                                args.state or default_state_path(sources[0], args.replica))
         show = sys.stderr.isatty() and not args.quiet and not args.verbose

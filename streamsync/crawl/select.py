@@ -10,7 +10,10 @@ As gsyncd's worker start and ``crawlwrap`` (spec section 3.1):
    instead, its stimes capped at the registration time;
 3. then the live changelog crawl: one scan (``follow=False``) or forever.
 
-``mode="history"|"xsync"|"live"`` forces one mode and runs only that one.
+``mode="history"|"xsync"|"live"`` forces one mode and runs only that one;
+``mode="replay"`` replays the journals present from the stimes
+(:mod:`~streamsync.crawl.replay`, what :func:`streamsync.replicate.replicate`
+runs), once or every ``change-interval`` when following.
 
 Every phase runs inside :func:`crawlwrap`: every ``replica-failover-interval``
 the worker re-checks whether it is active
@@ -18,8 +21,9 @@ the worker re-checks whether it is active
 stime to the cluster stime, marks what is older done and sleeps, and takes
 over (history from the raised stime, then live) once it gets the lock.
 
-:func:`run_worker` wires a brick, a replica (a local directory or
-``[user@]host:/path``), the state store, the status file and the dispatcher;
+:func:`run_worker` wires a brick, a secondary (resolved once by
+:func:`streamsync.target.resolve_target`: the sink, data engine, state path
+and lock follow from it), the state store, the status file and the dispatcher;
 :func:`run_workers` runs one worker per brick in parallel processes.
 
 >>> choose_mode(None, Options.from_pairs(["change-detector=xsync"]))
@@ -33,33 +37,28 @@ import multiprocessing
 import os
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from ..activepassive import ActivePassive
 from ..errors import ConfigError, LockHeld, SourceError, StateError
 from ..options import Options
 from ..records import MINUS_INFINITY, Stime
 from ..stamps import check_stored_stimes
-from ..replicate import default_state_path as replica_state_path
-from ..replicate import (brick_lock_name, check_apart, escape_brick, make_engine,
-                         volume_working_dir)
-from ..secondary.gfid_mount import is_gfid_mount
 from ..secondary.volume_mount import mounted_volume, parse_volume_address
 from ..state.sqlite import require_state_dir
-from ..replicate import lock_path as replica_lock_path
-from . import CrawlFallback, CrawlResult, WorkerContext
+from ..target import escape_brick, resolve_target
+from . import CrawlFallback, CrawlResult, WorkerContext, open_failures
 from .history import history_crawl
 from .live import live_turn
+from .replay import ReplayWatch, replay_turn
 from .xsync import xsync_crawl
 
 __all__ = ["MODES", "choose_mode", "crawlwrap", "run_crawls", "run_worker", "run_workers",
-           "WorkerSummary", "state_path_for", "default_state_path", "remote_working_dir",
-           "session_name", "lock_session", "read_brick_entries",
-           "read_brick_list"]
+           "WorkerSummary", "lock_session", "read_brick_entries", "read_brick_list"]
 
 log = logging.getLogger("streamsync.worker")
 
-MODES = ("history", "xsync", "live")
+MODES = ("replay", "history", "xsync", "live")
 #: seconds a passive worker sleeps between catch-ups (gsyncd: 5)
 PASSIVE_SLEEP = 5.0
 #: seconds between hybrid crawls when change-detector=xsync (gsyncd: 60)
@@ -89,6 +88,8 @@ class WorkerSummary(NamedTuple):
     open_failures: int
     duration: float
     fallback: str | None = None
+    #: ledger items a ``retry_failed`` run resolved
+    retried_resolved: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()
@@ -158,6 +159,14 @@ def run_crawls(ctx: WorkerContext, *, mode: str | None = None, follow: bool = Fa
         ctx.set_crawl_mode("live")
         return live_turn(ctx)
 
+    if mode == "replay":
+        ctx.set_crawl_mode("live")
+        watch = ReplayWatch(ctx.changelog_dir)
+        replayed = CrawlResult("replay")
+        turns = crawlwrap(ctx, lambda: replay_turn(ctx, watch, replayed), oneshot=not follow,
+                          interval=change_interval, **wrap)
+        return ([replayed] if turns else []), None
+
     if mode == "xsync" or (mode is None and ctx.options.get("change-detector") == "xsync"):
         results += crawlwrap(ctx, xsync_once, oneshot=not follow or mode == "xsync",
                              interval=XSYNC_INTERVAL, **wrap)
@@ -189,16 +198,6 @@ def run_crawls(ctx: WorkerContext, *, mode: str | None = None, follow: bool = Fa
     return results, fallback
 
 
-def remote_lock_name(source: str) -> str:
-    """The lock a remote replica's ``serve`` holds for brick ``source``: this
-    host's name and :func:`~streamsync.replicate.brick_lock_name` (bricks of two
-    hosts may share a device and inode number)."""
-    import re
-    import socket
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:100] or "host"
-    return f"{host}-{brick_lock_name(source)}"
-
-
 def lock_session(replica: str) -> str:
     """Default active/passive session: the escaped replica address. Workers of
     replica bricks (peers on other nodes) that feed the same replica share a
@@ -208,16 +207,6 @@ def lock_session(replica: str) -> str:
     'geo@backup--srv-vol'
     """
     return escape_brick(replica.replace(":", "/"))
-
-
-def session_name(source: str, replica: str) -> str:
-    """A stable session name for lock files: ``<escaped source>_<escaped replica>``."""
-    return f"{escape_brick(source)}_{escape_brick(replica.replace(':', '-'))}"
-
-
-def state_path_for(replica_dir: str, source: str) -> str:
-    """Default per-brick state file of a local replica (the same file ``replicate`` uses)."""
-    return replica_state_path(replica_dir, source)
 
 
 def run_worker(source: str | os.PathLike[str], replica: str, **kwargs: Any) -> WorkerSummary:
@@ -243,17 +232,20 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                xsync_kwargs: dict[str, Any] | None = None,
                remote_command: str | None = None,
                remote_kwargs: dict[str, Any] | None = None,
-               retry_failed: bool = False, label: str | None = None) -> WorkerSummary:
+               retry_failed: bool | Iterable[int] = False, archive: Callable[[Any], Any] | None = None,
+               label: str | None = None) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see the module docstring).
 
-    * ``replica``: a local directory, or ``[user@]host:/path`` (entry and meta
-      ops through ``streamsync serve`` over ssh, data by rsync/tar over ssh);
-    * ``state``/``state_path``: the state store (default: a SQLite file per
-      brick in the replica, or under ``working_dir`` for a remote replica);
+    * ``replica``: any address :func:`~streamsync.target.resolve_target` reads
+      (a brick-layout directory, an aux-gfid mount, ``[user@]host:/path``,
+      ``user@host::VOLUME``); ``label``: the ``HOST::VOLUME`` a mount was made for;
+    * ``state``/``state_path``: the state store (default:
+      :func:`~streamsync.target.default_state_path`);
     * ``status_dir``: where the gsyncd ``brick_*.status`` file is written
       (default: the state file's directory);
-    * ``mode``: force ``history``, ``xsync`` or ``live``; ``follow``: keep
-      following live journals until ``stop`` is set;
+    * ``mode``: ``replay`` (the journals present, from the stimes), or force
+      ``history``, ``xsync`` or ``live`` (default: gsyncd's choice);
+      ``follow``: keep following new journals until ``stop`` is set;
     * ``session``/``subvol``: the active/passive lock
       ``<session>_subvol_<subvol>.lock`` (with ``use-meta-volume=true``; the
       default session is :func:`lock_session` of the replica, so the workers of
@@ -263,11 +255,11 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
       ``remote_kwargs``: more :class:`~streamsync.remote.client.RemoteReplica`
       arguments (``connect_attempts``, ``backoff``);
     * ``retry_failed``: once active, first re-queue the open items of the
-      failure ledger (as ``replicate --retry-failed``).
+      failure ledger (``True``), or only the rows with these ids (then that is
+      the whole run: no journal is read);
+    * ``archive(changelogs)``: called with the journals of every batch applied.
     """
     from ..dispatch import Dispatcher
-    from ..remote.spec import parse_replica
-    from ..state.lock import WorkerLock
     from ..state.sqlite import SqliteState
     from ..status import WorkerStatus
     from ..views import BrickView
@@ -276,33 +268,23 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
     source = os.path.abspath(os.fspath(source))
     if not os.path.isdir(os.path.join(source, ".glusterfs")):
         raise SourceError(f"{source}: not a brick (no .glusterfs directory)")
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"unknown crawl mode {mode!r} (choose from {', '.join(MODES)})")
     options = options or Options()
     engine = engine or ("tar" if options.get("sync-method") == "tarssh" else "rsync")
-    spec = parse_replica(replica)
-    if state is None and state_path is not None and \
-            state_path != default_state_path(source, label or replica, working_dir):
+    only = None if retry_failed in (True, False) else sorted(retry_failed)  # type: ignore[arg-type]
+    target = resolve_target(source, replica, label=label, working_dir=working_dir,
+                            options=options)
+    if changelogs is not None and not os.path.isdir(changelogs):
+        raise SourceError(f"{changelogs}: no changelog directory")
+    if state is None and state_path is not None and state_path != target.state_path:
         require_state_dir(state_path)  # a path the user gave: never created for them
-    volume = False
-    if spec.remote:
-        wd = working_dir or remote_working_dir(source, spec.display, options)
-    else:
-        rdir = os.path.abspath(spec.path)
-        check_apart(source, rdir)
-        volume = is_gfid_mount(rdir)
-        if volume:  # a GlusterFS secondary volume: state and lock stay on this side
-            wd = working_dir or volume_working_dir(source, label or rdir)
-        else:
-            os.makedirs(os.path.join(rdir, ".glusterfs", "streamsync"), exist_ok=True)
-            wd = working_dir or os.path.join(rdir, ".glusterfs", "streamsync",
-                                             "work-" + escape_brick(source))
-    os.makedirs(wd, exist_ok=True)
+    target.prepare()
     own_state = state is None
     if state is None:
-        if state_path is None:
-            state_path = (os.path.join(wd, "state.sqlite") if volume
-                          else default_state_path(source, replica, wd))
-        state = SqliteState(state_path)
+        state = SqliteState(state_path or target.state_path)
     try:
+        target.check_pairing(state)
         check_stored_stimes(state, now=clock())
     except StateError:
         if own_state:
@@ -311,75 +293,64 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
     if status_dir is None:
         sp = getattr(state, "path", ":memory:")
         status_dir = os.path.dirname(os.path.abspath(sp)) if sp != ":memory:" else None
-    shown = spec.display if spec.remote else (label or rdir)
-    ws = WorkerStatus(state, source=source, replica=shown, status_dir=status_dir,
+    ws = WorkerStatus(state, source=source, replica=target.display, status_dir=status_dir,
                       clock=clock)
     mstate = ws.mirrored()
     ws.start(mode=mode, checkpoint=int(options.get("checkpoint") or 0))
-    ws.set_slave_node(spec.host or "localhost")
+    ws.set_slave_node(target.spec.host or "localhost")
     stop = stop or threading.Event()
-    ap = ActivePassive.from_options(options, session=session or lock_session(spec.display),
+    ap = ActivePassive.from_options(options, session=session or lock_session(target.display),
                                     subvol=subvol)
     view = BrickView(source)
     sink: Any = None
     dispatcher: Any = None
-    replica_lock: WorkerLock | None = None
+    held: Any = None
     conn: Any = None
+    retried = 0
     try:
-        if spec.remote:
-            from ..remote.client import RemoteReplica
-            conn = RemoteReplica(spec, options=options, stop=stop, remote_command=remote_command,
-                                 lock_name=remote_lock_name(source), **(remote_kwargs or {}))
-            sink = conn
-            eng = conn.data_engine(engine, source)
-        elif volume:
-            from ..sinks.volume import VolumeSink
-            sink = VolumeSink(rdir)
-            eng = make_engine(engine, source, rdir, options, gfid_dest=True)
-        else:
-            from ..sinks.replica import ReplicaSink
-            sink = ReplicaSink(rdir)
-            eng = make_engine(engine, source, rdir, options)
+        sink, eng, conn = target.open(engine, options, stop=stop, remote_command=remote_command,
+                                      remote_kwargs=remote_kwargs)
         dispatcher = Dispatcher(sink=sink, engine=eng, state=mstate, view=view, options=options,
-                                retry_delay=retry_delay, data_filter=sink.is_data_target)
+                                retry_delay=retry_delay, data_filter=sink.is_data_target,
+                                archive=archive)
         ctx = WorkerContext(source=source, view=view, options=options, state=mstate,
-                            dispatcher=dispatcher, changelog_dir=changelogs, working_dir=wd,
-                            status=ws, register_time=register_time, stop=stop, clock=clock,
-                            sleep=sleep, progress=progress)
+                            dispatcher=dispatcher, changelog_dir=changelogs,
+                            working_dir=target.working_dir, status=ws,
+                            register_time=register_time, stop=stop, clock=clock, sleep=sleep,
+                            progress=progress)
         ctx.stime_listeners.append(ap.publish_stime)
-
-        retried = not retry_failed
+        to_retry = retry_failed is not False
 
         def on_active() -> bool:
-            nonlocal replica_lock, retried
-            if not spec.remote and replica_lock is None:
-                lk = WorkerLock(os.path.join(wd, brick_lock_name(source) + ".lock") if volume
-                                else replica_lock_path(rdir, source),
-                                what=f"{source} -> {replica}")
-                try:
-                    lk.acquire()
-                except LockHeld as exc:
-                    if ap.lock_path is None:
-                        raise  # no active/passive: a second worker is refused outright
-                    log.warning("%s", exc)
-                    return False
-                replica_lock = lk
-            # (a remote replica's lock is held by its serve process)
-            if not retried:
-                retried = True
-                resolved, still = dispatcher.retry_failed()
+            nonlocal held, to_retry, retried
+            if held is None:
+                lk = target.lock()  # (a remote replica's lock is held by its serve process)
+                if lk is not None:
+                    try:
+                        lk.acquire()
+                    except LockHeld as exc:
+                        if ap.lock_path is None:
+                            raise  # no active/passive: a second worker is refused outright
+                        log.warning("%s", exc)
+                        return False
+                    held = lk
+            if to_retry:
+                to_retry = False
+                resolved, still = dispatcher.retry_failed(only)
+                retried += resolved
                 log.info("retried the failure ledger: %d resolved, %d still failing",
                          resolved, still)
-                ws.set_failures(len(state.failures()))
+                ws.set_failures(open_failures(state))
             return True
 
         def on_passive() -> None:
-            nonlocal replica_lock
+            nonlocal held
             if conn is not None:
                 conn.disconnect()
-            if replica_lock is not None:
-                replica_lock.release()
-                replica_lock = None
+            if held is not None:
+                held.release()
+                held = None
+
             def journals() -> list[Any]:
                 from .live import scan_new
                 cluster = ap.cluster_stime()  # older journals are skipped by the stime anyway
@@ -387,19 +358,25 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                                 since=None if cluster is None else cluster[0])
 
             if ap.passive_catch_up(mstate, journals=journals,
-                                   processing_dir=os.path.join(wd, ".processing")):
+                                   processing_dir=os.path.join(target.working_dir, ".processing")):
                 ctx.root_stime_updated(publish=False)
 
-        results, fallback = run_crawls(ctx, mode=mode, follow=follow, ap=ap,
-                                       passive_sleep=passive_sleep, on_active=on_active,
-                                       on_passive=on_passive, xsync_kwargs=xsync_kwargs)
+        if only is not None:  # re-queue the chosen ledger items: the whole run
+            results: list[CrawlResult] = []
+            fallback = None
+            if on_active():
+                ws.set_active()
+        else:
+            results, fallback = run_crawls(ctx, mode=mode, follow=follow, ap=ap,
+                                           passive_sleep=passive_sleep, on_active=on_active,
+                                           on_passive=on_passive, xsync_kwargs=xsync_kwargs)
         ws.set_stopped()
-        return WorkerSummary(source, shown, tuple(r.mode for r in results),
+        return WorkerSummary(source, target.display, tuple(r.mode for r in results),
                              tuple(r.to_dict() for r in results), state.data_stime(),
-                             state.entry_stime(), len(state.failures()),
-                             time.monotonic() - started, fallback)
+                             state.entry_stime(), open_failures(state),
+                             time.monotonic() - started, fallback, retried)
     except BaseException as exc:
-        if not isinstance(exc, KeyboardInterrupt):
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
             try:
                 ws.set_faulty(f"{type(exc).__name__}: {exc}",
                               journal=getattr(dispatcher, "current", None))
@@ -411,8 +388,8 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
             dispatcher.close()
         if sink is not None:
             sink.close()
-        if replica_lock is not None:
-            replica_lock.release()
+        if held is not None:
+            held.release()
         ap.release()
         if own_state:
             state.close()
@@ -437,39 +414,6 @@ def _worker_proc(kwargs: dict[str, Any], in_child: bool = True) -> dict[str, Any
             signal.signal(signal.SIGTERM, old)
 
 
-def default_state_path(source: str, replica: str, working_dir: str | None = None) -> str:
-    """Where :func:`run_worker` keeps a brick's state by default: in the replica
-    (``.glusterfs/streamsync/<escaped brick>.sqlite``), or for a remote replica in
-    the brick's ``.glusterfs/streamsync/<escaped replica>/state.sqlite``."""
-    from ..remote.spec import parse_replica
-    source = os.path.abspath(os.fspath(source))
-    if parse_volume_address(replica) is not None:  # HOST::VOLUME: on this side
-        return os.path.join(working_dir or volume_working_dir(source, replica), "state.sqlite")
-    spec = parse_replica(replica)
-    if spec.remote:
-        return os.path.join(working_dir or remote_working_dir(source, spec.display),
-                            "state.sqlite")
-    return state_path_for(os.path.abspath(spec.path), source)
-
-
-def remote_working_dir(source: str, replica: str, options: Any = None) -> str:
-    """Master-side working directory of a worker with a remote replica:
-    ``<working-dir>/<escaped brick>_<escaped replica>/`` when the ``working-dir``
-    option is set (gsyncd's per-brick layout), else the same name under
-    ``$XDG_STATE_HOME/streamsync`` (``~/.local/state/streamsync``)."""
-    base = ""
-    if options is not None:
-        try:
-            base = options.get("working-dir") or ""
-        except Exception:
-            base = ""
-    if not base:
-        base = os.path.join(os.environ.get("XDG_STATE_HOME")
-                            or os.path.join(os.path.expanduser("~"), ".local", "state"),
-                            "streamsync")
-    return os.path.join(base, session_name(os.path.abspath(source), replica))
-
-
 def run_workers(sources: Sequence[str], replica: str, *, processes: int | None = None,
                 progress: Callable[[list[dict[str, Any]]], Any] | None = None,
                 poll: float = 1.0, stop: threading.Event | None = None,
@@ -485,8 +429,6 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     names each brick's subvolume for the active/passive lock; by default the
     bricks get distinct subvolumes 1, 2, ...
     """
-    volume = parse_volume_address(replica)
-    from ..remote.spec import parse_replica
     if len(sources) > 1 and kwargs.get("state_path"):
         raise ConfigError("one state file per brick: do not give state_path with several bricks")
     if len(sources) > 1 and kwargs.get("state") is not None:
@@ -500,17 +442,15 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
         elif len(sources) > 1 and "subvol" not in kwargs:
             job["subvol"] = i + 1  # distinct subvolumes unless told otherwise
         if not job.get("state_path") and job.get("state") is None:
-            wd = job.get("working_dir")
-            if wd is None and volume is None and parse_replica(replica).remote:
-                wd = remote_working_dir(src, parse_replica(replica).display, job.get("options"))
-            job["state_path"] = default_state_path(src, replica, wd)
+            job["state_path"] = resolve_target(src, replica, working_dir=job.get("working_dir"),
+                                               options=job.get("options")).state_path
         jobs.append(job)
     paths = [j["state_path"] for j in jobs if j.get("state_path")]
-    spec = parse_replica(replica) if volume is None else None
-    if spec is not None and not spec.remote and len(jobs) > 1 and not is_gfid_mount(spec.path):
+    first = resolve_target(sources[0], replica, options=kwargs.get("options")) if jobs else None
+    if first is not None and first.kind == "replica" and len(jobs) > 1:
         # set the replica root up once, before the workers race to do it
         from ..sinks.replica import ReplicaSink
-        ReplicaSink(os.path.abspath(spec.path)).close()
+        ReplicaSink(first.path or "").close()
 
     def rows() -> list[dict[str, Any]]:
         from ..cli.status import worker_row
