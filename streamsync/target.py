@@ -159,7 +159,15 @@ def make_engine(name: str, source: str, replica: str, options: Any, *,
     from .sinks.rsync import RsyncEngine
     from .sinks.tar import TarEngine
     if name == "rsync":
-        return RsyncEngine(source, replica, options, gfid_dest=gfid_dest)
+        from .sinks.replica import handle_relpath
+        from .sinks.smallfiles import lane_for
+        root = os.fspath(replica)
+        if gfid_dest:
+            dest = lambda g: os.path.join(root, ".gfid", g)  # noqa: E731
+        else:
+            dest = lambda g: os.path.join(root, handle_relpath(g))  # noqa: E731
+        return lane_for(RsyncEngine(source, replica, options, gfid_dest=gfid_dest),
+                        source, dest, options)
     if name in ("tar", "tarssh"):
         return TarEngine(source, replica, options, gfid_dest=gfid_dest)
     raise ConfigError(f"unknown data engine {name!r} (choose from {', '.join(ENGINES)})")

@@ -1,0 +1,175 @@
+"""The in-process lane for small files lands what rsync -a would, and hands off the rest.
+
+Each case builds a brick-layout source handle and an existing destination file,
+runs :class:`SmallFileLane` over a recording engine (which stands for rsync and
+records what it was handed), and checks the destination with ``os.lstat`` and
+its bytes, and which gfids went where. The last test runs the real rsync and
+the lane on the same sources and compares the two results field by field.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from streamsync.options import Options
+from streamsync.sinks.recording import RecordingEngine
+from streamsync.sinks.replica import handle_relpath
+from streamsync.sinks.rsync import RsyncEngine
+from streamsync.sinks.smallfiles import SmallFileLane, lane_for
+
+
+def _g(n: int) -> str:
+    return f"5b1c2d3e-0000-4000-8000-{n:012x}"
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    return str(src), str(dst)
+
+
+def _source(src: str, g: str, data: bytes, mode: int = 0o644, mtime: int = 1_600_000_000):
+    path = os.path.join(src, handle_relpath(g))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, mode)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def _lane(src, dst, limit=4096, xattrs=True):
+    inner = RecordingEngine()
+    return SmallFileLane(inner, src, lambda g: os.path.join(dst, g), limit=limit,
+                         xattrs=xattrs), inner
+
+
+def _handed(inner: RecordingEngine) -> list[str]:
+    return [g for call in inner.transfers for g in call]
+
+
+def test_bytes_length_mode_owner_and_times_are_the_sources(dirs):
+    src, dst = dirs
+    g = _g(1)
+    path = _source(src, g, b"new", mtime=1_500_000_123)
+    os.chown(path, 1000, 1001)
+    os.chmod(path, 0o4750)  # after the chown, which clears set-id bits
+    with open(os.path.join(dst, g), "wb") as fh:
+        fh.write(b"a much longer old content")
+    lane, inner = _lane(src, dst)
+    res = lane.transfer([g])
+    assert (res.returncode, res.missed, res.num_files) == (0, (), 1)
+    assert _handed(inner) == []
+    st = os.lstat(os.path.join(dst, g))
+    assert open(os.path.join(dst, g), "rb").read() == b"new"
+    assert stat.S_IMODE(st.st_mode) == 0o4750  # set-uid kept although chown came first
+    assert (st.st_uid, st.st_gid, int(st.st_mtime)) == (1000, 1001, 1_500_000_123)
+
+
+def test_missing_destination_is_missed_not_created(dirs):
+    src, dst = dirs
+    _source(src, _g(2), b"x")
+    lane, inner = _lane(src, dst)
+    res = lane.transfer([_g(2)])
+    assert res.missed == (_g(2),) and not os.path.exists(os.path.join(dst, _g(2)))
+    assert res.returncode == 0
+
+
+def test_vanished_source_is_missed(dirs):
+    src, dst = dirs
+    open(os.path.join(dst, _g(3)), "w").close()
+    lane, _ = _lane(src, dst)
+    assert lane.transfer([_g(3)]).missed == (_g(3),)
+
+
+def test_large_files_symlinks_and_foreign_xattrs_go_to_the_engine(dirs):
+    src, dst = dirs
+    big, link, tagged, plain = _g(4), _g(5), _g(6), _g(7)
+    _source(src, big, b"x" * 5000)
+    os.symlink("elsewhere", os.path.join(src, handle_relpath(link)))
+    _source(src, tagged, b"tagged")
+    os.setxattr(os.path.join(src, handle_relpath(tagged)), "user.tag", b"1")
+    _source(src, plain, b"plain")
+    os.setxattr(os.path.join(src, handle_relpath(plain)), "trusted.gfid2path.ab", b"x/y")
+    for g in (big, link, tagged, plain):
+        open(os.path.join(dst, g), "w").close()
+    lane, inner = _lane(src, dst)
+    res = lane.transfer([big, link, tagged, plain])
+    assert res.returncode == 0 and res.missed == ()
+    assert _handed(inner) == [big, link, tagged]
+    assert open(os.path.join(dst, plain), "rb").read() == b"plain"
+    # without xattrs to carry, a user xattr does not need rsync
+    lane, inner = _lane(src, dst, xattrs=False)
+    lane.transfer([tagged])
+    assert _handed(inner) == [] and open(os.path.join(dst, tagged), "rb").read() == b"tagged"
+
+
+def test_a_destination_symlink_is_not_followed(dirs, tmp_path):
+    src, dst = dirs
+    g = _g(8)
+    _source(src, g, b"payload")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"untouched")
+    os.symlink(victim, os.path.join(dst, g))
+    lane, inner = _lane(src, dst)
+    lane.transfer([g])
+    assert victim.read_bytes() == b"untouched"
+    assert _handed(inner) == [g]
+
+
+def test_a_write_error_is_a_partial_transfer_naming_the_file(dirs):
+    src, dst = dirs
+    g = _g(9)
+    _source(src, g, b"data")
+    os.mkfifo(os.path.join(dst, g))  # not a regular file: handed over, never opened
+    lane, inner = _lane(src, dst)
+    assert lane.transfer([g]).returncode == 0 and _handed(inner) == [g]
+    os.unlink(os.path.join(dst, g))
+    open(os.path.join(dst, g), "w").close()
+    lane = SmallFileLane(RecordingEngine(), src, lambda g: "/proc/self/status", limit=4096)
+    res = lane.transfer([g])
+    assert res.returncode == 23 and res.missed == (g,)
+    assert "/proc/self/status" in res.stderr
+
+
+def test_the_lane_is_off_for_a_chosen_rsync_unless_asked():
+    eng = RecordingEngine()
+    assert isinstance(lane_for(eng, "/b", str, Options()), SmallFileLane)
+    assert lane_for(eng, "/b", str, Options.from_pairs(["rsync-command=/opt/rsync"])) is eng
+    assert isinstance(lane_for(eng, "/b", str, Options.from_pairs(
+        ["rsync-command=/opt/rsync", "copy-small-files=4096"])), SmallFileLane)
+    assert lane_for(eng, "/b", str, Options.from_pairs(["copy-small-files=0"])) is eng
+
+
+def test_the_lane_lands_what_rsync_lands(tmp_path):
+    """Same sources, rsync into one replica and the lane into another: equal."""
+    src = tmp_path / "brick"
+    gfids = [_g(20 + i) for i in range(12)]
+    for i, g in enumerate(gfids):
+        _source(str(src), g, os.urandom(97 * i), mode=(0o600, 0o755, 0o2770)[i % 3],
+                mtime=1_400_000_000 + i)
+        os.chown(os.path.join(src, handle_relpath(g)), 1000 + i, 2000 + i)
+    outs = []
+    for name in ("rsync", "lane"):
+        dst = tmp_path / name
+        for g in gfids:
+            path = dst / handle_relpath(g)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"stale stale stale stale")
+        eng = RsyncEngine(str(src), str(dst))
+        if name == "lane":
+            eng = SmallFileLane(eng, str(src), lambda g, d=dst: str(d / handle_relpath(g)),
+                                limit=1 << 20)
+        res = eng.transfer(gfids)
+        assert res.returncode == 0 and res.missed == (), res.stderr
+        outs.append({g: (os.lstat(dst / handle_relpath(g)).st_mode,
+                         os.lstat(dst / handle_relpath(g)).st_uid,
+                         os.lstat(dst / handle_relpath(g)).st_gid,
+                         os.lstat(dst / handle_relpath(g)).st_mtime_ns,
+                         (dst / handle_relpath(g)).read_bytes()) for g in gfids})
+    assert outs[0] == outs[1]
