@@ -121,6 +121,10 @@ class GfidMount:
                target: str | None = None) -> None:
         blob = newfile_blob(uid, gid, gfid, mode, name, target)
         os.setxattr(self.go(pgfid), NEWFILE_XATTR, blob, follow_symlinks=False)
+        if mode & 0o7000 and not S.S_ISLNK(mode):
+            # mkdir(2) ignores set-id bits in its mode (so does the brick's): the op
+            # asked for them, as the replica backend gives them
+            os.chmod(self.go(gfid), S.S_IMODE(mode))
 
     def link(self, gfid: str, pgfid: str, name: str) -> None:
         os.link(self.go(gfid), self._entry(pgfid, name), follow_symlinks=False)

@@ -97,6 +97,19 @@ class _Fail(OSError):
         self.err = err
 
 
+def _inherited(pfd: int, mode: int, gid: int) -> tuple[int, int]:
+    """``(mode, gid)`` of a new entry in the directory ``pfd`` as a brick gives them:
+    in a set-group-id directory the entry takes the directory's group, and a new
+    directory its set-group-id bit too (GlusterFS's posix xlator, like Linux;
+    the journal's gid is the caller's)."""
+    st = os.fstat(pfd)
+    if not st.st_mode & S.S_ISGID:
+        return mode, gid
+    if S.S_ISDIR(mode):
+        mode |= S.S_ISGID
+    return mode, st.st_gid
+
+
 def handle_relpath(gfid: str) -> str:
     """The handle of ``gfid`` relative to a brick root.
 
@@ -699,8 +712,8 @@ class ReplicaSink:
         if S.S_IFMT(mode) not in (0, S.S_IFREG):
             return False
         try:
-            self._create_regular(pfd, op.bname, S.S_IMODE(mode), op.uid or 0, op.gid or 0,
-                                 op.gfid)
+            mode, gid = _inherited(pfd, mode, op.gid or 0)
+            self._create_regular(pfd, op.bname, S.S_IMODE(mode), op.uid or 0, gid, op.gfid)
         except OSError:
             return False  # the serial path adopts a half-made file
         try:
@@ -910,6 +923,7 @@ class ReplicaSink:
                target: str | None = None) -> None:
         pfd = self._dir_fd(pgfid)
         ftype = S.S_IFMT(mode) or S.S_IFREG
+        mode, gid = _inherited(pfd, mode, gid)
         if ftype == S.S_IFDIR:
             self._make_dir(gfid, pgfid, pfd, name, mode, uid, gid)
         elif ftype == S.S_IFLNK:
