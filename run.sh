@@ -71,7 +71,7 @@ case "$cmd" in
         exec "$VENV/bin/python" -m pytest -q "$@"
         ;;
     *)
-        sed -n '2,9p' "$0"
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

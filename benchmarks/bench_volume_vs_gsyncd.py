@@ -140,8 +140,9 @@ def _run_tool(tool: str, host: str, work, tmp_path_factory) -> dict:
                 env["RSYNC"] = other_rsync(tmp_path_factory)
             subprocess.run(["bash", SCRIPT, "create", pri, sec], check=True, timeout=300, env=env)
             session = True
-            run("gluster", "--mode=script", "volume", "stop", pri, "force")  # (see the script)
-            start_volume(pri)
+            if os.environ.get("BENCH_GEO_RESTART", "0") == "1":
+                run("gluster", "--mode=script", "volume", "stop", pri, "force")
+                start_volume(pri)
             run("bash", SCRIPT, "start", pri, sec, timeout=300)
             wait_for(lambda: "Active" in run("gluster", "volume", "geo-replication", pri,
                                              f"{host}::{sec}", "status").stdout,
@@ -152,9 +153,9 @@ def _run_tool(tool: str, host: str, work, tmp_path_factory) -> dict:
             start_volume(sec)
             extra = ["-o", "change-interval=1"] if tool.endswith("ci1") else []
             proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow",
-                                     "-q", *extra, "--state", str(base / "ss.sqlite"),
+                                     *extra, "--state", str(base / "ss.sqlite"),
                                      str(brick), f"{host}::{sec}"],
-                                    stdout=subprocess.DEVNULL, stderr=open(base / "ss.err", "w"))
+                                    stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_GEO_LOG", base / "ss.log"), "w"))
         run("mount", "-t", "glusterfs", f"{host}:/{pri}", str(pm))
         mounted.append(pm)
         run("mount", "-t", "glusterfs", f"{host}:/{sec}", str(sm))

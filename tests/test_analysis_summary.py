@@ -175,3 +175,20 @@ def test_builder_update_equals_merge(corpus_pairs):
     builder.update(a)
     builder.update(b)
     assert builder.freeze() == merge(a, b) == summarize(pairs)
+
+
+def test_one_path_is_one_path_and_the_summary_shows_small(tmp_path):
+    """A notebook user passes one directory as a string or a Path: it is read as
+    that directory, not as its characters; and the summary shows in a line."""
+    import pathlib
+    from streamsync.analysis.summary import summarize_paths
+    d = "tests/data/gluster-10.3/processed/ascii-delpath-on"
+    many = summarize_paths([d])
+    for one in (d, pathlib.Path(d)):
+        s = summarize_paths(one)
+        assert (s.changelogs, s.records, s.fops) == (many.changelogs, many.records, many.fops)
+    r = repr(many)
+    assert len(r) < 200 and f"{many.changelogs} changelogs" in r and f"{many.records} records" in r
+    html = many._repr_html_()
+    assert html.startswith("<table>") and f"<td>{many.changelogs}</td>" in html
+    assert len(html) < 5000

@@ -174,7 +174,7 @@ def test_status_cli_json_and_table(tmp_path, capsys):
     _make_worker_state(d / "b2.db", "/bricks/b2", "user@host:/rep2", status="Passive",
                        crawl=None, last=1690000000)
     assert main(["status", "--state", str(d), "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["source"] for r in rows] == ["/bricks/b1", "/bricks/b2"]
     for r in rows:
         for k in SEED_FIELDS + ["source", "replica"]:
@@ -205,7 +205,7 @@ def test_status_cli_reads_gsyncd_status_file(tmp_path, capsys):
     StatusFile(tmp_path / status_file_name("/bricks/g1")).update(
         worker_status="Active", crawl_status="History Crawl", last_synced=1700000000)
     assert main(["status", str(tmp_path), "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["source"] == "/bricks/g1" and row["crawl_status"] == "History Crawl"
 
 
@@ -229,7 +229,7 @@ def test_status_of_a_replica_directory_and_the_default(tmp_path, capsys, monkeyp
     _make_worker_state(sdir / "b1.sqlite", "/bricks/b1", str(rep), status="Active",
                        crawl="history", last=1700000000)
     assert main(["status", str(rep), "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["source"] == "/bricks/b1" and row["crawl_status"] == "History Crawl"
     # no argument: $STREAMSYNC_STATE, else the remote workers' states under XDG_STATE_HOME
     monkeypatch.delenv("STREAMSYNC_STATE", raising=False)
@@ -240,11 +240,11 @@ def test_status_of_a_replica_directory_and_the_default(tmp_path, capsys, monkeyp
     _make_worker_state(remote / "state.sqlite", "/bricks/b2", "host:/r", status="Active",
                        crawl="live", last=1700000000)
     assert main(["status", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["replica"] == "host:/r"
     monkeypatch.setenv("STREAMSYNC_STATE", str(sdir))
     assert main(["status", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["source"] == "/bricks/b1"
 
 

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 from ..discover import discover, read_changelog
 from ..records import Changelog, Record
 
-__all__ = ["iter_journals", "read_records", "changelog_records"]
+__all__ = ["iter_journals", "path_list", "read_records", "changelog_records"]
 
 
 def iter_journals(paths: Iterable[str | os.PathLike], *, since: int | None = None,
@@ -22,7 +22,18 @@ def iter_journals(paths: Iterable[str | os.PathLike], *, since: int | None = Non
     >>> [c.ts for c in iter_journals(["tests/data/gluster-10.3/processed/ascii-delpath-on"])][:2]
     [1795467001, 1795467006]
     """
-    return discover([os.fspath(p) for p in paths], since=since, until=until)
+    return discover(path_list(paths), since=since, until=until)
+
+
+def path_list(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str]:
+    """One path or many, as a list (a string is one path, never its characters).
+
+    >>> path_list("/bricks/b1"), path_list(["a", "b"])
+    (['/bricks/b1'], ['a', 'b'])
+    """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        return [os.fsdecode(os.fspath(paths))]
+    return [os.fspath(p) for p in paths]
 
 
 def read_records(changelog: Changelog) -> Iterator[Record]:

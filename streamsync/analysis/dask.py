@@ -46,7 +46,8 @@ def journal_bag(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
                 npartitions: int | None = None, partition_size: int | None = None):
     """A ``dask.bag`` of :class:`~streamsync.records.Changelog` values (journals listed here)."""
     db = _require_dask()
-    items = list(paths)
+    from ._input import path_list
+    items = path_list(paths) if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
     if not items or not all(isinstance(c, Changelog) for c in items):
         from ._input import iter_journals
         items = list(iter_journals(items))

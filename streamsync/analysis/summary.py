@@ -175,6 +175,24 @@ class Summary:
         return cls(bucket=parse_duration(bucket), data_stime=_stime_sec(data_stime))
 
     # ------------------------------------------------------------------ derived views
+    def __repr__(self) -> str:
+        """Short: the sizes, not the per-gfid maps (which can hold millions of entries)."""
+        span = (f"{self.first_ts}..{self.last_ts}" if self.first_ts is not None else "empty")
+        return (f"Summary({self.changelogs} changelogs, {self.records} records, "
+                f"{len(self.gfid_records)} gfids, ts {span}, bucket={self.bucket}s)")
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: totals and the busiest fops."""
+        from html import escape
+        rows = [("changelogs", self.changelogs), ("records", self.records),
+                ("journal bytes", self.journal_bytes), ("gfids", len(self.gfid_records)),
+                ("first ts", self.first_ts), ("last ts", self.last_ts),
+                ("pending changelogs", self.pending_changelogs)]
+        rows += [(f"fop {k}", v) for k, v in self.top(self.fops, 8)]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(str(k))}</th>"
+                       f"<td>{escape(str(v))}</td></tr>" for k, v in rows)
+        return f"<table><caption>Summary</caption>{body}</table>"
+
     def top(self, counter: Mapping[str, int], n: int = 20) -> list[tuple[str, int]]:
         """The ``n`` largest entries of a counter, ties broken by key (deterministic)."""
         return heapq.nsmallest(n, counter.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -575,7 +593,8 @@ def summarize_journals(changelogs: Iterable[Changelog], *, bucket: int | str = 3
                      data_stime=data_stime, progress=progress)
 
 
-def summarize_paths(paths: Iterable[str], *, bucket: int | str = 3600,
+def summarize_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike, *,
+                    bucket: int | str = 3600,
                     data_stime: Stime | int | None = None,
                     progress: Callable[[Changelog], None] | None = None) -> Summary:
     """Summarise every journal under ``paths`` (files, changelog directories, bricks).
@@ -583,6 +602,8 @@ def summarize_paths(paths: Iterable[str], *, bucket: int | str = 3600,
     >>> s = summarize_paths(["tests/data/gluster-10.3/processed/ascii-delpath-on"])
     >>> s.changelogs, s.fops["MKDIR"]
     (34, 49)
+    >>> summarize_paths("tests/data/gluster-10.3/processed/ascii-delpath-on").changelogs  # one path
+    34
     """
     from ._input import iter_journals
     return summarize_journals(iter_journals(paths), bucket=bucket, data_stime=data_stime,

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from typing import Sequence
 
+from .. import __version__
 from ..errors import StreamsyncError
 
 __all__ = ["main", "build_parser"]
@@ -23,6 +25,48 @@ __all__ = ["main", "build_parser"]
 #: subcommand modules, in the order ``--help`` lists them
 COMMANDS = ("decode", "plan", "replicate", "verify", "status", "failures", "serve", "analyze", "changes",
             "whatif")
+
+
+#: what every command's --help ends with unless it says more precisely itself
+_EXIT_CODES = ("exit codes: 0 success, 1 ran but found a difference or an open failure, "
+               "2 bad input or usage (a one-line error; the traceback with --debug), "
+               "130 interrupted")
+_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj):`~?([^`]+)`")
+
+
+def plain_help(text: str | None) -> str | None:
+    """``text`` without reStructuredText markup, for a terminal.
+
+    >>> plain_help("``streamsync plan``: see :mod:`streamsync.remote.protocol`, "
+    ...            ":class:`~streamsync.ops.EntryOp`::")
+    'streamsync plan: see streamsync.remote.protocol, EntryOp:'
+    """
+    if not text:
+        return text
+    text = _ROLE.sub(lambda m: m[1].rsplit(".", 1)[-1] if m[0].count("~") else m[1], text)
+    text = text.replace("``", "")
+    lines = []
+    for line in text.split("\n"):
+        stripped = line.rstrip()
+        if stripped.strip() == "::":
+            continue
+        if stripped.endswith("::"):
+            line = stripped[:-1]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _finish_help(p: argparse.ArgumentParser) -> None:
+    """Plain text, the exit codes, and ``--debug`` accepted after the command too."""
+    p.description = plain_help(p.description)
+    p.epilog = plain_help(p.epilog)
+    said = (p.description or "") + (p.epilog or "")
+    if "exit code" not in said.lower() and "exit status" not in said.lower():
+        p.epilog = (p.epilog + "\n\n" if p.epilog else "") + _EXIT_CODES
+    if p.formatter_class is argparse.HelpFormatter:
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks and debug logging")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'streamsync COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--debug", action="store_true",
-                        help="show full tracebacks and debug logging")
+                        help="show full tracebacks and debug logging (also after COMMAND)")
+    parser.add_argument("--version", action="version", version=f"streamsync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -46,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for p in sub.choices.values():
+        _finish_help(p)
     return parser
 
 

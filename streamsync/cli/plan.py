@@ -45,7 +45,8 @@ def _stime(text: str) -> Stime:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "plan", help="dry run: entry/meta/data ops per changelog as gsyncd would send them",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='examples:\n  streamsync plan --changelogs /bricks/b1/.glusterfs/changelogs --brick /bricks/b1\n  streamsync plan --changelogs journals/ --source-state source.json --data-stime 1700000000\n  streamsync plan --changelogs /bricks/b1 --mount /mnt/aux-gfid --summary\n\nexit codes: 0 planned, 2 bad input (a one-line error naming the journal and line)')
     p.add_argument("--changelogs", required=True, action="append", metavar="DIR",
                    help="directory (or file, archive) of processed or raw journals; repeatable")
     src = p.add_mutually_exclusive_group(required=True)

@@ -2,7 +2,7 @@
 
 Reads worker state stores (SQLite files written by ``streamsync replicate``)
 and, for gsyncd compatibility, gsyncd ``brick_*.status`` files. One line (or
-one JSON object with ``--json``) per worker: mode, worker and crawl status,
+one JSON line with ``--json``) per worker: mode, worker and crawl status,
 last synced time and lag, pending counters (shown only for an Active worker,
 as gsyncd does), failures, checkpoint, and the throughput of the last batches.
 
@@ -34,7 +34,8 @@ _DEFAULT_ENV = "STREAMSYNC_STATE"
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "status", help="show every worker's status (mode, lag, pending, failures, checkpoint)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='examples:\n  streamsync status                         # remote-replica workers of this user\n  streamsync status /backup/b1              # the workers writing that replica\n  streamsync status --json /backup/b1 | jq .status')
     p.add_argument("paths", nargs="*", metavar="STATE",
                    help="replica directories, state files, directories holding them, or gsyncd "
                         "brick_*.status files (default: $STREAMSYNC_STATE, else the states of "
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--state", action="append", default=[], metavar="FILE",
                    help="a state file or directory (repeatable)")
     p.add_argument("--json", action="store_true",
-                   help="print a JSON list, one object per worker")
+                   help="JSON lines: one object per worker (raw numbers, epoch seconds)")
     p.add_argument("--utc", action="store_true", help="show times in UTC")
     p.set_defaults(func=run)
 
@@ -236,7 +237,8 @@ def given_or_default(paths: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     rows = collect(given_or_default(list(args.paths) + list(args.state)))
     if args.json:
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.buffer.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        sys.stdout.flush()
     else:
         if not rows:
             print("no workers found")

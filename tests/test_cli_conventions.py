@@ -1,0 +1,61 @@
+"""The command line follows the conventions a new user expects (issue 10, item 5).
+
+Every check runs the real ``streamsync`` process (``python -m streamsync``) or
+``./run.sh`` and reads what a user would see.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import streamsync
+from streamsync.cli import COMMANDS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _ss(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamsync", *args], capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+
+
+def test_version():
+    p = _ss("--version")
+    assert p.returncode == 0 and p.stdout.strip() == f"streamsync {streamsync.__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_is_plain_text_with_exit_codes_and_examples(command):
+    p = _ss(command, "--help")
+    assert p.returncode == 0, p.stderr
+    text = p.stdout
+    for markup in ("``", ":mod:", ":class:", ":func:", ":meth:"):
+        assert markup not in text, (command, markup)
+    assert not [line for line in text.splitlines() if line.rstrip().endswith("::")], command
+    assert re.search(r"exit (codes?|status)", text, re.I), command
+    assert "example" in text.lower(), command
+    assert "--debug" in text, command
+
+
+def test_debug_after_the_command_shows_the_traceback():
+    before = _ss("--debug", "status", "/nonexistent/state")
+    after = _ss("status", "/nonexistent/state", "--debug")
+    plain = _ss("status", "/nonexistent/state")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().endswith("/nonexistent/state: no such state file or directory")
+    for p in (before, after):
+        assert p.returncode != 0 and "Traceback" in p.stderr and "StateError" in p.stderr
+
+
+def test_run_sh_without_an_argument_prints_its_usage():
+    p = subprocess.run(["bash", os.path.join(REPO, "run.sh")], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2
+    assert "./run.sh demo" in p.stdout and "./run.sh test" in p.stdout
+    for line in p.stdout.splitlines():  # usage, not a line of the script
+        assert not line.startswith(("#", "set ", "cd ")), line
