@@ -304,7 +304,7 @@ def test_status_fields_and_gsyncd_status_file(brick, tmp_path, capsys):
     assert doc["worker_status"] == "Stopped" and doc["last_synced"] == 1795470713
     assert doc["checkpoint_completed"] == "Yes" and doc["checkpoint_time"] == 1795470700
     assert main(["status", "--json", os.path.dirname(default_state_path(brick, replica))]) == 0
-    [row] = json.loads(capsys.readouterr().out)
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["source"] == os.path.abspath(brick) and row["open_failures"] == 0
 
 

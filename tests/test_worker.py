@@ -343,7 +343,7 @@ def test_cli_replicate_mode_auto_then_status(tmp_path):
     r = subprocess.run([sys.executable, "-m", "streamsync", "status", str(rep), "--json"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    (row,) = json.loads(r.stdout)
+    (row,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert row["source"] == os.path.abspath(b.root) and row["replica"] == str(rep)
     assert row["crawl_status"] == "Changelog Crawl" and row["worker_status"] == "Stopped"
     assert row["last_synced"] == out["summary"]["data_stime"][0]

@@ -120,7 +120,7 @@ def test_status_on_a_gsyncd_status_file_still_reads(tmp_path, capsys):
         "meta": 0, "failures": 0, "checkpoint_completed": "No", "checkpoint_time": 0,
         "checkpoint_completion_time": 0}).decode())
     assert main(["status", "--json", str(p)]) == 0
-    [row] = orjson.loads(capsys.readouterr().out)
+    [row] = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["source"] == "/bricks/b1" and row["data"] == 3 and row["slave_node"] == "sec1"
 
 

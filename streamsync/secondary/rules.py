@@ -215,6 +215,11 @@ def _mkdir(ns: Namespace, op: EntryOp, made: list[str]) -> None:
     if ns.kind(op.gfid) is None:
         mode = op.mode if op.mode is not None else 0o40755
         _create(ns, op, op.pgfid, op.bname, S.S_IFDIR | S.S_IMODE(mode), op.uid or 0, op.gid or 0)
+        if op.stat is not None:
+            # made from the source's stat (a fix round's missing parent), not
+            # replayed where the journal made it: what the target's parent passed
+            # on (a set-group-id bit) is not the source's; its own attributes are
+            ns.set_attrs(op.gfid, op.stat)
         return
     if _name(ns, op.pgfid, op.bname) == op.gfid:
         return

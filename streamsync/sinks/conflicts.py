@@ -144,7 +144,7 @@ def fix_round(failures: Sequence[EntryFailure], ops: list[EntryOp], *, view: Any
             log.info("Fixing ENOENT error in slave. Create parent directory on slave. "
                      "[{retry_count=%d}, {entry=%r}]", round_no, op)
             fixes.append(EntryOp("MKDIR", parent, loc[0], loc[1], mode=pst.mode,
-                                 uid=pst.uid, gid=pst.gid))
+                                 uid=pst.uid, gid=pst.gid, stat=pst))
     if removed_gfids:
         ops[:] = [o for o in ops
                   if not (o.op in _RECREATING and o.gfid in removed_gfids)]
