@@ -45,6 +45,8 @@ from gluster_lab import glusterd_running, other_rsync, run, start_volume, wait_f
 from streamsync.verify import compare, scan_tree  # noqa: E402
 
 SCRIPT = os.path.join(HERE, "..", "scripts", "gsyncd_session.sh")
+#: where the benchmark puts rsync 3.2.7 for gsyncd's secondary side (see _run_tool)
+SHADOW_RSYNC = "/usr/local/bin/rsync"
 N_FILES = int(os.environ.get("BENCH_GEO_FILES", "4000"))
 N_DIRS = 40
 TIMEOUT = float(os.environ.get("BENCH_GEO_TIMEOUT", "600"))
@@ -125,7 +127,7 @@ def _run_tool(tool: str, host: str, work, tmp_path_factory) -> dict:
     for d in (pm, sm, base / "bricks"):
         d.mkdir(parents=True)
     brick = base / "bricks" / pri
-    made, mounted, proc, session = [], [], None, False
+    made, mounted, proc, session, shadowed = [], [], None, False, False
     try:
         for v in (pri, sec):
             run("gluster", "--mode=script", "volume", "create", v,
@@ -138,6 +140,11 @@ def _run_tool(tool: str, host: str, work, tmp_path_factory) -> dict:
             env = dict(os.environ)
             if "version 3.5" in have:
                 env["RSYNC"] = other_rsync(tmp_path_factory)
+                # the secondary's forced command (gsyncd's C wrapper) execs "rsync" by
+                # name, ignoring --rsync-path: put 3.2.7 first in sshd's PATH for the run
+                if not os.path.exists(SHADOW_RSYNC):
+                    shutil.copy2(env["RSYNC"], SHADOW_RSYNC)
+                    shadowed = True
             subprocess.run(["bash", SCRIPT, "create", pri, sec], check=True, timeout=300, env=env)
             session = True
             if os.environ.get("BENCH_GEO_RESTART", "0") == "1":
@@ -191,6 +198,8 @@ def _run_tool(tool: str, host: str, work, tmp_path_factory) -> dict:
             proc.wait(timeout=60)
         if session:
             run("bash", SCRIPT, "stop", pri, sec, check=False, timeout=300)
+        if shadowed:
+            os.unlink(SHADOW_RSYNC)
         for d in reversed(mounted):
             run("umount", str(d), check=False)
         for v in made:

@@ -369,3 +369,20 @@ def test_meta_ops_set_owner_mode_and_times_and_report_a_missing_gfid(be, g, top)
     assert stat.S_IMODE(dd.st_mode) == 0o711 and dd.st_mtime == 2000.0
     assert stat.S_IMODE(f.st_mode) == 0o2640 and f.st_mtime == 4000.0
     assert (dd.st_uid, dd.st_gid, f.st_uid, f.st_gid, s.st_uid, s.st_gid) == (7, 8, 9, 10, 11, 12)
+
+
+def test_a_long_create_run_fails_exactly_where_serial_application_would(be, g, top):
+    """Long CREATE runs may be applied on threads; the result must not show it."""
+    T, d = top
+    be.sink.apply_entries([create(g(1), T, "taken")])
+    run = [create(g(100 + k), T, f"f{k}") for k in range(40)]
+    run[7] = create(g(107), T, "taken")          # the name holds another gfid
+    run[21] = create(g(121), g(999), "orphan")   # the parent is nowhere
+    run[30] = create(g(1), T, "again")           # the gfid exists: nothing to do
+    failures = be.sink.apply_entries(run)
+    assert [(f.op.gfid, f.errno) for f in failures] == [(g(107), errno.EEXIST),
+                                                        (g(121), errno.ENOENT)]
+    assert failures[0].info.slave_gfid == g(1)
+    made = {n: be.gfid_at(os.path.join(d, n)) for n in names(d)}
+    want = {"taken": g(1), **{f"f{k}": g(100 + k) for k in range(40) if k not in (7, 21, 30)}}
+    assert made == want

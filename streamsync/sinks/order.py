@@ -37,11 +37,11 @@ True
 from __future__ import annotations
 
 import stat as S
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from ..ops import EntryFailure, EntryOp, FailureInfo
 
-__all__ = ["EntryOrder"]
+__all__ = ["EntryOrder", "create_run_end"]
 
 
 class EntryOrder:
@@ -91,3 +91,25 @@ class EntryOrder:
         self._names.setdefault((op.pgfid, op.bname), err)
         if op.pgfid1 is not None:
             self._names.setdefault((op.pgfid1, op.bname1 or ""), err)
+
+
+def create_run_end(ops: Sequence[EntryOp], i: int) -> int:
+    """End of the run of CREATEs from ``i`` with distinct names and gfids: ops
+    that may be applied in any order (a CREATE only adds a file name, and no
+    CREATE makes another's parent).
+
+    >>> c = lambda g, n: EntryOp("CREATE", g, "p", n)
+    >>> create_run_end([c("a", "x"), c("b", "y"), c("a", "z"), c("d", "w")], 0)
+    2
+    """
+    names: set[tuple[str, str]] = set()
+    gfids: set[str] = set()
+    j = i
+    while j < len(ops):
+        op = ops[j]
+        if op.op != "CREATE" or op.gfid in gfids or (op.pgfid, op.bname) in names:
+            break
+        names.add((op.pgfid, op.bname))
+        gfids.add(op.gfid)
+        j += 1
+    return j

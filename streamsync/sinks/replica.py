@@ -56,7 +56,7 @@ from typing import Iterable, Iterator, Sequence
 from ..errors import SourceError
 from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 from ..records import ROOT_GFID, Stat
-from .order import EntryOrder
+from .order import EntryOrder, create_run_end
 from ..secondary.namespace import Absent
 from ..secondary.rules import (MISSING, RESERVED_AT_ROOT, apply_entry, apply_meta, valid_gfid,
                                valid_name)
@@ -615,7 +615,7 @@ class ReplicaSink:
         i, n = 0, len(ops)
         while i < n:
             if self.threads > 1 and ops[i].op == "CREATE":
-                j = self._create_run_end(ops, i)
+                j = create_run_end(ops, i)
                 if order:  # the run ends before the first op that must wait
                     j = next((k for k in range(i, j) if order.held(ops[k])), j)
                 if j - i >= _MIN_PARALLEL:
@@ -639,20 +639,6 @@ class ReplicaSink:
         if f is not None:
             order.failed(f)
             failures.append(f)
-
-    @staticmethod
-    def _create_run_end(ops: Sequence[EntryOp], i: int) -> int:
-        names: set[tuple[str, str]] = set()
-        gfids: set[str] = set()
-        j = i
-        while j < len(ops):
-            op = ops[j]
-            if op.op != "CREATE" or op.gfid in gfids or (op.pgfid, op.bname) in names:
-                break
-            names.add((op.pgfid, op.bname))
-            gfids.add(op.gfid)
-            j += 1
-        return j
 
     def _parallel_creates(self, run: Sequence[EntryOp]) -> list[EntryOp]:
         """Create the plain cases of a CREATE run on threads; return the ops left
