@@ -70,6 +70,7 @@ class BatchResult(NamedTuple):
     data_abandoned: int
     attempts: int
     duration: float
+    data_bytes: int = 0
 
 
 def _errname(err: int | None) -> str:
@@ -437,9 +438,12 @@ class Dispatcher:
                 self.state.add_status("data", len(wanted))
                 self.syncer.submit(wanted)
         attempts, abandoned = self._sync_data(self.syncer.wait())
+        n_bytes = 0
         if sent:
             lost = set(abandoned)
-            self._delivered("data", [g for g in sent if g not in lost])
+            delivered = [g for g in sent if g not in lost]
+            self._delivered("data", delivered)
+            n_bytes = self._size_of(delivered)
         if self.sync_times:
             self._times(plans, queued)
         if abandoned:
@@ -483,7 +487,21 @@ class Dispatcher:
                      num_changelogs=len(plans), stime=_tuple(self.state.data_stime()),
                      entry_stime=_tuple(self.state.entry_stime())))
         return BatchResult(batch.index, len(plans), n_entry, n_efail, n_meta, n_mfail,
-                           n_sent, len(abandoned) + n_owed, attempts, now - start)
+                           n_sent, len(abandoned) + n_owed, attempts, now - start, n_bytes)
+
+    def _size_of(self, gfids: Sequence[str]) -> int:
+        """Bytes the source holds for ``gfids`` now (what a transfer moved, for
+        the metrics; a file gone since counts 0)."""
+        total = 0
+        for g in gfids:
+            path = self.view.data_path(g)
+            if path is None:
+                continue
+            try:
+                total += os.stat(path).st_size
+            except OSError:
+                pass
+        return total
 
     def _times(self, plans: Sequence[ChangelogPlan], data: dict[str, None]) -> None:
         """Beyond gsyncd: after the data, give the directories whose entries

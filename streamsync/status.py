@@ -58,6 +58,7 @@ __all__ = [
     "WorkerStatus",
     "human_time",
     "MirroredState",
+    "BATCH_BUCKETS",
 ]
 
 log = logging.getLogger("streamsync.status")
@@ -74,6 +75,10 @@ CRAWL_STATUS = {
 }
 
 WORKER_STATUSES = ("Initializing...", "Active", "Passive", "Faulty", "Stopped")
+
+#: upper bounds (seconds) of the batch-duration histogram kept in the state
+BATCH_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+                 float("inf"))
 
 #: counters reset when a worker starts (gsyncd's ``reset_on_worker_start``)
 _RESET_ON_START = {"slave_node": "N/A", "crawl_status": "N/A", "entry": 0, "data": 0,
@@ -453,15 +458,39 @@ class WorkerStatus:
     def set_failures(self, n: int) -> None:
         self._set(failures=int(n))
 
+    def set_pending(self, journals: int, oldest_ts: int | None) -> None:
+        """How many journals are known and not yet applied, and the time of the
+        oldest of them: what LAG is measured from (0 when nothing is pending)."""
+        self._set(pending_journals=int(journals),
+                  pending_oldest=None if not journals or oldest_ts is None else int(oldest_ts))
+
     def record_batch(self, *, changelogs: int, first_ts: int | None, last_ts: int | None,
                      entries: int = 0, meta: int = 0, data: int = 0,
-                     seconds: float = 0.0) -> None:
-        """Remember one finished batch (the last 20 are kept) for throughput."""
-        cur = self.state.status().get("batches") or []
-        cur.append({"at": self.clock(), "changelogs": int(changelogs), "first_ts": first_ts,
-                    "last_ts": last_ts, "entries": int(entries), "meta": int(meta),
-                    "data": int(data), "seconds": round(float(seconds), 6)})
-        self._set(batches=cur[-_KEEP_BATCHES:])
+                     seconds: float = 0.0, by_op: Mapping[str, int] | None = None,
+                     data_bytes: int = 0) -> None:
+        """Remember one finished batch: the last 20 for throughput, and running
+        totals (ops applied by kind and by entry op, changelogs, batches, the
+        batch-duration histogram) for :mod:`streamsync.metrics`."""
+        cur = self.state.status()
+        batches = list(cur.get("batches") or [])
+        batches.append({"at": self.clock(), "changelogs": int(changelogs), "first_ts": first_ts,
+                        "last_ts": last_ts, "entries": int(entries), "meta": int(meta),
+                        "data": int(data), "seconds": round(float(seconds), 6)})
+        totals = dict(cur.get("totals") or {})
+        for k, n in (("entry", entries), ("meta", meta), ("data", data),
+                     ("changelogs", changelogs), ("batches", 1), ("bytes", data_bytes)):
+            totals[k] = int(totals.get(k, 0)) + int(n)
+        ops = dict(totals.get("entry_by_op") or {})
+        for op, n in (by_op or {}).items():
+            ops[op] = int(ops.get(op, 0)) + int(n)
+        totals["entry_by_op"] = ops
+        buckets = list(totals.get("duration_buckets") or [0] * len(BATCH_BUCKETS))
+        for i, le in enumerate(BATCH_BUCKETS):
+            if seconds <= le:
+                buckets[i] += 1
+        totals["duration_buckets"] = buckets
+        totals["duration_sum"] = round(float(totals.get("duration_sum", 0.0)) + seconds, 6)
+        self._set(batches=batches[-_KEEP_BATCHES:], totals=totals)
 
 
 class MirroredState:

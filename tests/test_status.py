@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -192,11 +193,20 @@ def test_status_cli_json_and_table(tmp_path, capsys):
 
     assert main(["status", str(d / "b1.db"), str(d / "b2.db"), "--utc"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:4] == ["SOURCE", "REPLICA", "STATUS", "CRAWL"]
-    line1 = next(l for l in out if l.startswith("/bricks/b1"))
-    line2 = next(l for l in out if l.startswith("/bricks/b2"))
-    assert "2023-11-14 22:13:20" in line1 and "Changelog Crawl" in line1
-    assert "2 cl/s 10 op/s" in line1 and "completed" in line1
+    head = out[0]
+    cols = ["PRIMARY NODE", "PRIMARY VOL", "PRIMARY BRICK", "SECONDARY USER", "SECONDARY",
+            "SECONDARY NODE", "STATUS", "CRAWL STATUS", "LAST_SYNCED", "ENTRY", "DATA", "META",
+            "FAILURES", "CHECKPOINT TIME", "CHECKPOINT COMPLETED", "CHECKPOINT COMPLETION TIME",
+            "LAG", "THROUGHPUT"]
+    starts = [head.index(c) for c in cols]
+    assert starts == sorted(starts), head
+    line1 = next(l for l in out if "/bricks/b1" in l)
+    line2 = next(l for l in out if "/bricks/b2" in l)
+    assert "2023-11-14 22:13:20 UTC" in line1 and "Changelog Crawl" in line1
+    assert "2 journals/s, 10 ops/s" in line1
+    assert line1[head.index("CHECKPOINT COMPLETED"):].split()[0] == "Yes"
+    assert line2[head.index("SECONDARY USER"):].split()[:2] == ["user", "user@host:/rep2"]
+    assert line2[head.index("SECONDARY NODE"):].split()[0] == "host"
     # counters hidden for a non-Active worker, as gsyncd's CLI does
     assert "Passive" in line2 and " 4 " not in line2
 
@@ -265,3 +275,26 @@ def test_counter_updates_are_throttled_but_never_lost(tmp_path):
     m.set_status(last_synced_entry=7)
     assert json.loads(f.read_text())["meta"] == 3
     st.close()
+
+
+def test_lag_is_measured_from_the_oldest_pending_journal(tmp_path, capsys):
+    """LAG: 0 once every journal is applied (not now minus the last journal);
+    else now minus the oldest journal still pending."""
+    now = time.time()
+    st = SqliteState(str(tmp_path / "w.db"))
+    ws = WorkerStatus(st, source="/bricks/b1", replica="/rep", clock=lambda: now)
+    ws.start()
+    ws.set_last_synced((int(now) - 86400, 0))
+    ws.set_pending(0, None)
+    st.close()
+    assert main(["status", "--json", str(tmp_path / "w.db")]) == 0
+    assert json.loads(capsys.readouterr().out)["lag"] == 0
+    st = SqliteState(str(tmp_path / "w.db"))
+    WorkerStatus(st, source="/bricks/b1", replica="/rep").set_pending(3, int(now) - 50)
+    st.close()
+    assert main(["status", "--json", str(tmp_path / "w.db")]) == 0
+    assert 50 <= json.loads(capsys.readouterr().out)["lag"] < 50 + 60
+    assert main(["status", str(tmp_path / "w.db")]) == 0
+    head, _, row = capsys.readouterr().out.splitlines()[:3]
+    lag = row[head.index("LAG"):].split()[0]
+    assert lag.endswith("s") and 50 <= int(lag.rstrip("s")) < 110, row

@@ -23,8 +23,8 @@ from ..errors import StreamsyncError
 __all__ = ["main", "build_parser"]
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("decode", "plan", "replicate", "verify", "status", "failures", "serve", "analyze", "changes",
-            "whatif")
+COMMANDS = ("decode", "plan", "replicate", "verify", "status", "failures", "metrics", "serve",
+            "analyze", "changes", "whatif")
 
 
 #: what every command's --help ends with unless it says more precisely itself

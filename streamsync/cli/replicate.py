@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 import orjson
 
@@ -81,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="keep following new journals every change-interval seconds (stop with Ctrl-C/SIGTERM)")
     if _worker is not None:
         _worker.add_worker_arguments(p)
+    p.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics of these workers on http://HOST:PORT/metrics "
+                        "while running (see 'streamsync metrics --help' for the names)")
     p.add_argument("--retry-failed", action="store_true",
                    help="first re-queue every open item of the failure ledger")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -110,7 +114,37 @@ def run(args: argparse.Namespace) -> int:
         lg.setLevel(before)
 
 
+def run_metrics(args: argparse.Namespace) -> Any:
+    """Start ``--metrics HOST:PORT`` for the states of this run's workers (their
+    files are read on each scrape, so a state made later is shown once it is
+    there); returns the server, or None without ``--metrics``."""
+    if not getattr(args, "metrics", None):
+        return None
+    from ..metrics import serve_metrics, state_rows
+    sources = _worker.brick_sources(args) if _worker is not None else list(args.source)
+    paths = [args.state or default_state_path(s, args.replica) for s in sources]
+
+    def rows() -> list[dict[str, Any]]:
+        there = [p for p in paths if os.path.exists(p)]
+        return state_rows(there)() if there else []
+
+    server, _ = serve_metrics(args.metrics, rows)
+    if not args.quiet:
+        print(f"metrics on http://{args.metrics.rpartition(':')[0] or '0.0.0.0'}:"
+              f"{server.server_port}/metrics", file=sys.stderr, flush=True)
+    return server
+
+
 def _run(args: argparse.Namespace) -> int:
+    server = run_metrics(args)
+    try:
+        return _run_one(args)
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+def _run_one(args: argparse.Namespace) -> int:
     # without --mode: replay the journals when they are exact (a stime, or they cover
     # the brick), else the worker's hybrid crawl; says which and why
     choice = _worker.default_mode(args) if _worker is not None else None
@@ -175,8 +209,6 @@ def _run(args: argparse.Namespace) -> int:
             out["choice"] = choice.to_dict()
         sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
     elif not args.quiet:
-        if choice is not None:
-            print(f"mode {choice.mode}: {choice.reason}")
         st = summary.data_stime
         print(f"replicated {summary.changelogs} changelogs in {summary.batches} batches "
               f"({summary.duration:.2f} s): {summary.entry_ops} entry ops "

@@ -1,10 +1,21 @@
 """``streamsync status``: where every worker stands.
 
 Reads worker state stores (SQLite files written by ``streamsync replicate``)
-and, for gsyncd compatibility, gsyncd ``brick_*.status`` files. One line (or
-one JSON line with ``--json``) per worker: mode, worker and crawl status,
-last synced time and lag, pending counters (shown only for an Active worker,
-as gsyncd does), failures, checkpoint, and the throughput of the last batches.
+and, for gsyncd compatibility, gsyncd ``brick_*.status`` files. One row (or
+one JSON line with ``--json``) per worker, with the columns of
+``gluster volume geo-replication ... status detail`` under their own names
+(ENTRY, DATA and META are pending counts, shown only for an Active worker,
+as gsyncd does; FAILURES counts open items of the failure ledger, listed by
+``streamsync failures``), then streamsync's own:
+
+  LAG         how far the secondary is behind: now minus the time of the
+              oldest journal not yet applied; 0 once every journal is applied
+              (written as 1h02m03s)
+  THROUGHPUT  journals and operations (entry + meta + data files) applied per
+              second of batch time, over the last 20 batches
+
+Times are local with their zone (--utc: in UTC); --json keeps raw numbers
+(epoch seconds, lag in seconds).
 
 Exit status: 0 when every worker was read, 2 when a path is unusable, 1 when
 some worker is Faulty.
@@ -15,6 +26,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import socket
 import sys
 import time
 from typing import Any, Iterable
@@ -25,7 +37,7 @@ from ..errors import StateError
 from ..status import STATUS_DEFAULTS, StatusFile, human_time
 
 __all__ = ["register", "collect", "worker_row", "find_state_files", "given_or_default",
-           "fault_lines"]
+           "fault_lines", "table_row", "COLUMNS"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_ENV = "STREAMSYNC_STATE"
@@ -99,6 +111,20 @@ def _throughput(batches: list[dict[str, Any]]) -> dict[str, float] | None:
             "ops_per_s": round(ops / secs, 3)}
 
 
+def _lag(fields: dict[str, Any], now: float) -> int | None:
+    """Seconds behind the source: now minus the time of the oldest journal not yet
+    applied, 0 when the worker has applied every journal it knows of. States
+    written before pending journals were recorded fall back to now minus the
+    last synced time."""
+    if "pending_journals" in fields:
+        oldest = fields.get("pending_oldest")
+        if not fields["pending_journals"] or oldest is None:
+            return 0
+        return max(0, int(now - int(oldest)))
+    last = int(fields.get("last_synced") or 0)
+    return None if last <= 0 else max(0, int(now - last))
+
+
 def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
     """The status object of one state (or gsyncd status) file."""
     now = time.time() if now is None else now
@@ -108,12 +134,17 @@ def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
         try:
             fields = dict(STATUS_DEFAULTS)
             fields.update(st.status())
-            open_failures = len(st.failures())
+            open_rows = st.failures()
+            open_failures = len(open_rows)
+            by_kind: dict[str, int] = {}
+            for r in open_rows:
+                by_kind[r.kind] = by_kind.get(r.kind, 0) + 1
             data_stime = st.data_stime()
             entry_stime = st.entry_stime()
         finally:
             st.close()
         fields["open_failures"] = open_failures
+        fields["open_failures_by_kind"] = by_kind
         fields["stime"] = None if data_stime is None else list(data_stime)
         fields["entry_stime"] = None if entry_stime is None else list(entry_stime)
         if not fields.get("last_synced") and data_stime is not None:
@@ -128,8 +159,7 @@ def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
     fields.setdefault("replica", "")
     fields.setdefault("mode", fields.get("crawl_mode") or "N/A")
     fields["state_file"] = os.path.abspath(path)
-    last = int(fields.get("last_synced") or 0)
-    fields["lag"] = None if last <= 0 else max(0, int(now - last))
+    fields["lag"] = _lag(fields, now)
     fields["throughput"] = _throughput(list(fields.get("batches") or []))
     # gsyncd's status CLI also shows each time as text, local and UTC
     for k in ("last_synced", "last_synced_entry", "checkpoint_time",
@@ -166,14 +196,40 @@ def _lag_text(lag: int | None) -> str:
     return f"{s}s"
 
 
-def _checkpoint_text(f: dict[str, Any], utc: bool) -> str:
-    configured = int(f.get("checkpoint") or f.get("checkpoint_time") or 0)
-    if not configured:
+def _when(ts: Any, utc: bool) -> str:
+    """A time with its zone (``2026-12-03 18:25:22 UTC``); ``N/A`` for none."""
+    text = human_time(ts, utc=utc)
+    if text == "N/A" or text.startswith("@"):
+        return text
+    return f"{text} {'UTC' if utc else time.strftime('%Z', time.localtime(int(ts)))}"
+
+
+def _endpoints(f: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """gsyncd's PRIMARY NODE / VOL / BRICK and SECONDARY USER / SECONDARY / NODE."""
+    source = str(f.get("source") or "")
+    pnode, _, pbrick = source.rpartition(":") if ":" in source else ("", "", source)
+    pnode = pnode or socket.gethostname()
+    pvol = str(f.get("primary_volume") or "N/A")
+    replica = str(f.get("replica") or "N/A")
+    user, host = "root" if os.geteuid() == 0 else os.environ.get("USER", "N/A"), ""
+    if "::" in replica:
+        host = replica.split("::", 1)[0]
+        if "@" in host:
+            user, host = host.split("@", 1)
+    elif ":" in replica and not replica.startswith("/"):
+        host = replica.split(":", 1)[0]
+        if "@" in host:
+            user, host = host.split("@", 1)
+    snode = str(f.get("slave_node") or "N/A")
+    if snode == "N/A" and host:
+        snode = host
+    return pnode, pvol, pbrick or "N/A", user, replica, snode
+
+
+def _throughput_text(tp: dict[str, float] | None) -> str:
+    if not tp:
         return "N/A"
-    if f.get("checkpoint_completed") == "Yes":
-        return (f"{human_time(f.get('checkpoint_time'), utc=utc)} completed "
-                f"{human_time(f.get('checkpoint_completion_time'), utc=utc)}")
-    return f"{human_time(configured, utc=utc)} pending"
+    return f"{tp['changelogs_per_s']:g} journals/s, {tp['ops_per_s']:g} ops/s"
 
 
 def fault_lines(rows: Iterable[dict[str, Any]], *, utc: bool = False) -> list[str]:
@@ -189,25 +245,34 @@ def fault_lines(rows: Iterable[dict[str, Any]], *, utc: bool = False) -> list[st
     return out
 
 
-def _render(rows: list[dict[str, Any]], utc: bool) -> str:
-    head = ["SOURCE", "REPLICA", "STATUS", "CRAWL", "LAST SYNCED", "LAG", "ENTRY", "DATA",
-            "META", "FAILURES", "CHECKPOINT", "THROUGHPUT"]
-    table = [head]
-    for f in rows:
-        active = f.get("worker_status") == "Active"
-        tp = f.get("throughput")
-        tp_text = "N/A" if not tp else f"{tp['changelogs_per_s']:g} cl/s {tp['ops_per_s']:g} op/s"
-        fails = int(f.get("failures") or 0)
-        if f.get("open_failures"):
-            fails = max(fails, int(f["open_failures"]))
-        table.append([
-            str(f.get("source") or "N/A"), str(f.get("replica") or "N/A"),
-            str(f.get("worker_status")), str(f.get("crawl_status")),
-            human_time(f.get("last_synced"), utc=utc), _lag_text(f.get("lag")),
+#: gsyncd's ``status detail`` columns, then streamsync's own
+COLUMNS = ("PRIMARY NODE", "PRIMARY VOL", "PRIMARY BRICK", "SECONDARY USER", "SECONDARY",
+           "SECONDARY NODE", "STATUS", "CRAWL STATUS", "LAST_SYNCED", "ENTRY", "DATA", "META",
+           "FAILURES", "CHECKPOINT TIME", "CHECKPOINT COMPLETED", "CHECKPOINT COMPLETION TIME",
+           "LAG", "THROUGHPUT")
+
+
+def table_row(f: dict[str, Any], *, utc: bool = False) -> list[str]:
+    """One worker as the text columns of :data:`COLUMNS`."""
+    active = f.get("worker_status") == "Active"
+    fails = int(f.get("failures") or 0)
+    if f.get("open_failures"):
+        fails = max(fails, int(f["open_failures"]))
+    configured = int(f.get("checkpoint") or f.get("checkpoint_time") or 0)
+    done = f.get("checkpoint_completed") == "Yes"
+    return [*_endpoints(f), str(f.get("worker_status")), str(f.get("crawl_status")),
+            _when(f.get("last_synced"), utc),
             str(f.get("entry")) if active else "N/A", str(f.get("data")) if active else "N/A",
             str(f.get("meta")) if active else "N/A", str(fails),
-            _checkpoint_text(f, utc), tp_text])
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+            _when(configured, utc) if configured else "N/A",
+            ("Yes" if done else "No") if configured else "N/A",
+            _when(f.get("checkpoint_completion_time"), utc) if done else "N/A",
+            _lag_text(f.get("lag")), _throughput_text(f.get("throughput"))]
+
+
+def _render(rows: list[dict[str, Any]], utc: bool) -> str:
+    table = [list(COLUMNS)] + [table_row(f, utc=utc) for f in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -18,6 +18,8 @@ honoured between batches only, so a stime never passes unapplied work.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import logging
 import os
 import threading
@@ -195,14 +197,22 @@ def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, m
     plans = plan_changelogs(todo, view=ctx.view, options=ctx.options,
                             data_stime=state.data_stime() if changelog_mode else None,
                             entry_stime=state.entry_stime() if changelog_mode else None)
+    left = len(todo)
+    if ctx.status is not None and changelog_mode:
+        ctx.status.set_pending(left, todo[0].ts)
     for batch in batch_plans(plans, batch_size=ctx.options.get("changelog-batch-size")):
         r = ctx.dispatcher.run_batch(batch)
         result.add(r)
+        left -= r.changelogs
         if ctx.status is not None:
+            by_op = Counter(op.op for p in batch.plans for op in p.entry_ops)
             ctx.status.record_batch(changelogs=r.changelogs, first_ts=batch.plans[0].ts,
                                     last_ts=batch.plans[-1].ts, entries=r.entry_ops,
-                                    meta=r.meta_ops, data=r.data_files, seconds=r.duration)
+                                    meta=r.meta_ops, data=r.data_files, seconds=r.duration,
+                                    by_op=by_op, data_bytes=r.data_bytes)
             ctx.status.set_failures(open_failures(state))
+            if changelog_mode:
+                ctx.status.set_pending(max(0, left), todo[-max(1, left)].ts if left > 0 else None)
         if changelog_mode:
             ctx.root_stime_updated(done_ts=batch.plans[-1].ts)
         if ctx.progress is not None:
@@ -210,4 +220,7 @@ def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, m
         if ctx.stop.is_set():
             result.stopped = True
             break
+    else:
+        if ctx.status is not None and changelog_mode:
+            ctx.status.set_pending(0, None)
     return result

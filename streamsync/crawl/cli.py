@@ -239,8 +239,6 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(result if len(result) > 1 else result[0]) + b"\n")
     elif not args.quiet:
-        if choice is not None:
-            print(f"mode {choice.mode}: {choice.reason}")
         for r in result:
             if not r["ok"]:
                 print(f"{r['source']}: FAILED: {r['error']}")
