@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from streamsync.analysis._cli_common import parse_ts, progress_bar
+from streamsync.analysis._cli_common import progress_bar
+from streamsync.times import parse_time as parse_ts
 from streamsync.cli import main
 from streamsync.records import Changelog
 

@@ -59,3 +59,38 @@ def test_run_sh_without_an_argument_prints_its_usage():
     assert "./run.sh demo" in p.stdout and "./run.sh test" in p.stdout
     for line in p.stdout.splitlines():  # usage, not a line of the script
         assert not line.startswith(("#", "set ", "cd ")), line
+
+
+#: every option that takes a time, by command
+TIME_OPTIONS = [("decode", "--since"), ("decode", "--until"), ("analyze", "--since"),
+                ("analyze", "--until"), ("analyze", "--data-stime"), ("changes", "--since"),
+                ("changes", "--until"), ("failures", "--since"), ("plan", "--data-stime"),
+                ("plan", "--entry-stime")]
+
+
+@pytest.mark.parametrize("command,option", TIME_OPTIONS)
+def test_every_time_option_has_one_syntax_and_a_plain_error(command, option):
+    p = _ss(command, option, "yesterday", "/nonexistent")
+    assert p.returncode == 2
+    last = p.stderr.strip().splitlines()[-1]
+    assert f"{option}: not a" in last and "'yesterday'" in last, last
+    assert "epoch seconds or ISO 8601, UTC unless it carries an offset" in last, last
+    assert "parse_" not in last and "_arg" not in last, last  # no function name
+    assert "ISO 8601" in " ".join(_ss(command, "--help").stdout.split()), command
+
+
+def test_a_time_means_the_same_instant_in_every_spelling():
+    """--since as epoch seconds, ISO 8601 with Z, naive (UTC) and with an offset
+    select the same journals; one second later selects fewer."""
+    src = os.path.join(REPO, "tests", "data", "gluster-10.3", "raw", "ascii-delpath-on")
+    stamps = sorted(int(n.split(".")[1]) for n in os.listdir(src) if n.startswith("CHANGELOG."))
+    ts = stamps[len(stamps) // 2]
+    import datetime as dt
+    utc = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    spellings = [str(ts), utc.strftime("%Y-%m-%dT%H:%M:%SZ"), utc.strftime("%Y-%m-%dT%H:%M:%S"),
+                 utc.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30))).isoformat()]
+    outs = [_ss("decode", "--json", "--since", s, src) for s in spellings]
+    assert all(p.returncode == 0 for p in outs), [p.stderr for p in outs]
+    assert len({p.stdout for p in outs}) == 1 and outs[0].stdout
+    later = _ss("decode", "--json", "--since", str(stamps[len(stamps) // 2 + 1]), src)
+    assert later.returncode == 0 and len(later.stdout) < len(outs[0].stdout)

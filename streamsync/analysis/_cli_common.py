@@ -1,34 +1,15 @@
-"""Small helpers shared by the analysis subcommands (timestamps, bricks, progress)."""
+"""Small helpers shared by the analysis subcommands (bricks, progress)."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sys
 from typing import Callable
 
-from ..errors import ConfigError, SourceError
+from ..errors import SourceError
 from ..records import Changelog
 
-__all__ = ["parse_ts", "brick_of", "source_brick", "progress_bar"]
-
-
-def parse_ts(text: str) -> int:
-    """Epoch seconds from ``1795467032`` or an ISO date/time (UTC unless it has an offset).
-
-    >>> parse_ts("1795467032"), parse_ts("2026-11-23T21:51:29")
-    (1795467032, 1795470689)
-    """
-    t = text.strip()
-    if t.isdigit():
-        return int(t)
-    try:
-        d = _dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"not a timestamp: {text!r} (epoch seconds or ISO 8601)") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return int(d.timestamp())
+__all__ = ["brick_of", "source_brick", "progress_bar"]
 
 
 def brick_of(path: str) -> str | None:

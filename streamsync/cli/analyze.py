@@ -9,7 +9,8 @@ import sys
 
 import orjson
 
-from ..analysis._cli_common import parse_ts, progress_bar, source_brick
+from ..analysis._cli_common import progress_bar, source_brick
+from ..times import TIME_HELP, time_arg
 from ..analysis._input import iter_journals
 from ..analysis.resolve import Resolver
 from ..analysis.summary import parse_duration, summarize_journals
@@ -64,10 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --dask and a scheduler address: how long to try to reach it "
                         "(default 10)")
     p.add_argument("--partitions", type=int, metavar="N", help="with --dask: bag partitions")
-    p.add_argument("--data-stime", type=parse_ts, metavar="TS",
-                   help="replica's data stime, to report the replication lag")
-    p.add_argument("--since", type=parse_ts, metavar="TS", help="only journals with stamp >= TS")
-    p.add_argument("--until", type=parse_ts, metavar="TS", help="only journals with stamp <= TS")
+    p.add_argument("--data-stime", type=time_arg, metavar="TIME",
+                   help=f"replica's data stime, to report the replication lag ({TIME_HELP})")
+    p.add_argument("--since", type=time_arg, metavar="TIME",
+                   help=f"only journals with stamp >= TIME ({TIME_HELP})")
+    p.add_argument("--until", type=time_arg, metavar="TIME",
+                   help=f"only journals with stamp <= TIME ({TIME_HELP})")
     p.add_argument("--brick", metavar="DIR", help="brick used to resolve gfids to paths")
     p.add_argument("--save", metavar="FILE",
                    help="also write the full summary (lossless JSON) to FILE, to merge later")

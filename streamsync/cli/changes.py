@@ -7,7 +7,8 @@ import sys
 
 import orjson
 
-from ..analysis._cli_common import parse_ts, source_brick
+from ..analysis._cli_common import source_brick
+from ..times import TIME_HELP, time_arg
 from ..analysis._input import iter_journals, read_records
 from ..analysis.changes import list_changes
 from ..analysis.resolve import Resolver
@@ -43,10 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="journal files, changelog directories, bricks or archive_*.tar files")
-    p.add_argument("--since", type=parse_ts, metavar="TS",
-                   help="window start: journals with stamp >= TS (epoch seconds or ISO 8601)")
-    p.add_argument("--until", type=parse_ts, metavar="TS",
-                   help="window end: journals with stamp <= TS")
+    p.add_argument("--since", type=time_arg, metavar="TIME",
+                   help=f"window start: journals with stamp >= TIME ({TIME_HELP})")
+    p.add_argument("--until", type=time_arg, metavar="TIME",
+                   help="window end: journals with stamp <= TIME (same syntax)")
     p.add_argument("--brick", metavar="DIR", help="brick used to resolve names older than the journals")
     p.add_argument("--json", action="store_true", help="one JSON object per row")
     p.add_argument("--only-namespace-changes", action="store_true",

@@ -13,6 +13,7 @@ from more_itertools import chunked
 from ..decode import decode_journal, is_raw_journal, iter_journal
 from ..discover import _display, discover, read_changelog_bytes
 from ..errors import StreamsyncError
+from ..times import TIME_HELP, time_arg
 from ..parse import parse_processed, render_processed
 from ..records import Record
 
@@ -50,8 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="journal files, changelog directories, bricks or archive_*.tar files")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per record instead of processed text")
-    p.add_argument("--since", type=int, metavar="TS", help="only journals with stamp >= TS")
-    p.add_argument("--until", type=int, metavar="TS", help="only journals with stamp <= TS")
+    p.add_argument("--since", type=time_arg, metavar="TIME",
+                   help=f"only journals with stamp >= TIME ({TIME_HELP})")
+    p.add_argument("--until", type=time_arg, metavar="TIME",
+                   help=f"only journals with stamp <= TIME ({TIME_HELP})")
     p.add_argument("--keep-going", action="store_true",
                    help="report a bad journal on stderr and go on (exit code 2 at the end)")
     p.set_defaults(func=run)

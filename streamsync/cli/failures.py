@@ -9,7 +9,7 @@ import sys
 
 import orjson
 
-from ..analysis._cli_common import parse_ts
+from ..times import TIME_HELP, time_arg
 from ..errors import ConfigError
 from ..failures import KINDS, LedgerRow, forget, ledger_rows
 from .status import find_state_files, given_or_default
@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replica directories, state files or directories holding them")
     p.add_argument("--all", action="store_true", help="also resolved items")
     p.add_argument("--json", action="store_true", help="one JSON object per item (JSON lines)")
-    p.add_argument("--since", type=parse_ts, metavar="TS",
-                   help="items first seen at or after TS (epoch seconds or ISO 8601, UTC)")
+    p.add_argument("--since", type=time_arg, metavar="TIME",
+                   help=f"items first seen at or after TIME ({TIME_HELP})")
     p.add_argument("--kind", action="append", choices=KINDS, default=[],
                    help="only this kind (repeatable)")
     p.add_argument("--op", action="append", default=[], metavar="OP",

@@ -29,17 +29,10 @@ import orjson
 from ..discover import discover
 from ..ops import Batch, ChangelogPlan, EntryOp
 from ..options import Options
-from ..records import GFID_PREFIX, Stime, name_to_json
+from ..records import GFID_PREFIX, name_to_json
+from ..times import stime_arg
 
 __all__ = ["register", "plan_rows", "entry_op_json"]
-
-
-def _stime(text: str) -> Stime:
-    try:
-        sec, _, nsec = text.partition(",")
-        return Stime(int(sec), int(nsec) if nsec else 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a stime (SEC or SEC,NSEC): {text!r}") from None
 
 
 def register(subparsers: Any) -> None:
@@ -54,9 +47,10 @@ def register(subparsers: Any) -> None:
                      help="JSON namespace of the source now (MemoryView format)")
     src.add_argument("--brick", metavar="DIR", help="a brick directory (.glusterfs handles)")
     src.add_argument("--mount", metavar="DIR", help="an aux-gfid GlusterFS mount")
-    p.add_argument("--data-stime", type=_stime, metavar="SEC",
-                   help="data stime: changelogs with ts < SEC are skipped")
-    p.add_argument("--entry-stime", type=_stime, metavar="SEC",
+    p.add_argument("--data-stime", type=stime_arg, metavar="TIME",
+                   help="data stime: changelogs with ts < TIME are skipped (SEC, SEC,NSEC, "
+                        "or ISO 8601 in UTC unless it has an offset)")
+    p.add_argument("--entry-stime", type=stime_arg, metavar="TIME",
                    help="entry stime: entry ops of ts <= max(entry, data stime) are gated "
                         "(once a data stime is known, as in gsyncd)")
     p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",

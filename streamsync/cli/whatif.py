@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sync-jobs", type=_ints, metavar="N[,N...]", help="sync-jobs values")
     p.add_argument("--sync-method", type=_words, metavar="M[,M...]",
                    help="sync-method values (rsync, tarssh)")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+    p.add_argument("-o", "--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a gsyncd option for every run (repeatable)")
     p.add_argument("--cost", action="append", default=[], metavar="NAME=VALUE",
                    help="a cost-model figure (repeatable)")
