@@ -334,10 +334,12 @@ def test_the_tar_engine_into_a_volume(volumes, glusterd, capsys):
     assert os.path.getsize(os.path.join(secondary, "data", "raw", "blob.bin")) == 8 << 20
 
 
-def test_user_at_host_volume_over_ssh(volumes, tmp_path):
+@pytest.mark.parametrize("engine", ["rsync", "tar"])
+def test_user_at_host_volume_over_ssh(volumes, tmp_path, engine):
     """USER@HOST::VOLUME: streamsync serve on HOST (a private sshd on 127.0.0.1)
-    mounts the volume there for the session, applies the ops, and rsync over the
-    same ssh writes into that mount's .gfid/; it is unmounted when the session ends."""
+    mounts the volume there for the session, applies the ops, and rsync (or tar into
+    serve's receiver) over the same ssh writes into that mount's .gfid/; it is
+    unmounted when the session ends."""
     from test_remote import REMOTE_CMD, Sshd
     from streamsync.crawl.select import run_worker
     d = tmp_path / "sshd"
@@ -355,12 +357,15 @@ def test_user_at_host_volume_over_ssh(volumes, tmp_path):
 
         def equal() -> bool:
             s = run_worker(brick, target, options=sshd.options(), remote_command=REMOTE_CMD,
-                           state_path=str(tmp_path / "state.sqlite"), retry_delay=0)
+                           state_path=str(tmp_path / "state.sqlite"), retry_delay=0,
+                           engine=engine)
             assert s.replica == target
             return not verify(primary, secondary, gfids=True)
         wait_for(equal, "the secondary (over ssh) to equal the primary", timeout=90,
                  interval=1)
         after = [line for line in open("/proc/mounts") if f"streamsync-{gs}-" in line]
         assert after == before == []  # serve's private mount is gone with the session
+        st = os.lstat(os.path.join(secondary, "src", "app", "m4.py"))
+        assert st.st_mode & 0o7777 == 0o4750  # set-id bits kept over ssh too
     finally:
         sshd.stop()

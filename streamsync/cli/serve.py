@@ -3,7 +3,8 @@
 Speaks the JSON-lines protocol of :mod:`streamsync.remote.protocol` on
 stdin/stdout; logs go to stderr. Not meant to be run by hand: ``streamsync
 replicate BRICK user@host:/path`` starts it as ``ssh user@host streamsync serve``,
-and the tar engine as ``streamsync serve --receive-tar /path``. With
+and the tar engine as ``streamsync serve --receive-tar /path`` (a replica, or
+the aux-gfid mount of a volume that a serve session made). With
 ``replicate BRICK user@host::VOLUME`` serve mounts the GlusterFS volume VOLUME
 of this host for the session (aux-gfid, as gsyncd's secondary side) and
 unmounts it when the session ends; a serve confined with --root does not.
@@ -68,10 +69,10 @@ def _logging(debug: bool) -> None:
 
 def _receive(path: str, root: str | None) -> int:
     from ..remote.receive import receive_tar
-    from ..remote.server import open_replica
+    from ..remote.server import open_data_target
     if not os.path.isabs(path):
         raise ConfigError(f"--receive-tar {path}: the replica path must be absolute")
-    sink = open_replica(os.path.abspath(path), root)
+    sink = open_data_target(os.path.abspath(path), root)
     try:
         receipt = receive_tar(sys.stdin.buffer, sink)
     finally:

@@ -45,7 +45,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import ConfigError, LockHeld, SyncError
+from ..errors import LockHeld, SyncError
 from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 from ..records import Stat, name_from_json, name_to_json
 from ..sinks.engine import TransferResult
@@ -198,10 +198,9 @@ class RemoteReplica:
         if name == "rsync":
             eng: Any = RsyncEngine(source, self.data_destination(), opts,
                                    gfid_dest=bool(self.spec.volume))
-        elif name in ("tar", "tarssh") and self.spec.volume:
-            raise ConfigError(f"{self.spec.display}: tar over ssh into a volume is not "
-                              f"supported yet: use rsync (the default)")
         elif name in ("tar", "tarssh"):
+            # into a volume: serve's receiver on that host writes .gfid/<gfid> of the
+            # mount the session made (data_destination names it)
             eng = TarEngine(source, self.data_destination(), opts,
                             remote_command=self.remote_command)
         else:

@@ -165,6 +165,17 @@ def open_replica(root: str, allowed_root: str | None) -> Any:
         raise
 
 
+def open_data_target(root: str, allowed_root: str | None) -> Any:
+    """Where the tar receiver writes bytes: the :class:`VolumeSink` of an aux-gfid
+    mount (a volume this host's serve session mounted: ``.gfid/<gfid>`` paths), else
+    the replica of :func:`open_replica`. Both answer ``open_data(gfid)``."""
+    from ..secondary.gfid_mount import is_gfid_mount
+    from ..sinks.volume import VolumeSink
+    if allowed_root is None and is_gfid_mount(root):
+        return VolumeSink(root, threads=1)
+    return open_replica(root, allowed_root)
+
+
 def _lock_file(root: str, allowed_root: str | None, name: str) -> tuple[str, int | None]:
     """Path of the worker lock ``name`` (and a directory fd to close after use),
     reached without following client-made names when confined."""

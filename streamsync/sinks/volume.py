@@ -13,6 +13,7 @@ with ``gfid_dest=True``).
 
 from __future__ import annotations
 
+import os
 import stat as S
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
@@ -99,6 +100,22 @@ class VolumeSink:
     def is_data_target(self, gfid: str) -> bool:
         """Whether the volume has a regular file for ``gfid`` (its data can be sent)."""
         return valid_gfid(gfid) and self.ns.kind(gfid) == S.S_IFREG
+
+    def open_data(self, gfid: str) -> int | None:
+        """A write descriptor of ``MOUNT/.gfid/<gfid>`` when it is a regular file
+        (opened with ``O_NOFOLLOW``, never through a name), else ``None``: where the
+        tar receiver of ``streamsync serve`` writes a file's bytes."""
+        if not valid_gfid(gfid):
+            return None
+        try:
+            fd = os.open(self.ns.go(gfid),
+                         os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        if not S.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return fd
 
     def has_handle(self, gfid: str) -> bool:
         """Whether the volume has ``gfid`` at all."""
