@@ -138,6 +138,7 @@ class Dispatcher:
                  mode: str = "live_changelog", retry_delay: float = 0.5,
                  archive: Callable[[Sequence[Any]], Any] | None = None,
                  data_filter: Callable[[str], bool] | None = None,
+                 data_filter_many: Callable[[Sequence[str]], Sequence[bool]] | None = None,
                  sync_times: bool = True) -> None:
         self.sink = sink
         self.state = state
@@ -147,6 +148,8 @@ class Dispatcher:
         self.retry_delay = retry_delay
         self.archive = archive
         self.data_filter = data_filter
+        #: the same question for many gfids at once (a volume asks them concurrently)
+        self.data_filter_many = data_filter_many
         self.sync_times = sync_times and hasattr(sink, "set_times")
         self.syncer = DataSyncer(engine, jobs=_opt(options, "sync-jobs", 3))
         self.max_tries = max(1, int(_opt(options, "max-rsync-retries", 10)))
@@ -293,10 +296,15 @@ class Dispatcher:
         gfid is gone from the source, or is not a regular file there."""
         if self.data_filter is None:
             return list(gfids), []
+        gfids = list(gfids)
+        if self.data_filter_many is not None:
+            ok: Iterable[bool] = self.data_filter_many(gfids)
+        else:
+            ok = map(self.data_filter, gfids)
         send: list[str] = []
         owed: list[str] = []
-        for g in gfids:
-            if self.data_filter(g):
+        for g, target in zip(gfids, ok):
+            if target:
                 send.append(g)
                 continue
             st = self.view.lstat(g)

@@ -196,3 +196,32 @@ def test_gsyncd_log_lines(caplog):
     assert "{changelog_start=100}, {changelog_end=100}, {num_changelogs=1}, {stime=(99, 0)}, " \
            "{entry_stime=(99, 0)}]" in text
     assert "Sync Time Taken [{job=1}, {num_files=1}, {return_code=0}, {duration=" in text
+
+
+def test_the_bulk_data_filter_decides_as_the_single_one():
+    """A sink that answers many gfids at once (a volume asks them on threads) sends
+    and owes exactly what the one-at-a-time filter would; it is asked once per
+    changelog (and once more, at the end of the batch, for what was owed), not
+    once per gfid."""
+    targets = {G(3), G(5)}
+    owed_view = DataView({G(i): FILE for i in range(1, 40)})
+    results = {}
+    for bulk in (False, True):
+        ev = Events()
+        asked: list[tuple[str, ...]] = []
+
+        def many(gfids):
+            asked.append(tuple(gfids))
+            return [g in targets for g in gfids]
+
+        d = Dispatcher(sink=Sink(ev), engine=Engine(ev), state=State(ev), view=owed_view,
+                       options=Options.from_pairs(["sync-jobs=1"]), retry_delay=0,
+                       data_filter=lambda g: g in targets,
+                       data_filter_many=many if bulk else None)
+        r = d.run_batch(Batch(0, (plan(100, data=[G(3), G(4), G(5)]),)))
+        sent = sorted(g for c in d.syncer.engine.calls for g in c)
+        owed = sorted(f.gfid for f in d.state.failures("data"))
+        results[bulk] = (sent, owed, r.data_files)
+        if bulk:
+            assert asked == [(G(3), G(4), G(5)), (G(4),)]
+    assert results[True] == results[False] == ([G(3), G(5)], [G(4)], 2)

@@ -386,3 +386,18 @@ def test_a_long_create_run_fails_exactly_where_serial_application_would(be, g, t
     made = {n: be.gfid_at(os.path.join(d, n)) for n in names(d)}
     want = {"taken": g(1), **{f"f{k}": g(100 + k) for k in range(40) if k not in (7, 21, 30)}}
     assert made == want
+
+
+def test_data_targets_in_bulk_agree_with_the_target(be, g, top):
+    """What may receive bytes: regular files only; a directory, a symlink and a gfid
+    that is nowhere may not (asked in bulk where the backend can, a volume on
+    threads)."""
+    T, d = top
+    files = [create(g(k), T, f"f{k}") for k in range(1, 21)]
+    assert be.sink.apply_entries([*files, mkdir(g(50), T, "dir"),
+                                  EntryOp("SYMLINK", g(51), T, "sl", stat=LNK, link="f1")]) == []
+    asked = [g(k) for k in range(1, 21)] + [g(50), g(51), g(52)]
+    many = getattr(be.sink, "data_targets", None)
+    answers = many(asked) if many else [be.sink.is_data_target(x) for x in asked]
+    truth = [stat.S_ISREG(os.lstat(os.path.join(d, f"f{k}")).st_mode) for k in range(1, 21)]
+    assert answers == truth + [False, False, False] and all(truth)

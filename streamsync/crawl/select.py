@@ -335,6 +335,7 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                         return False
                     held = lk
             if to_retry:
+                                data_filter_many=getattr(sink, "data_targets", None),
                 to_retry = False
                 resolved, still = dispatcher.retry_failed(only)
                 retried += resolved

@@ -374,7 +374,11 @@ class RemoteReplica:
         return bool(self.call("is_data_target", [gfid])[0])
 
     def data_targets(self, gfids: Sequence[str]) -> list[bool]:
-        return [bool(x) for x in self.call("is_data_target", list(gfids))]
+        """:meth:`is_data_target` of each gfid: the last entry reply answers most, the
+        rest go in one request."""
+        ask = [g for g in gfids if g not in self._targets]
+        told = dict(zip(ask, self.call("is_data_target", ask))) if ask else {}
+        return [g in self._targets or bool(told.get(g)) for g in gfids]
 
     def has_handle(self, gfid: str) -> bool:
         return bool(self.call("has_handle", [gfid])[0])

@@ -84,6 +84,12 @@ def _waiting(value: Any) -> list[EntryFailure]:
     return out
 
 
+def _targets(sink: Any, gfids: list[str]) -> list[bool]:
+    """``is_data_target`` of each gfid (all at once where the sink can: a volume)."""
+    many = getattr(sink, "data_targets", None)
+    return list(many(gfids)) if many is not None else [sink.is_data_target(g) for g in gfids]
+
+
 def _handle(sink: Any, op: Any, args: Any) -> Any:
     if op == "apply_entries":
         if isinstance(args, dict):  # {"ops": [...], "targets": true}: also say which
@@ -92,15 +98,15 @@ def _handle(sink: Any, op: Any, args: Any) -> Any:
             fails = [encode_entry_failure(f) for f in sink.apply_entries(ops, waiting=waiting)]
             out: dict[str, Any] = {"failures": fails}
             if args.get("targets"):
-                cand = dict.fromkeys(o.gfid for o in ops if o.op not in _NOT_DATA)
-                out["targets"] = [g for g in cand if sink.is_data_target(g)]
+                cand = list(dict.fromkeys(o.gfid for o in ops if o.op not in _NOT_DATA))
+                out["targets"] = [g for g, t in zip(cand, _targets(sink, cand)) if t]
             out["made"] = sink.take_made()
             return out
         return [encode_entry_failure(f) for f in sink.apply_entries(decode_entry_ops(args))]
     if op == "apply_meta":
         return [encode_meta_failure(f) for f in sink.apply_meta(decode_meta_ops(args))]
     if op == "is_data_target":
-        return [bool(sink.is_data_target(g)) for g in _gfids(args)]
+        return [bool(t) for t in _targets(sink, list(_gfids(args)))]
     if op == "has_handle":
         return [bool(sink.has_handle(g)) for g in _gfids(args)]
     if op == "lstat":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat as S
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
 from ..records import Stat
@@ -100,6 +100,13 @@ class VolumeSink:
     def is_data_target(self, gfid: str) -> bool:
         """Whether the volume has a regular file for ``gfid`` (its data can be sent)."""
         return valid_gfid(gfid) and self.ns.kind(gfid) == S.S_IFREG
+
+    def data_targets(self, gfids: Sequence[str]) -> list[bool]:
+        """:meth:`is_data_target` of each gfid, asked on the sink's threads (each is a
+        round trip to the volume)."""
+        if self.threads <= 1 or len(gfids) < _MIN_PARALLEL:
+            return [self.is_data_target(g) for g in gfids]
+        return list(self._pool().map(self.is_data_target, gfids))
 
     def open_data(self, gfid: str) -> int | None:
         """A write descriptor of ``MOUNT/.gfid/<gfid>`` when it is a regular file
