@@ -115,6 +115,10 @@ def read_header(data: bytes, *, path: str = "<bytes>") -> JournalHeader:
     Raises :class:`JournalError` for anything that is not a journal header and
     :class:`UnsupportedJournal` for a version other than v1.1/v1.2 or an
     encoding other than 1 (binary) / 2 (ascii).
+
+    >>> data = open("tests/data/gluster-10.3/raw/binary-delpath-on/CHANGELOG.1795467234", "rb").read()
+    >>> read_header(data)
+    JournalHeader(major=1, minor=2, encoding=1, body_offset=51)
     """
     m = _HEADER_RE.match(data, 0, _MAX_HEADER)
     if m is None:
@@ -174,7 +178,12 @@ def iter_journal(data: bytes, *, path: str = "<bytes>") -> Iterator[Record]:
 
 
 def decode_file(path: str | os.PathLike[str]) -> list[Record]:
-    """Read and decode one raw journal file (see :func:`decode_journal`)."""
+    """Read and decode one raw journal file (see :func:`decode_journal`).
+
+    >>> first = decode_file("tests/data/gluster-10.3/raw/ascii-delpath-on/CHANGELOG.1795467006")[0]
+    >>> first.fop, first.gfid, first.bname
+    ('MKDIR', 'd11575a7-bfec-475e-8e73-c98e35a6564c', 'top')
+    """
     p = os.fspath(path)
     with open(p, "rb") as fh:
         data = fh.read()
@@ -186,6 +195,10 @@ def journal_to_processed(data: bytes, *, path: str = "<bytes>") -> bytes:
 
     Byte-identical to libgfchangelog for ascii journals; binary journals are
     rendered the same way (text gfids, decimal numbers).
+
+    >>> data = open("tests/data/gluster-10.3/raw/binary-delpath-on/CHANGELOG.1795467234", "rb").read()
+    >>> journal_to_processed(data).splitlines()[0]
+    b'E bcb9de5d-0a23-4a6f-b326-c18b3f6f412a MKDIR 16877 0 0 00000000-0000-0000-0000-000000000001/top'
     """
     return render_processed(decode_journal(data, path=path))
 

@@ -31,6 +31,7 @@ see :mod:`streamsync.parse`).
 from __future__ import annotations
 
 import bisect
+import enum
 import os
 import re
 import tarfile
@@ -54,6 +55,7 @@ __all__ = [
     "history",
     "overwritten_journals",
     "HtimeWatch",
+    "HistoryStatus",
     "HISTORY_OK",
     "HISTORY_PARTIAL",
     "HISTORY_UNAVAILABLE",
@@ -63,10 +65,24 @@ _JOURNAL_RE = re.compile(r"(XSYNC-)?CHANGELOG\.(\d+)\Z")
 _ARCHIVE_RE = re.compile(r"archive_.*\.tar\Z")
 _DIGITS = {4: re.compile(r"\d{4}\Z"), 2: re.compile(r"\d{2}\Z")}
 
-#: :func:`history` status values (libgfchangelog's return codes)
-HISTORY_OK = 0
-HISTORY_PARTIAL = 1
-HISTORY_UNAVAILABLE = -2
+class HistoryStatus(enum.IntEnum):
+    """What :func:`history` found; the values are libgfchangelog's return codes.
+
+    >>> HistoryStatus(-2).name, HistoryStatus.PARTIAL == 1
+    ('UNAVAILABLE', True)
+    """
+
+    #: the index covers the whole requested range
+    OK = 0
+    #: the index ends more than 20 s before the requested end
+    PARTIAL = 1
+    #: no HTIME index covers the start
+    UNAVAILABLE = -2
+
+
+HISTORY_OK = HistoryStatus.OK
+HISTORY_PARTIAL = HistoryStatus.PARTIAL
+HISTORY_UNAVAILABLE = HistoryStatus.UNAVAILABLE
 #: libgfchangelog reports partial history when ``end - 20 > last_ts``
 _PARTIAL_SLACK = 20
 
@@ -208,7 +224,12 @@ def discover(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], *
 
 
 def read_changelog_bytes(changelog: Changelog) -> bytes:
-    """The bytes of one journal (a file, or a member of an archive)."""
+    """The bytes of one journal (a file, or a member of an archive).
+
+    >>> journal = next(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))
+    >>> read_changelog_bytes(journal)[:50]
+    b'GlusterFS Changelog | version: v1.2 | encoding : 2'
+    """
     try:
         if changelog.member is None:
             with open(changelog.path, "rb") as fh:
@@ -237,6 +258,11 @@ def read_changelog(changelog: Changelog, *, errors: list[ParseError] | None = No
     (:class:`~streamsync.errors.JournalError` otherwise). Processed text raises
     :class:`~streamsync.errors.ParseError` on a bad line, or appends to
     ``errors`` and goes on when a list is given.
+
+    >>> journal = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[1]
+    >>> first = next(read_changelog(journal))
+    >>> first.fop, first.bname, first.pgfid
+    ('MKDIR', 'top', '00000000-0000-0000-0000-000000000001')
     """
     data = read_changelog_bytes(changelog)
     where = _display(changelog)
@@ -264,14 +290,14 @@ class HtimeEntry(NamedTuple):
 class HistoryRange(NamedTuple):
     """The answer of :func:`history`.
 
-    ``status``: :data:`HISTORY_OK`, :data:`HISTORY_PARTIAL` (the index ends
-    more than 20 s before the requested end) or :data:`HISTORY_UNAVAILABLE`
-    (no HTIME file covers ``start``; ``changelogs`` is empty). ``actual_end``
-    is the stamp of the last entry returned (or ``start`` when none).
+    ``status``: a :class:`HistoryStatus`: ``OK``, ``PARTIAL`` (the index ends
+    more than 20 s before the requested end) or ``UNAVAILABLE`` (no HTIME file
+    covers ``start``; ``changelogs`` is empty). ``actual_end`` is the stamp of
+    the last entry returned (or ``start`` when none).
     """
 
     changelogs: list[Changelog]
-    status: int
+    status: HistoryStatus
     actual_end: int
     htime: str | None
 
@@ -281,6 +307,10 @@ def read_htime(path: str | os.PathLike[str]) -> list[HtimeEntry]:
 
     Raises :class:`~streamsync.errors.JournalError` for an entry that does
     not end in a ``.<10-digit stamp>``.
+
+    >>> entries = read_htime("tests/data/gluster-10.3/raw/ascii-delpath-on/htime/HTIME.1795466999")
+    >>> len(entries), entries[0].ts, entries[0].empty, os.path.basename(entries[0].path)
+    (85, 1795467000, True, 'changelog.1795467000')
     """
     p = os.fspath(path)
     with open(p, "rb") as fh:
@@ -346,7 +376,11 @@ class HtimeWatch:
 
 
 def overwritten_journals(changelog_dir: str | os.PathLike[str], *, since: int = 0) -> list[int]:
-    """Stamps of journals the brick wrote more than once (see :class:`HtimeWatch`)."""
+    """Stamps of journals the brick wrote more than once (see :class:`HtimeWatch`).
+
+    >>> overwritten_journals("tests/data/gluster-10.3/raw/ascii-delpath-on")
+    []
+    """
     return HtimeWatch(changelog_dir).overwritten(since)
 
 
@@ -383,6 +417,12 @@ def history(changelog_dir: str | os.PathLike[str], start: int, end: int | None =
     stamp >= ``min(end, last_ts)``, and returns the non-empty journals between
     them (inclusive). A listed journal missing on disk raises
     :class:`~streamsync.errors.SourceError` (history would be silently incomplete).
+
+    >>> h = history("tests/data/gluster-10.3/raw/ascii-delpath-on", 1795467010, 1795467030)
+    >>> h.status, [c.ts for c in h.changelogs], h.actual_end
+    (<HistoryStatus.OK: 0>, [1795467011, 1795467017, 1795467021, 1795467023, 1795467027], 1795467030)
+    >>> history("/bricks/nowhere", 1795467000).status
+    <HistoryStatus.UNAVAILABLE: -2>
     """
     cdir = changelog_dir_of(changelog_dir)
     end = int(time.time()) if end is None else end

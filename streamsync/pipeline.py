@@ -59,7 +59,14 @@ def _where(changelog: Changelog) -> str:
 def load_changelog(changelog: Changelog) -> tuple[Changelog, list[Record]]:
     """Read one journal: its records, and the changelog with ``size`` set to the
     byte size of its processed form (a raw journal counts as the size of its
-    processed rendering, so raw and processed inputs batch identically)."""
+    processed rendering, so raw and processed inputs batch identically).
+
+    >>> from streamsync.discover import discover
+    >>> changelog, records = load_changelog(next(discover(
+    ...     "tests/data/gluster-10.3/raw/ascii-delpath-on")))
+    >>> changelog.name, changelog.size, records
+    ('CHANGELOG.1795467001', 48, [MetaRecord(gfid='00000000-0000-0000-0000-000000000001', fop='SETXATTR', stat=None)])
+    """
     data = read_changelog_bytes(changelog)
     where = _where(changelog)
     if is_raw_journal(data):
@@ -76,7 +83,16 @@ def load_changelog(changelog: Changelog) -> tuple[Changelog, list[Record]]:
 def plan_records(changelog: Changelog, records: Iterable[Record], *, view: SourceView,
                  options: Options, gated: bool = False, prefetch: bool = True
                  ) -> ChangelogPlan:
-    """The plan of one changelog from its records (composed stages)."""
+    """The plan of one changelog from its records (composed stages).
+
+    >>> from streamsync.discover import discover
+    >>> from streamsync.options import Options
+    >>> from streamsync.views import MemoryView
+    >>> journal = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[2]
+    >>> plan = plan_records(*load_changelog(journal), view=MemoryView(), options=Options())
+    >>> len(plan.entry_ops), plan.entry_ops[0].op, len(plan.data_gfids)
+    (16, 'CREATE', 11)
+    """
     (cl, decisions), = classify([(changelog, records)], view=view, options=options,
                                 prefetch=prefetch)
     p = fold_plan(cl, decisions)
@@ -86,7 +102,17 @@ def plan_records(changelog: Changelog, records: Iterable[Record], *, view: Sourc
 def plan_processed_text(changelog: Changelog, data: bytes, *, view: SourceView,
                         options: Options, gated: bool = False,
                         prefetch: bool = True) -> ChangelogPlan:
-    """The plan of one processed changelog's bytes (the fused fast path)."""
+    """The plan of one processed changelog's bytes (the fused fast path).
+
+    >>> from streamsync.discover import discover, read_changelog_bytes
+    >>> from streamsync.options import Options
+    >>> from streamsync.views import MemoryView
+    >>> journal = list(discover("tests/data/gluster-10.3/processed/ascii-delpath-on"))[2]
+    >>> plan = plan_processed_text(journal, read_changelog_bytes(journal), view=MemoryView(),
+    ...                            options=Options())
+    >>> journal.name, len(plan.entry_ops), len(plan.data_gfids)
+    ('CHANGELOG.1795467011', 16, 11)
+    """
     from .stages.fused import fused_plan
     return fused_plan(changelog, data, view=view, options=options, gated=gated,
                       prefetch=prefetch)
@@ -105,6 +131,19 @@ def plan_changelogs(changelogs: Iterable[Changelog], *, view: SourceView, option
     stime ``last ts - 1`` after each ``changelog-batch-size`` batch; see
     :class:`~streamsync.stages.gate.StimeTracker`). ``fused=False`` composes the
     individual stages instead of the fused loop (same results).
+
+    >>> from streamsync.discover import discover
+    >>> from streamsync.options import Options
+    >>> from streamsync.views import MemoryView
+    >>> journals = discover("tests/data/gluster-10.3/raw/ascii-delpath-on")
+    >>> plans = plan_changelogs(journals, view=MemoryView(), options=Options(),
+    ...                         data_stime=(1795467010, 0), entry_stime=None)
+    >>> first, second = next(plans), next(plans)
+    >>> first.skipped, second.skipped, second.changelog.name
+    (True, True, 'CHANGELOG.1795467006')
+    >>> third = next(plans)
+    >>> third.skipped, third.entry_ops[0].to_gsyncd()["op"], len(third.data_gfids)
+    (False, 'CREATE', 11)
     """
     tracker = StimeTracker(entry_stime=entry_stime, data_stime=data_stime,
                            batch_size=options.changelog_batch_size)

@@ -26,7 +26,15 @@ TIME_HELP = "epoch seconds or ISO 8601, UTC unless it carries an offset"
 
 
 def parse_time(text: str) -> int:
-    """Epoch seconds (int) from epoch seconds or an ISO 8601 date/time."""
+    """Epoch seconds (int) from epoch seconds or an ISO 8601 date/time.
+
+    >>> parse_time("1795467032"), parse_time("2026-11-23T21:51:29Z"), parse_time("2026-11-23")
+    (1795467032, 1795470689, 1795392000)
+    >>> parse_time("yesterday")
+    Traceback (most recent call last):
+    ...
+    streamsync.errors.ConfigError: not a time: 'yesterday' (epoch seconds or ISO 8601, UTC unless it carries an offset; e.g. 1795467032 or 2026-11-23T21:51:29)
+    """
     t = str(text).strip()
     try:
         return int(float(t)) if t.replace(".", "", 1).isdigit() else _iso(t)
@@ -43,7 +51,11 @@ def _iso(t: str) -> int:
 
 
 def parse_stime(text: str) -> Stime:
-    """An stime: ``SEC``, ``SEC,NSEC`` or an ISO 8601 time (nanoseconds 0)."""
+    """An stime: ``SEC``, ``SEC,NSEC`` or an ISO 8601 time (nanoseconds 0).
+
+    >>> parse_stime("1795467032,500"), parse_stime("2026-11-23T21:51:29+00:00")
+    (Stime(sec=1795467032, nsec=500), Stime(sec=1795470689, nsec=0))
+    """
     sec, comma, nsec = str(text).strip().partition(",")
     if comma:
         if not (sec.isdigit() and nsec.isdigit() and int(nsec) < 10**9):
@@ -54,7 +66,14 @@ def parse_stime(text: str) -> Stime:
 
 
 def time_arg(text: str) -> int:
-    """:func:`parse_time` for argparse (its message, not a function name)."""
+    """:func:`parse_time` for argparse (its message, not a function name).
+
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(prog="demo")
+    >>> _ = p.add_argument("--since", type=time_arg)
+    >>> p.parse_args(["--since", "2026-11-23T21:51:29"]).since
+    1795470689
+    """
     try:
         return parse_time(text)
     except ConfigError as exc:
@@ -62,7 +81,11 @@ def time_arg(text: str) -> int:
 
 
 def stime_arg(text: str) -> Stime:
-    """:func:`parse_stime` for argparse."""
+    """:func:`parse_stime` for argparse.
+
+    >>> stime_arg("1795467032,5")
+    Stime(sec=1795467032, nsec=5)
+    """
     try:
         return parse_stime(text)
     except ConfigError as exc:

@@ -207,7 +207,12 @@ def _attrs(st: os.stat_result) -> tuple[int, int, int, None, None, None, int]:
 
 
 def load_manifest(path: str | os.PathLike[str]) -> dict[str, Node]:
-    """Nodes of a manifest file (see the module docstring)."""
+    """Nodes of a manifest file (see the module docstring).
+
+    >>> nodes = load_manifest("examples/demo-brick/demo.manifest.jsonl")
+    >>> len(nodes), nodes["data"].type, oct(nodes["data"].mode)
+    (336, 'd', '0o755')
+    """
     nodes: dict[str, Node] = {}
     groups: dict[str, list[str]] = {}
     with open(path, "rb") as fh:
@@ -240,7 +245,14 @@ _FIELDS = ("type", "mode", "uid", "gid", "size", "sha256", "target", "links", "g
 def compare(source: dict[str, Node], replica: dict[str, Node], *,
             mtimes: bool = False, ignore: Iterable[str] = ()) -> list[Difference]:
     """Differences between two namespaces, sorted by path (``ignore``: field
-    names not to compare, e.g. ``("uid", "gid")``)."""
+    names not to compare, e.g. ``("uid", "gid")``).
+
+    >>> import tempfile
+    >>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> _ = open(os.path.join(a, "f"), "w").write("xy"), open(os.path.join(b, "f"), "w").write("x")
+    >>> [str(d) for d in compare(scan_tree(a), scan_tree(b), ignore=("sha256",))]
+    ['f: size differs: source=2 replica=1']
+    """
     out: list[Difference] = []
     skip = frozenset(ignore)
     fields = tuple(f for f in _FIELDS + (("mtime",) if mtimes else ()) if f not in skip)
@@ -272,14 +284,30 @@ def compare(source: dict[str, Node], replica: dict[str, Node], *,
 def verify(source: str | os.PathLike[str], replica: str | os.PathLike[str], *,
            mtimes: bool = False, hashes: bool = True, gfids: bool = False) -> list[Difference]:
     """Differences between the namespaces of ``source`` and ``replica`` (``gfids``:
-    also each object's gfid, as geo-replication keeps the primary's)."""
+    also each object's gfid, as geo-replication keeps the primary's).
+
+    >>> import tempfile
+    >>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> _ = open(os.path.join(a, "f"), "w").write("x")
+    >>> [str(d) for d in verify(a, b)]
+    ['f: only in source']
+    >>> _ = open(os.path.join(b, "f"), "w").write("x")
+    >>> verify(a, b)
+    []
+    """
     return compare(scan_tree(source, hashes=hashes, gfids=gfids),
                    scan_tree(replica, hashes=hashes, gfids=gfids), mtimes=mtimes)
 
 
 def verify_manifest(manifest: str | os.PathLike[str], replica: str | os.PathLike[str], *,
                     mtimes: bool = False) -> list[Difference]:
-    """Differences between a manifest (as the source) and the tree ``replica``."""
+    """Differences between a manifest (as the source) and the tree ``replica``.
+
+    >>> import tempfile
+    >>> empty = tempfile.mkdtemp()
+    >>> [str(d) for d in verify_manifest("examples/demo-brick/demo.manifest.jsonl", empty)][1:3]
+    ['data: only in source', 'data/archive: only in source']
+    """
     return compare(load_manifest(manifest), scan_tree(replica), mtimes=mtimes)
 
 

@@ -218,6 +218,14 @@ def list_changes(journals: Iterable[tuple[Changelog, Iterable[Record]]], *,
     ``journals`` are ``(changelog, records)`` pairs in ts order; journals before
     ``since`` are replayed only to know the names as they were at ``since``;
     journals after ``until`` are not read.
+
+    >>> from streamsync.discover import discover, read_changelog
+    >>> journals = ((j, read_changelog(j)) for j in discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))
+    >>> rows = list_changes(journals, since=1795467006, until=1795467006)
+    >>> rows[0]
+    Change(kind='NEW', path='top', newpath=None, gfid='d11575a7-bfec-475e-8e73-c98e35a6564c')
+    >>> [(r.kind, r.path) for r in rows[1:3]]
+    [('NEW', 'top/a'), ('NEW', 'top/a/b')]
     """
     ns = JournalNamespace()
     lister: _Lister | None = None

@@ -34,7 +34,12 @@ def _require_dask():
 
 def summarize_partition(changelogs: Iterable[Changelog], *, bucket: int | str = 3600,
                         data_stime: Stime | int | None = None) -> list[Summary]:
-    """Summarise one partition of journals (runs on a worker); a one-element list."""
+    """Summarise one partition of journals (runs on a worker); a one-element list.
+
+    >>> from streamsync.discover import discover
+    >>> summarize_partition(list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[:3])
+    [Summary(3 changelogs, 60 records, 45 gfids, ts 1795467001..1795467011, bucket=3600s)]
+    """
     from ._input import read_records
     b = SummaryBuilder(bucket=bucket, data_stime=data_stime)
     for c in changelogs:
@@ -44,7 +49,12 @@ def summarize_partition(changelogs: Iterable[Changelog], *, bucket: int | str = 
 
 def journal_bag(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
                 npartitions: int | None = None, partition_size: int | None = None):
-    """A ``dask.bag`` of :class:`~streamsync.records.Changelog` values (journals listed here)."""
+    """A ``dask.bag`` of :class:`~streamsync.records.Changelog` values (journals listed here).
+
+    >>> bag = journal_bag(["tests/data/gluster-10.3/raw/ascii-delpath-on"], npartitions=4)
+    >>> bag.npartitions, bag.count().compute(scheduler="sync")
+    (4, 34)
+    """
     db = _require_dask()
     from ._input import path_list
     items = path_list(paths) if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
@@ -68,6 +78,12 @@ def summarize_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
     ``scheduler`` is passed to ``compute`` (``"sync"``, ``"threads"``,
     ``"processes"`` or a ``distributed.Client``); ``None`` uses Dask's default
     (a ``distributed.Client`` when one is active).
+
+    >>> from streamsync.analysis.summary import summarize_paths
+    >>> corpus = "tests/data/gluster-10.3/raw/ascii-delpath-on"
+    >>> s = summarize_dask([corpus], scheduler="sync", npartitions=4)
+    >>> s == summarize_paths(corpus), s.changelogs
+    (True, 34)
     """
     bag = journal_bag(paths, npartitions=npartitions, partition_size=partition_size)
     parts = bag.map_partitions(summarize_partition, bucket=bucket, data_stime=data_stime)

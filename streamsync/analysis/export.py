@@ -48,7 +48,14 @@ def _json_name(name: str | None) -> Any:
 
 
 def record_rows(journals: Iterable[tuple[Changelog, Iterable[Record]]]) -> Iterator[dict[str, Any]]:
-    """Flat rows (:data:`RECORD_COLUMNS`) for every record; ``D`` rows have fop ``"DATA"``."""
+    """Flat rows (:data:`RECORD_COLUMNS`) for every record; ``D`` rows have fop ``"DATA"``.
+
+    >>> from streamsync.discover import discover, read_changelog
+    >>> journal = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[1]
+    >>> row = next(record_rows([(journal, read_changelog(journal))]))
+    >>> row["changelog"], row["type"], row["fop"], row["bname"], oct(row["mode"])
+    ('CHANGELOG.1795467006', 'E', 'MKDIR', 'top', '0o40755')
+    """
     for c, records in journals:
         name = c.name
         ts = c.ts
@@ -80,6 +87,17 @@ def plan_rows(plans: Iterable[Any]) -> Iterator[dict[str, Any]]:
     Accepts :class:`~streamsync.ops.ChangelogPlan` values or
     :class:`~streamsync.ops.Batch` values (then ``batch`` is the batch index).
     A skipped changelog gives one row of kind ``skipped``.
+
+    >>> from streamsync.discover import discover
+    >>> from streamsync.options import Options
+    >>> from streamsync.pipeline import plan_changelogs
+    >>> from streamsync.views import MemoryView
+    >>> plans = plan_changelogs(list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[2:3],
+    ...                         view=MemoryView(), options=Options(), data_stime=None,
+    ...                         entry_stime=None)
+    >>> import collections
+    >>> sorted(collections.Counter(r["kind"] for r in plan_rows(plans)).items())
+    [('data', 11), ('entry', 16), ('meta', 4)]
     """
     def one(plan, batch):
         c = plan.changelog
@@ -114,6 +132,10 @@ def summary_rows(summary: Summary, table: str = "fops", *, paths=None) -> list[d
     ``changelogs`` row per bucket; ``gfids``: gfid, records, dm_records,
     data_changelogs, created, path; ``dirs``: gfid, records, path.
     ``paths`` maps a gfid to a path (e.g. a Resolver) for the last two.
+
+    >>> from streamsync.analysis.summary import summarize_paths
+    >>> summary_rows(summarize_paths("tests/data/gluster-10.3/raw/ascii-delpath-on"))[:2]
+    [{'fop': 'CREATE', 'count': 2020}, {'fop': 'DATA', 'count': 2054}]
     """
     show = paths or (lambda g: None)
     if table == "fops":
@@ -162,7 +184,15 @@ def to_jsonl(items: Iterable[Any]) -> bytes:
 
 
 def write_jsonl(items: Iterable[Any], fh: IO[bytes], *, chunk: int = 4096) -> int:
-    """Stream JSON lines to a binary file; returns the number of lines written."""
+    """Stream JSON lines to a binary file; returns the number of lines written.
+
+    >>> import io
+    >>> out = io.BytesIO()
+    >>> write_jsonl([{"fop": "CREATE", "count": 2}, {"fop": "DATA", "count": 1}], out)
+    2
+    >>> out.getvalue()
+    b'{"fop":"CREATE","count":2}\\n{"fop":"DATA","count":1}\\n'
+    """
     n = 0
     buf: list[Any] = []
     for it in items:
@@ -178,7 +208,13 @@ def write_jsonl(items: Iterable[Any], fh: IO[bytes], *, chunk: int = 4096) -> in
 
 
 def summary_to_dict(s: Summary) -> dict[str, Any]:
-    """A lossless JSON-safe dict of a summary (inverse: :func:`summary_from_dict`)."""
+    """A lossless JSON-safe dict of a summary (inverse: :func:`summary_from_dict`).
+
+    >>> from streamsync.analysis.summary import summarize_paths
+    >>> d = summary_to_dict(summarize_paths("tests/data/gluster-10.3/raw/ascii-delpath-on"))
+    >>> d["kind"], d["changelogs"], d["bucket"]
+    ('streamsync.summary', 34, 3600)
+    """
     return {
         "kind": "streamsync.summary", "version": 1,
         "bucket": s.bucket, "data_stime": s.data_stime, "changelogs": s.changelogs,
@@ -240,12 +276,23 @@ def _summary_from_dict(d: dict[str, Any]) -> Summary:
 
 
 def summary_to_json(s: Summary) -> bytes:
-    """:func:`summary_to_dict` through orjson."""
+    """:func:`summary_to_dict` through orjson.
+
+    >>> from streamsync.analysis.summary import summarize_paths
+    >>> summary_to_json(summarize_paths("tests/data/gluster-10.3/raw/ascii-delpath-on"))[:30]
+    b'{"kind":"streamsync.summary","'
+    """
     return orjson.dumps(summary_to_dict(s))
 
 
 def summary_from_json(data: bytes | str) -> Summary:
-    """Inverse of :func:`summary_to_json`."""
+    """Inverse of :func:`summary_to_json`.
+
+    >>> from streamsync.analysis.summary import summarize_paths
+    >>> s = summarize_paths("tests/data/gluster-10.3/raw/ascii-delpath-on")
+    >>> summary_from_json(summary_to_json(s)) == s
+    True
+    """
     return summary_from_dict(orjson.loads(data))
 
 
@@ -261,6 +308,11 @@ def to_pandas(rows: Iterable[dict[str, Any]] | Summary, table: str = "fops", *, 
     """A ``pandas.DataFrame`` of rows (e.g. :func:`record_rows`), or of a summary's ``table``.
 
     Raises ``ImportError`` with an install hint when pandas is missing.
+
+    >>> from streamsync.analysis.summary import summarize_paths
+    >>> df = to_pandas(summarize_paths("tests/data/gluster-10.3/raw/ascii-delpath-on"))
+    >>> df.sort_values("count", ascending=False).head(2).to_dict("records")
+    [{'fop': 'DATA', 'count': 2054}, {'fop': 'CREATE', 'count': 2020}]
     """
     pd = _pandas()
     if isinstance(rows, Summary):

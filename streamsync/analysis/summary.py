@@ -117,6 +117,11 @@ def _opt(fn, a, b):
     return fn(a, b)
 
 
+
+def _n(count: int, noun: str) -> str:
+    """``1 changelog``, ``2 changelogs``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
 @dataclass(frozen=True)
 class Summary:
     """What a set of journals did. Treat as immutable; combine with :func:`merge`.
@@ -178,8 +183,8 @@ class Summary:
     def __repr__(self) -> str:
         """Short: the sizes, not the per-gfid maps (which can hold millions of entries)."""
         span = (f"{self.first_ts}..{self.last_ts}" if self.first_ts is not None else "empty")
-        return (f"Summary({self.changelogs} changelogs, {self.records} records, "
-                f"{len(self.gfid_records)} gfids, ts {span}, bucket={self.bucket}s)")
+        return (f"Summary({_n(self.changelogs, 'changelog')}, {_n(self.records, 'record')}, "
+                f"{_n(len(self.gfid_records), 'gfid')}, ts {span}, bucket={self.bucket}s)")
 
     def _repr_html_(self) -> str:
         """A small table for notebooks: totals and the busiest fops."""
@@ -376,6 +381,16 @@ def merge(a: Summary, b: Summary) -> Summary:
     """The summary of both inputs. Associative and commutative; ``Summary.empty()`` is neutral.
 
     Raises ``ValueError`` when the two were made with different ``bucket`` or ``data_stime``.
+
+    Any split of the journals merges to the summary of them all:
+
+    >>> from streamsync.discover import discover
+    >>> journals = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))
+    >>> a, b = summarize_journals(journals[:10]), summarize_journals(journals[10:])
+    >>> a
+    Summary(10 changelogs, 320 records, 160 gfids, ts 1795467001..1795467043, bucket=3600s)
+    >>> merge(a, b) == summarize_journals(journals) == merge(b, a)
+    True
     """
     if a.bucket != b.bucket or a.data_stime != b.data_stime:
         raise ValueError(f"cannot merge summaries with different configuration: "
@@ -396,7 +411,14 @@ def merge(a: Summary, b: Summary) -> Summary:
 
 def merge_all(summaries: Iterable[Summary], *, bucket: int | str = 3600,
               data_stime: Stime | int | None = None) -> Summary:
-    """Merge many summaries (in place on a builder: linear, not quadratic)."""
+    """Merge many summaries (in place on a builder: linear, not quadratic).
+
+    >>> from streamsync.discover import discover
+    >>> journals = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))
+    >>> parts = [summarize_journals(journals[i:i + 5]) for i in range(0, len(journals), 5)]
+    >>> merge_all(parts) == summarize_journals(journals)
+    True
+    """
     builder = SummaryBuilder(bucket=bucket, data_stime=data_stime)
     for s in summaries:
         builder.update(s)
@@ -563,7 +585,13 @@ class SummaryBuilder:
 def summarize_changelog(changelog: Changelog, records: Iterable[Record], *,
                         bucket: int | str = 3600,
                         data_stime: Stime | int | None = None) -> Summary:
-    """The summary of one journal's records."""
+    """The summary of one journal's records.
+
+    >>> from streamsync.discover import discover, read_changelog
+    >>> journal = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[2]
+    >>> summarize_changelog(journal, read_changelog(journal))
+    Summary(1 changelog, 31 records, 16 gfids, ts 1795467011..1795467011, bucket=3600s)
+    """
     b = SummaryBuilder(bucket=bucket, data_stime=data_stime)
     b.add_changelog(changelog, records)
     return b.freeze()
@@ -575,6 +603,12 @@ def summarize(pairs: Iterable[tuple[Changelog, Iterable[Record]]], *,
     """The summary of ``(changelog, records)`` pairs (streaming; one pass).
 
     ``progress`` is called after each journal (e.g. to draw a progress bar).
+
+    >>> from streamsync.discover import discover, read_changelog
+    >>> journals = discover("tests/data/gluster-10.3/raw/ascii-delpath-on")
+    >>> s = summarize((j, read_changelog(j)) for j in journals)
+    >>> s.changelogs, s.records, s.top(s.fops, 2)
+    (34, 4472, [('DATA', 2054), ('CREATE', 2020)])
     """
     b = SummaryBuilder(bucket=bucket, data_stime=data_stime)
     for changelog, records in pairs:
@@ -587,7 +621,12 @@ def summarize(pairs: Iterable[tuple[Changelog, Iterable[Record]]], *,
 def summarize_journals(changelogs: Iterable[Changelog], *, bucket: int | str = 3600,
                        data_stime: Stime | int | None = None,
                        progress: Callable[[Changelog], None] | None = None) -> Summary:
-    """Read and summarise journals (each read with the library's journal reader)."""
+    """Read and summarise journals (each read with the library's journal reader).
+
+    >>> from streamsync.discover import discover
+    >>> summarize_journals(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"), bucket="10s")
+    Summary(34 changelogs, 4472 records, 2076 gfids, ts 1795467001..1795467081, bucket=10s)
+    """
     from ._input import read_records
     return summarize(((c, read_records(c)) for c in changelogs), bucket=bucket,
                      data_stime=data_stime, progress=progress)

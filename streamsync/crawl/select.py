@@ -53,7 +53,7 @@ from .live import live_turn
 from .replay import ReplayWatch, replay_turn
 from .xsync import xsync_crawl
 
-__all__ = ["MODES", "choose_mode", "crawlwrap", "run_crawls", "run_worker", "run_workers",
+__all__ = ["MODES", "choose_mode", "run_worker", "run_workers",
            "WorkerSummary", "lock_session", "read_brick_entries", "read_brick_list"]
 
 log = logging.getLogger("streamsync.worker")
@@ -67,7 +67,17 @@ XSYNC_INTERVAL = 60.0
 
 def choose_mode(state: Any, options: Any) -> str:
     """``xsync`` when forced by ``change-detector`` or without a data stime,
-    else ``history`` (which may still fall back to xsync)."""
+    else ``history`` (which may still fall back to xsync).
+
+    >>> from streamsync.options import Options
+    >>> from streamsync.state import SqliteState
+    >>> state = SqliteState(":memory:")
+    >>> choose_mode(state, Options())
+    'xsync'
+    >>> state.set_data_stime(Stime(1795467032, 0))
+    >>> choose_mode(state, Options())
+    'history'
+    """
     if options.get("change-detector") == "xsync":
         return "xsync"
     st = None if state is None else state.data_stime()
@@ -211,7 +221,20 @@ def lock_session(replica: str) -> str:
 
 def run_worker(source: str | os.PathLike[str], replica: str, **kwargs: Any) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see :func:`_run_worker`);
-    a ``HOST::VOLUME`` replica is mounted for the run and unmounted after it."""
+    a ``HOST::VOLUME`` replica is mounted for the run and unmounted after it.
+
+    A first sync of the bundled demo brick: no stime yet, so the hybrid crawl
+    (xsync), then the live crawl finds nothing new and the one-shot run ends:
+
+    >>> import tempfile
+    >>> from streamsync.snapshot import extract_brick_snapshot
+    >>> from streamsync.verify import verify
+    >>> work = tempfile.mkdtemp()
+    >>> brick = extract_brick_snapshot("examples/demo-brick/demo.tar.gz", f"{work}/brick")
+    >>> s = run_worker(brick, f"{work}/replica")
+    >>> s.modes, s.results[0]["entry_ops"], s.open_failures, verify(brick, f"{work}/replica")
+    (('xsync', 'live'), 335, 0, [])
+    """
     address = parse_volume_address(replica)
     if address is None:
         return _run_worker(source, replica, **kwargs)
@@ -312,6 +335,7 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                                       remote_kwargs=remote_kwargs)
         dispatcher = Dispatcher(sink=sink, engine=eng, state=mstate, view=view, options=options,
                                 retry_delay=retry_delay, data_filter=sink.is_data_target,
+                                data_filter_many=getattr(sink, "data_targets", None),
                                 archive=archive)
         ctx = WorkerContext(source=source, view=view, options=options, state=mstate,
                             dispatcher=dispatcher, changelog_dir=changelogs,
@@ -335,7 +359,6 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                         return False
                     held = lk
             if to_retry:
-                                data_filter_many=getattr(sink, "data_targets", None),
                 to_retry = False
                 resolved, still = dispatcher.retry_failed(only)
                 retried += resolved
@@ -429,6 +452,13 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     ``sources`` order. ``subvols`` (one per brick, ``None`` for "not given")
     names each brick's subvolume for the active/passive lock; by default the
     bricks get distinct subvolumes 1, 2, ...
+
+    >>> import tempfile
+    >>> from streamsync.snapshot import extract_brick_snapshot
+    >>> work = tempfile.mkdtemp()
+    >>> brick = extract_brick_snapshot("examples/demo-brick/demo.tar.gz", f"{work}/brick")
+    >>> [r["ok"] for r in run_workers([brick], f"{work}/replica")]
+    [True]
     """
     if len(sources) > 1 and kwargs.get("state_path"):
         raise ConfigError("one state file per brick: do not give state_path with several bricks")
@@ -490,12 +520,26 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
 def read_brick_list(path: str) -> list[str]:
     """Bricks listed in a file, one per line (``#`` comments and blanks ignored);
     an optional second word is the brick's subvolume number (see
-    :func:`read_brick_entries`)."""
+    :func:`read_brick_entries`).
+
+    >>> import tempfile
+    >>> path = tempfile.mktemp()
+    >>> _ = open(path, "w").write("# bricks of vol1\\n/bricks/b1 1\\n/bricks/b2\\n")
+    >>> read_brick_list(path)
+    ['/bricks/b1', '/bricks/b2']
+    """
     return [b for b, _ in read_brick_entries(path)]
 
 
 def read_brick_entries(path: str) -> list[tuple[str, int | None]]:
-    """``(brick, subvol or None)`` per line of a brick list file."""
+    """``(brick, subvol or None)`` per line of a brick list file.
+
+    >>> import tempfile
+    >>> path = tempfile.mktemp()
+    >>> _ = open(path, "w").write("/bricks/b1 1\\n/bricks/b2\\n")
+    >>> read_brick_entries(path)
+    [('/bricks/b1', 1), ('/bricks/b2', None)]
+    """
     out: list[tuple[str, int | None]] = []
     with open(path) as fh:
         for n, line in enumerate(fh, 1):

@@ -47,7 +47,18 @@ def batch_sizes(sizes: Iterable[int], *, batch_size: int) -> Iterator[list[int]]
 
 
 def batch_plans(plans: Iterable[ChangelogPlan], *, batch_size: int) -> Iterator[Batch]:
-    """Batches of consecutive plans whose sizes fit ``batch_size``."""
+    """Batches of consecutive plans whose sizes fit ``batch_size``.
+
+    >>> from streamsync.discover import discover
+    >>> from streamsync.options import Options
+    >>> from streamsync.pipeline import plan_changelogs
+    >>> from streamsync.views import MemoryView
+    >>> plans = plan_changelogs(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"),
+    ...                         view=MemoryView(), options=Options(), data_stime=None,
+    ...                         entry_stime=None)
+    >>> [(b.index, len(b.plans)) for b in batch_plans(plans, batch_size=2048)][:5]
+    [(0, 1), (1, 1), (2, 1), (3, 4), (4, 1)]
+    """
     index = 0
     current: list[ChangelogPlan] = []
     skipped: list[ChangelogPlan] = []
