@@ -7,7 +7,9 @@
    GlusterFS mount showed (``demo.manifest.jsonl``);
 4. print a short report; exit 1 on any difference.
 
-``--keep`` keeps the temporary directory (its path is printed).
+The temporary directory is removed at the end (the report says so);
+``--keep`` keeps it. Exit status: 0 equal, 1 a difference, 141 when the
+reader of its output went away (``| head``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,19 @@ def _as_root(argv: list[str]) -> None:
           "(mode 0000) cannot be replicated exactly; run as root for the full demo")
 
 
+def _n(count: int, noun: str) -> str:
+    """``1 batch``, ``2 batches``, ``3 files``."""
+    plural = noun + ("es" if noun.endswith(("ch", "sh", "s", "x")) else "s")
+    return f"{count} {noun if count == 1 else plural}"
+
+
+def _stime(st) -> str:
+    """An stime as the date it stands for (UTC)."""
+    if st is None:
+        return "none"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(st.sec)) + f" ({st.sec})"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -60,11 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         extract(BRICK_TAR, brick)
         t1 = time.monotonic()
-        print(f"source brick: {BRICK_TAR} extracted to {brick} ({t1 - t0:.2f} s)")
+        where = "kept after the demo" if args.keep else "removed at the end; --keep keeps it"
+        print(f"source brick: {BRICK_TAR} extracted to {brick} ({t1 - t0:.2f} s; a temporary "
+              f"directory, {where})")
         s = replicate(brick, replica, state_path=os.path.join(work, "state.sqlite"))
-        print(f"replicated {s.changelogs} changelogs in {s.batches} batch(es), {s.duration:.2f} s: "
-              f"{s.entry_ops} entry ops ({s.entry_failures} failed), {s.meta_ops} meta ops, "
-              f"{s.data_files} files copied by rsync; stime {tuple(s.data_stime or ())}")
+        print(f"replicated {_n(s.changelogs, 'changelog')} in {_n(s.batches, 'batch')}, "
+              f"{s.duration:.2f} s: {_n(s.entry_ops, 'entry op')} ({s.entry_failures} failed), "
+              f"{_n(s.meta_ops, 'meta op')}, {_n(s.data_files, 'file')} of data; stime "
+              f"{_stime(s.data_stime)}")
         try:
             src_nodes = scan_tree(brick)
             rep_nodes = scan_tree(replica)
@@ -103,4 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # e.g. ./run.sh demo | head -1: the reader left, not an error to show
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

@@ -94,3 +94,29 @@ def test_a_time_means_the_same_instant_in_every_spelling():
     assert len({p.stdout for p in outs}) == 1 and outs[0].stdout
     later = _ss("decode", "--json", "--since", str(stamps[len(stamps) // 2 + 1]), src)
     assert later.returncode == 0 and len(later.stdout) < len(outs[0].stdout)
+
+
+def test_the_demo_brick_readme_lists_only_files_that_are_there():
+    readme = os.path.join(REPO, "examples", "demo-brick", "README.md")
+    table = open(readme, encoding="utf-8").read().split("| file | what it is |")[1].split("\n\n")[0]
+    named = re.findall(r"^\| `([^`]+)`", table, re.M)
+    assert len(named) >= 5
+    assert [n for n in named if not os.path.exists(os.path.join(REPO, "examples", "demo-brick", n))] == []
+
+
+def test_the_demo_says_its_directory_is_temporary_and_a_closed_pipe_is_no_traceback():
+    demo = os.path.join(REPO, "examples", "demo.py")
+    p = subprocess.run(f"{sys.executable} {demo} --keep | head -1", shell=True, cwd=REPO,
+                       capture_output=True, text=True, timeout=120,
+                       executable="/bin/bash")
+    assert "kept after the demo" in p.stdout and "Traceback" not in p.stderr, p.stderr
+    work = re.search(r"extracted to (\S+)/brick", p.stdout)[1]
+    assert os.path.isdir(work)  # --keep kept it
+    import shutil
+    shutil.rmtree(work)
+    full = subprocess.run([sys.executable, demo], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert full.returncode == 0 and "removed at the end" in full.stdout
+    assert "demo: OK" in full.stdout and " batch(es)" not in full.stdout
+    gone = re.search(r"extracted to (\S+)/brick", full.stdout)[1]
+    assert not os.path.exists(gone)
