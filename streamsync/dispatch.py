@@ -38,6 +38,7 @@ import errno
 import logging
 import os
 import stat as S
+import threading
 import time
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
@@ -158,6 +159,32 @@ class Dispatcher:
         self.current: str | None = None
         #: failures recorded since the last :meth:`failure_summary`, by (kind, errno)
         self.failed: collections.Counter[tuple[str, int | None]] = collections.Counter()
+        #: where journals and files done are reported (:mod:`streamsync.progress`)
+        self.progress: Any = None
+        self._pending_bytes: dict[str, int] = {}
+        self._plock = threading.Lock()
+
+    def set_progress(self, progress: Any) -> None:
+        """Report journals applied and files landed, during each batch, to
+        ``progress`` (a :class:`~streamsync.progress.Progress`; ``None``: nothing)."""
+        self.progress = progress
+        self.syncer.on_landed(None if progress is None else self._landed)
+
+    def _queue(self, gfids: Sequence[str], *, force: bool = False) -> None:
+        """Hand ``gfids`` to the data syncer (and their sizes to the progress)."""
+        if self.progress is not None:
+            sizes = {g: self._size_of((g,)) for g in gfids}
+            with self._plock:
+                fresh = {g: n for g, n in sizes.items() if g not in self._pending_bytes}
+                self._pending_bytes.update(fresh)
+            self.progress.queued(len(fresh), sum(fresh.values()))
+        self.syncer.submit(gfids, force=force)
+
+    def _landed(self, gfids: Sequence[str]) -> None:
+        with self._plock:
+            sizes = [self._pending_bytes.pop(g) for g in gfids if g in self._pending_bytes]
+        if sizes:
+            self.progress.sent(len(sizes), sum(sizes))
 
     def _note(self, kind: str, err: int | None, gfid: str, changelog: str | None,
               detail: Any = None) -> None:
@@ -419,7 +446,7 @@ class Dispatcher:
             sent.extend(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
-                self.syncer.submit(wanted)
+                self._queue(wanted)
         # a second look once every entry op of the batch is in: a file unlinked and
         # made again by a later RENAME (source gone: created from its stat) is there
         # now, as it is when gsyncd's data phase runs after all entries
@@ -432,7 +459,7 @@ class Dispatcher:
             sent.extend(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
-                self.syncer.submit(wanted, force=True)
+                self._queue(wanted, force=True)
             for g in remade:
                 later_data.pop(g, None)
         if later_data:
@@ -444,7 +471,7 @@ class Dispatcher:
             sent.extend(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
-                self.syncer.submit(wanted)
+                self._queue(wanted)
         attempts, abandoned = self._sync_data(self.syncer.wait())
         n_bytes = 0
         if sent:
@@ -473,6 +500,12 @@ class Dispatcher:
             self.state.mark_done([p.changelog for p in plans])
         if self.archive is not None:
             self.archive([p.changelog for p in plans])
+        if self.progress is not None:
+            with self._plock:  # what never landed (gone from the source, or ledgered)
+                left, self._pending_bytes = self._pending_bytes, {}
+            if left:  # leaves the totals: the bar ends at what was sent
+                self.progress.queued(-len(left), -sum(left.values()))
+            self.progress.journal_done(len(plans))
         summary = self.failure_summary()
         if summary:
             log.warning("batch %d (%s..%s): %s", batch.index, plans[0].changelog.name,

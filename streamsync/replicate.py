@@ -63,7 +63,8 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
               retry_failed: bool | Iterable[int] = False, archive: bool = False,
               progress: Callable[[int, int], None] | None = None,
               stop: threading.Event | None = None, retry_delay: float = 0.5,
-              status_dir: str | os.PathLike[str] | None = None) -> ReplicateSummary:
+              status_dir: str | os.PathLike[str] | None = None,
+              display: Any = None) -> ReplicateSummary:
     """Bring ``replica`` up to date with the brick ``source`` by replaying its journals.
 
     * ``replica``: a directory (brick-layout replica), an aux-gfid mount of a
@@ -77,7 +78,9 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     * ``retry_failed``: first re-queue the open items of the failure ledger (``True``),
       or only the rows with these ids (then nothing else is done: no journal is read);
     * ``archive``: archive processed journals (only for a directory we own);
-    * ``progress(done, total)``: journals, called after every batch;
+    * ``progress(done, total)``: journals, called after every batch; ``display``:
+      a :class:`~streamsync.progress.Progress` told of journals and files during
+      each batch (what ``streamsync replicate`` draws on a terminal);
     * ``status_dir``: where gsyncd's ``brick_<brick>.status`` file goes
       (default: next to the state file).
 
@@ -116,7 +119,8 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
         status_dir=os.fspath(status_dir) if status_dir is not None else None,
         archive=(lambda cls: archive_and_purge([c.path for c in cls if c.member is None],
                                                fmt=fmt)) if archive else None,
-        progress=(lambda _mode, r: progress(r.changelogs, r.total)) if progress else None)
+        progress=(lambda _mode, r: progress(r.changelogs, r.total)) if progress else None,
+        display=display)
     done = summary.results[0] if summary.results else {}
     return ReplicateSummary(
         batches=done.get("batches", 0), changelogs=done.get("changelogs", 0),

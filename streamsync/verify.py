@@ -132,9 +132,25 @@ def read_gfid(path: str) -> str | None:
 
 
 def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
-              exclude_top: Iterable[str] = EXCLUDED_TOP, gfids: bool = False) -> dict[str, Node]:
+              exclude_top: Iterable[str] = EXCLUDED_TOP, gfids: bool = False,
+              hash_cache: dict[tuple[int, ...], str] | None = None,
+              progress: Any = None) -> dict[str, Node]:
     """Every name under ``root`` (``"."`` is the root itself), never following
-    symlinks; with ``gfids``, each object's gfid too (:func:`read_gfid`)."""
+    symlinks; with ``gfids``, each object's gfid too (:func:`read_gfid`).
+
+    ``hash_cache``: for scanning a tree again and again (polling a live target),
+    a dict the scan fills with each regular file's content hash keyed by its
+    device, inode, size, mtime and ctime; a file whose key is there is not read
+    again (any write changes its ctime). ``progress``: a
+    :class:`~streamsync.progress.Progress` told of each name (and the bytes
+    hashed) as the walk goes.
+
+    >>> import tempfile
+    >>> d, cache = tempfile.mkdtemp(), {}
+    >>> _ = open(os.path.join(d, "f"), "w").write("x")
+    >>> scan_tree(d, hash_cache=cache) == scan_tree(d), len(cache)
+    (True, 1)
+    """
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise SourceError(f"{root}: not a directory")
@@ -142,21 +158,34 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
     nodes: dict[str, Node] = {}
     inodes: dict[tuple[int, int], list[str]] = {}
 
+    def _hash(dfd: int, name: str, rel: str, st: os.stat_result) -> str:
+        if hash_cache is None:
+            return _sha256(dfd, name, os.path.join(root, rel))
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        h = hash_cache.get(key)
+        if h is None:
+            h = hash_cache[key] = _sha256(dfd, name, os.path.join(root, rel))
+        return h
+
     def add(dfd: int, name: str, rel: str, st: os.stat_result) -> None:
         t = _TYPES.get(S.S_IFMT(st.st_mode), "?")
         node = Node(rel, t, S.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
                     st.st_size if t == "f" else None,
-                    _sha256(dfd, name, os.path.join(root, rel)) if t == "f" and hashes else None,
+                    _hash(dfd, name, rel, st) if t == "f" and hashes else None,
                     os.readlink(name, dir_fd=dfd) if t == "l" else None,
                     int(st.st_mtime),
                     gfid=read_gfid(os.path.join(root, rel)) if gfids else None)
         nodes[rel] = node
+        if progress is not None:
+            progress.scanned(1, st.st_size if t == "f" and hashes else 0)
         if t != "d":
             inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
 
     rfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         nodes["."] = Node(".", "d", *_attrs(os.fstat(rfd)))
+        if progress is not None:
+            progress.scanned(1)
         stack: list[tuple[int, str]] = [(os.dup(rfd), "")]
         while stack:
             dfd, prefix = stack.pop()

@@ -3,7 +3,6 @@ lines, the demo brick README's record totals), text report, --dask equality."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 from collections import Counter
@@ -11,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streamsync.analysis._cli_common import progress_bar
 from streamsync.times import parse_time as parse_ts
 from streamsync.cli import main
-from streamsync.records import Changelog
 
 REPO = Path(__file__).parent.parent
 DATA = REPO / "tests" / "data" / "gluster-10.3"
@@ -116,20 +113,6 @@ def test_bad_input_is_a_one_line_error(capsys, tmp_path):
     err = capsys.readouterr().err
     assert str(bad) in err and ":1:" in err
     assert main(["analyze", str(tmp_path / "missing")]) == 2
-
-
-def test_progress_bar_only_on_a_terminal():
-    assert progress_bar(3, stream=io.StringIO()) is None
-
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    tty = Tty()
-    tick = progress_bar(2, stream=tty)
-    tick(Changelog("CHANGELOG.1", 1, 0))
-    tick(Changelog("CHANGELOG.2", 2, 0))
-    assert "2/2 journals" in tty.getvalue() and tty.getvalue().endswith("\n")
 
 
 def test_parse_ts():

@@ -9,12 +9,14 @@ import sys
 
 import orjson
 
-from ..analysis._cli_common import progress_bar, source_brick
+from ..analysis._cli_common import source_brick
+from ..progress import progress_for, showing
 from ..times import TIME_HELP, time_arg
 from ..analysis._input import iter_journals
 from ..analysis.resolve import Resolver
 from ..analysis.summary import parse_duration, summarize_journals
 from ..errors import ConfigError
+from ..records import Changelog
 
 HELP = "summarise journals: op mix over time, hot files/directories, churn, lag"
 
@@ -160,8 +162,18 @@ def run(args: argparse.Namespace) -> int:
     if args.dask:
         summary = _summarize_dask(journals, args)
     else:
-        summary = summarize_journals(journals, bucket=args.bucket, data_stime=args.data_stime,
-                                     progress=progress_bar(len(journals)))
+        display = progress_for(sys.stderr, label="analyze", data="read")
+        with showing(display):
+            if display is not None:
+                display.journals(len(journals))
+                display.queued(0, sum(j.size for j in journals))
+
+            def tick(journal: Changelog) -> None:
+                if display is not None:
+                    display.journal_done(1)
+                    display.sent(0, journal.size)
+            summary = summarize_journals(journals, bucket=args.bucket,
+                                         data_stime=args.data_stime, progress=tick)
     if others:
         from ..analysis.summary import merge
         for path, other in others:

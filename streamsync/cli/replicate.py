@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 
+from .. import human
 from ..options import Options
+from ..progress import progress_for, showing
 from ..replicate import ENGINES, replicate
 from ..target import default_state_path
 
@@ -91,13 +93,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no log lines")
     p.add_argument("-v", "--verbose", action="store_true", help="log gsyncd's lines to stderr")
     p.set_defaults(func=run)
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total if total else width
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} changelogs")
-    sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,7 +175,7 @@ def _run_one(args: argparse.Namespace) -> int:
         stop.set()
 
     old = signal.signal(signal.SIGTERM, _stop)
-    show = sys.stderr.isatty() and not args.quiet and not args.verbose
+    display = progress_for(sys.stderr, quiet=args.quiet, label="replicate")
     state = None
     if args.xattr_stime:
         from ..state.xattr import XattrState, stime_uuids
@@ -188,12 +183,12 @@ def _run_one(args: argparse.Namespace) -> int:
         state = XattrState(os.path.abspath(args.source), master, slave,
                            args.state or default_state_path(args.source, args.replica))
     try:
-        summary = replicate(args.source, args.replica, state=state, state_path=args.state,
-                            options=options,
-                            engine=args.engine, changelogs=args.changelogs, follow=args.follow,
-                            retry_failed=args.retry_failed, archive=args.archive,
-                            status_dir=args.status_dir,
-                            progress=_progress if show else None, stop=stop)
+        with showing(display):
+            summary = replicate(args.source, args.replica, state=state, state_path=args.state,
+                                options=options, engine=args.engine, changelogs=args.changelogs,
+                                follow=args.follow, retry_failed=args.retry_failed,
+                                archive=args.archive, status_dir=args.status_dir,
+                                stop=stop, display=display)
     except KeyboardInterrupt:
         stop.set()
         raise
@@ -201,24 +196,22 @@ def _run_one(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, old)
         if state is not None:
             state.close()
-        if show:
-            sys.stderr.write("\n")
     if args.json:
         out = summary.to_dict()
         if choice is not None:
             out["choice"] = choice.to_dict()
         sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
     elif not args.quiet:
-        st = summary.data_stime
-        print(f"replicated {summary.changelogs} changelogs in {summary.batches} batches "
-              f"({summary.duration:.2f} s): {summary.entry_ops} entry ops "
-              f"({summary.entry_failures} failed), {summary.meta_ops} meta ops "
-              f"({summary.meta_failures} failed), {summary.data_files} files synced "
+        print(f"replicated {human.count(summary.changelogs, 'changelog')} in "
+              f"{human.count(summary.batches, 'batch')} ({human.duration(summary.duration)}): "
+              f"{human.count(summary.entry_ops, 'entry op')} ({summary.entry_failures} failed), "
+              f"{human.count(summary.meta_ops, 'meta op')} ({summary.meta_failures} failed), "
+              f"{human.count(summary.data_files, 'file')} synced "
               f"({summary.data_abandoned} abandoned)")
         where = summary.state_path or args.state or default_state_path(
             args.source, args.replica)
-        print(f"stime {tuple(st) if st else None}; state in {where}")
+        print(f"stime {human.stime(summary.data_stime)}; state in {where}")
         if summary.open_failures:
-            print(f"{summary.open_failures} open failures in the ledger; "
+            print(f"{human.count(summary.open_failures, 'open failure')} in the ledger; "
                   f"re-queue them with --retry-failed")
     return 1 if summary.open_failures else 0

@@ -8,6 +8,7 @@ import sys
 
 import orjson
 
+from ..progress import progress_for, showing
 from ..verify import compare, format_report, load_manifest, scan_tree
 
 HELP = "compare the namespaces of a source brick and a replica (exit 1 when they differ)"
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per difference, then a summary object")
     p.add_argument("--limit", type=int, default=200, help="differences to print (default 200)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress display (there is none on a pipe either)")
     p.set_defaults(func=run)
 
 
@@ -56,11 +59,17 @@ def _gluster(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     gfids = args.gfids or (not os.path.isfile(args.source) and _gluster(args.source)
                            and _gluster(args.replica))
-    if os.path.isfile(args.source):
-        src = load_manifest(args.source)
-    else:
-        src = scan_tree(args.source, hashes=not args.no_hash, gfids=gfids)
-    rep = scan_tree(args.replica, hashes=not args.no_hash, gfids=gfids)
+    display = progress_for(sys.stderr, quiet=args.quiet, label="verify", data="hashed")
+    with showing(display):
+        if os.path.isfile(args.source):
+            src = load_manifest(args.source)
+        else:
+            src = scan_tree(args.source, hashes=not args.no_hash, gfids=gfids,
+                            progress=display)
+        if display is not None:  # the replica should hold what the source holds
+            display.expect(len(src), 0 if args.no_hash else
+                           sum(n.size or 0 for n in src.values() if n.type == "f"))
+        rep = scan_tree(args.replica, hashes=not args.no_hash, gfids=gfids, progress=display)
     diffs = compare(src, rep, mtimes=args.mtimes)
     if args.json:
         out = sys.stdout.buffer

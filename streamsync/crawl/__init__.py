@@ -198,6 +198,9 @@ def process_changelogs(ctx: WorkerContext, changelogs: Iterable[Changelog], *, m
                             data_stime=state.data_stime() if changelog_mode else None,
                             entry_stime=state.entry_stime() if changelog_mode else None)
     left = len(todo)
+    progress = getattr(ctx.dispatcher, "progress", None)
+    if progress is not None:
+        progress.journals(left)
     if ctx.status is not None and changelog_mode:
         ctx.status.set_pending(left, todo[0].ts)
     for batch in batch_plans(plans, batch_size=ctx.options.get("changelog-batch-size")):

@@ -18,8 +18,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .. import human
 from ..errors import ConfigError, StreamsyncError
 from ..options import Options
+from ..progress import progress_for, showing
 from ..records import MINUS_INFINITY, Stime
 from ..remote.spec import parse_replica
 from ..secondary.volume_mount import parse_volume_address
@@ -67,7 +69,7 @@ def choose_default_mode(source: str, *, data_stime: Stime | None,
     'replay'
     """
     if data_stime is not None and data_stime != MINUS_INFINITY:
-        return ModeChoice("replay", f"data stime {tuple(data_stime)}: replaying the journals "
+        return ModeChoice("replay", f"data stime {human.stime(data_stime)}: replaying the journals "
                                     f"from it (as a history crawl)")
     cov = journal_coverage(source, changelogs=changelogs)
     if cov.covered:
@@ -208,16 +210,11 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
     if getattr(args, "status_dir", None):
         common["status_dir"] = args.status_dir
     if len(sources) == 1:
-        def progress(m: str, r: Any) -> None:
-            if show:
-                sys.stderr.write(f"\r[{m}] {r.changelogs} changelogs, {r.batches} batches, "
-                                 f"{r.entry_ops} entry ops, {r.data_files} files")
-                sys.stderr.flush()
-
-        summary = run_worker(sources[0], args.replica, state=state, state_path=args.state,
-                             stop=stop, progress=progress, subvol=entries[0][1] or 1, **common)
-        if show:
-            sys.stderr.write("\n")
+        display = progress_for(sys.stderr, label="replicate") if show else None
+        with showing(display):
+            summary = run_worker(sources[0], args.replica, state=state, state_path=args.state,
+                                 stop=stop, subvol=entries[0][1] or 1, display=display,
+                                 **common)
         result = [{"ok": True, "summary": summary.to_dict()}]
     else:
         if args.state or state is not None:
@@ -239,6 +236,9 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(result if len(result) > 1 else result[0]) + b"\n")
     elif not args.quiet:
+        def took(seconds: float | None) -> str:
+            return "" if seconds is None else f" in {human.duration(seconds)}"
+
         for r in result:
             if not r["ok"]:
                 print(f"{r['source']}: FAILED: {r['error']}")
@@ -249,11 +249,13 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
             how = " -> ".join(s["modes"]) or "none (passive)"
             print(f"{s['source']} -> {s['replica']}: {how}"
                   f"{' (' + s['fallback'] + ')' if s.get('fallback') else ''}; "
-                  f"{totals['changelogs']} changelogs, {totals['entry_ops']} entry ops, "
-                  f"{totals['meta_ops']} meta ops, {totals['data_files']} files; "
-                  f"stime {tuple(s['data_stime']) if s['data_stime'] else None}")
+                  f"{human.count(totals['changelogs'], 'changelog')}, "
+                  f"{human.count(totals['entry_ops'], 'entry op')}, "
+                  f"{human.count(totals['meta_ops'], 'meta op')}, "
+                  f"{human.count(totals['data_files'], 'file')}"
+                  f"{took(s.get('duration'))}; stime {human.stime(s['data_stime'])}")
             if s["open_failures"]:
-                print(f"  {s['open_failures']} open failures in the ledger; "
+                print(f"  {human.count(s['open_failures'], 'open failure')} in the ledger; "
                       f"re-queue them with --retry-failed")
     if failed:
         if len(result) == 1 and not args.json:
@@ -289,7 +291,7 @@ def replicate_main(args: argparse.Namespace, options: Options,
             from ..target import default_state_path
             state = XattrState(os.path.abspath(sources[0]), master, slave,
                                args.state or default_state_path(sources[0], args.replica))
-        show = sys.stderr.isatty() and not args.quiet and not args.verbose
+        show = sys.stderr.isatty() and not args.quiet
         try:
             return run_worker_cli(args, options, stop=stop, show=show, state=state,
                                   choice=choice)

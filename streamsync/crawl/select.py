@@ -256,7 +256,7 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                remote_command: str | None = None,
                remote_kwargs: dict[str, Any] | None = None,
                retry_failed: bool | Iterable[int] = False, archive: Callable[[Any], Any] | None = None,
-               label: str | None = None) -> WorkerSummary:
+               label: str | None = None, display: Any = None) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see the module docstring).
 
     * ``replica``: any address :func:`~streamsync.target.resolve_target` reads
@@ -280,7 +280,10 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
     * ``retry_failed``: once active, first re-queue the open items of the
       failure ledger (``True``), or only the rows with these ids (then that is
       the whole run: no journal is read);
-    * ``archive(changelogs)``: called with the journals of every batch applied.
+    * ``archive(changelogs)``: called with the journals of every batch applied;
+    * ``progress(mode, result)``: called after every batch; ``display``: a
+      :class:`~streamsync.progress.Progress` told of journals and files as they
+      are done, during each batch.
     """
     from ..dispatch import Dispatcher
     from ..state.sqlite import SqliteState
@@ -337,6 +340,8 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                                 retry_delay=retry_delay, data_filter=sink.is_data_target,
                                 data_filter_many=getattr(sink, "data_targets", None),
                                 archive=archive)
+        if display is not None:
+            dispatcher.set_progress(display)
         ctx = WorkerContext(source=source, view=view, options=options, state=mstate,
                             dispatcher=dispatcher, changelog_dir=changelogs,
                             working_dir=target.working_dir, status=ws,

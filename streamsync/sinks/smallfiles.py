@@ -80,6 +80,9 @@ class SmallFileLane:
         self.limit = limit
         self.xattrs = xattrs
         self._root = os.geteuid() == 0
+        #: called with each gfid copied here, as it lands (progress during a job;
+        #: thread-safe callables only: jobs run in parallel)
+        self.on_copied: Callable[[str], Any] | None = None
 
     def is_partial(self, code: int) -> bool:
         return self.engine.is_partial(code)
@@ -99,6 +102,8 @@ class SmallFileLane:
                 rest.append(g)
             elif how == _MISSED:
                 missed.append(g)
+            elif self.on_copied is not None:
+                self.on_copied(g)
         res = self.engine.transfer(rest) if rest else TransferResult(0)
         code = res.returncode or (23 if errors else 0)
         stderr = "\n".join(errors + ([res.stderr] if res.stderr else []))
