@@ -9,6 +9,7 @@ import sys
 
 import orjson
 
+from .. import human
 from ..analysis._cli_common import source_brick
 from ..progress import progress_for, showing
 from ..times import TIME_HELP, time_arg
@@ -215,7 +216,7 @@ def render_text(r: dict) -> str:
     """The terminal report for a :meth:`Summary.to_dict` result."""
     lines = []
     add = lines.append
-    add(f"journals   {r['changelogs']}  ({r['journal_bytes']} bytes)")
+    add(f"journals   {r['changelogs']}  ({human.size(r['journal_bytes'])})")
     add(f"records    {r['records']}  " + "  ".join(f"{k} {v}" for k, v in r["types"].items()))
     add(f"window     {_when(r['first_ts'])} .. {_when(r['last_ts'])}")
     add(f"gfids      {r['gfids']}")
@@ -227,7 +228,7 @@ def render_text(r: dict) -> str:
         add(f"  {k:<{width}}  {v:>9}  {100.0 * v / total:5.1f}%")
     if r["timeline"]:
         add("")
-        add(f"timeline (bucket {r['bucket']} s)")
+        add(f"timeline (bucket {human.duration(r['bucket'])})")
         peak = max(sum(b["fops"].values()) for b in r["timeline"]) or 1
         for b in r["timeline"]:
             n = sum(b["fops"].values())
@@ -255,12 +256,13 @@ def render_text(r: dict) -> str:
     if r.get("transfer"):
         t = r["transfer"]
         add("")
-        add(f"data to transfer (sizes from the brick): {t['files']} files, {t['bytes']} bytes "
-            f"once; {t['bytes_per_changelog']} bytes if every journal were its own batch; "
-            f"{t['gone']} written files already gone")
+        add(f"data to transfer (sizes from the brick): {human.count(t['files'], 'file')}, "
+            f"{human.size(t['bytes'])} once; {human.size(t['bytes_per_changelog'])} if every "
+            f"journal were its own batch; {t['gone']} written files already gone")
     if r.get("lag"):
         lag = r["lag"]
         add("")
-        add(f"lag behind data stime {_when(lag['data_stime'])}: {lag['seconds']} s, "
-            f"{lag['changelogs']} journals, {lag['records']} records, {lag['bytes']} bytes pending")
+        add(f"lag behind data stime {_when(lag['data_stime'])}: "
+            f"{human.duration(lag['seconds'])}, {human.count(lag['changelogs'], 'journal')}, "
+            f"{human.count(lag['records'], 'record')}, {human.size(lag['bytes'])} pending")
     return "\n".join(lines) + "\n"
