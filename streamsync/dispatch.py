@@ -7,6 +7,9 @@ Per batch (design section 5, spec 3.3-3.5), for each changelog in order:
 2. entry stime = ``ts - 1`` (only when entry ops were sent);
 3. meta ops for the gfids still present on the source (fresh ``lstat``);
 4. queue the data gfids (a gfid already queued in this batch is not sent again).
+   A sink that makes files on threads and reports them as it goes (a volume:
+   ``on_created``) has their data started during step 1, as each chunk of
+   CREATEs is done; the files are data targets by then.
 
 After the batch: wait for the data; retry only the data of failed transfers,
 minus the gfids that vanished from the source, up to ``max-rsync-retries``
@@ -210,19 +213,48 @@ class Dispatcher:
         self.syncer.close()
 
     # --------------------------------------------------------------- entries
-    def _entries(self, plan: ChangelogPlan) -> tuple[int, int]:
+    def _entries(self, plan: ChangelogPlan, *,
+                 early: Callable[[list[str]], None] | None = None) -> tuple[int, int]:
         ops = list(plan.entry_ops)
         if not ops:
             return 0, 0
         self.state.add_status("entry", len(ops))
         waiting = self._waiting()
         sink = _Behind(self.sink, waiting) if waiting else self.sink
-        failures = sink.apply_entries(ops)
+        hooked = early is not None and hasattr(self.sink, "on_created")
+        if hooked:
+            self.sink.on_created = early
+        try:
+            failures = sink.apply_entries(ops)
+        finally:
+            if hooked:
+                self.sink.on_created = None
         if failures and self.conflict_resolution:
             ops, failures = resolve_conflicts(sink, ops, failures, view=self.view)
         recorded = self._ledger_entries(plan, failures)
         self.state.add_status("entry", -len(plan.entry_ops))
         return len(plan.entry_ops), recorded
+
+    def _early_data(self, plan: ChangelogPlan, queued: dict[str, None],
+                    sent: list[str]) -> Callable[[list[str]], None] | None:
+        """For a sink that makes files on threads and says so as it goes (a volume):
+        start the data of this changelog's files as soon as their CREATE is done,
+        while the rest of its entry ops are still being applied. Each file made is
+        a data target by construction; one removed again before its bytes land is
+        missed, then found gone from the source (or retried), as after a batch."""
+        if not plan.data_gfids or not hasattr(self.sink, "on_created"):
+            return None
+        want = {g for g in plan.data_gfids if g not in queued}
+
+        def created(gfids: list[str]) -> None:
+            go = [g for g in gfids if g in want and g not in queued]
+            if go:
+                for g in go:
+                    queued[g] = None
+                sent.extend(go)
+                self.state.add_status("data", len(go))
+                self._queue(go)
+        return created
 
     def _waiting(self) -> list[EntryFailure]:
         """The open entry rows of earlier batches: the sink holds what depends on
@@ -397,7 +429,7 @@ class Dispatcher:
         skipped_first = skipped_last = None
         n_skipped_entries = 0
         queued: dict[str, None] = {}
-        n_sent = n_owed = 0
+        n_owed = 0
         sent: list[str] = []
         later_data: dict[str, str] = {}   # gfid -> changelog: no file for it yet
         later_meta: dict[str, str] = {}   # gfid -> changelog: its meta op found nothing
@@ -413,7 +445,7 @@ class Dispatcher:
                 skipped_first = skipped_first or plan.ts
                 skipped_last = plan.ts
             elif plan.entry_ops:
-                a, b = self._entries(plan)
+                a, b = self._entries(plan, early=self._early_data(plan, queued, sent))
                 n_entry += a
                 n_efail += b
                 made = self._take_made()
@@ -442,7 +474,6 @@ class Dispatcher:
                 queued[g] = None
             for g in owed:  # a later journal of the batch may still make the file
                 later_data.setdefault(g, plan.changelog.name)
-            n_sent += len(wanted)
             sent.extend(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
@@ -455,7 +486,6 @@ class Dispatcher:
         if remade:  # sent again even if this batch sent it before: that was another inode
             wanted, owed = self._split_wanted(remade)
             n_owed += len(owed)  # their rows are in the ledger already
-            n_sent += len(wanted)
             sent.extend(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
@@ -467,7 +497,6 @@ class Dispatcher:
             for g in owed:
                 self._ledger_owed_data(later_data[g], [g])
             n_owed += len(owed)
-            n_sent += len(wanted)
             sent.extend(wanted)
             if wanted:
                 self.state.add_status("data", len(wanted))
@@ -528,7 +557,7 @@ class Dispatcher:
                      num_changelogs=len(plans), stime=_tuple(self.state.data_stime()),
                      entry_stime=_tuple(self.state.entry_stime())))
         return BatchResult(batch.index, len(plans), n_entry, n_efail, n_meta, n_mfail,
-                           n_sent, len(abandoned) + n_owed, attempts, now - start, n_bytes)
+                           len(sent), len(abandoned) + n_owed, attempts, now - start, n_bytes)
 
     def _size_of(self, gfids: Sequence[str]) -> int:
         """Bytes the source holds for ``gfids`` now (what a transfer moved, for

@@ -225,3 +225,35 @@ def test_the_bulk_data_filter_decides_as_the_single_one():
         if bulk:
             assert asked == [(G(3), G(4), G(5)), (G(4),)]
     assert results[True] == results[False] == ([G(3), G(5)], [G(4)], 2)
+
+
+def test_a_sink_that_reports_files_as_it_makes_them_gets_their_data_started_at_once():
+    """A volume makes long CREATE runs on threads and reports each chunk of files as
+    they are made (``on_created``): their data is queued then, while the entry phase
+    goes on; each is sent once, files not named by a D record are not sent, and the
+    counts are what the batch would report without the hook."""
+    seen_queued_during_entries = []
+
+    class ReportingSink(Sink):
+        on_created = None
+
+        def apply_entries(self, ops, *, waiting=()):
+            ops = list(ops)
+            failures = super().apply_entries(ops, waiting=waiting)
+            made = [o.gfid for o in ops if o.op == "CREATE"]
+            if self.on_created is not None:
+                self.on_created(made[:2])
+                seen_queued_during_entries.append(set(d.syncer._sent))
+                self.on_created(made[2:])
+            return failures
+
+    ev = Events()
+    d = Dispatcher(sink=ReportingSink(ev), engine=Engine(ev), state=State(ev),
+                   view=DataView({G(i): FILE for i in range(1, 40)}),
+                   options=Options.from_pairs(["sync-jobs=1"]), retry_delay=0)
+    p = plan(100, entries=[G(1), G(2), G(3), G(4)], data=[G(1), G(2), G(4), G(9)])
+    r = d.run_batch(Batch(0, (p,)))
+    assert seen_queued_during_entries == [{G(1), G(2)}]  # before the entries were done
+    sent = [g for c in d.syncer.engine.calls for g in c]
+    assert sorted(sent) == [G(1), G(2), G(4), G(9)]  # once each; G(3) has no D record
+    assert r.data_files == 4 and d.sink.on_created is None  # the hook is removed after
