@@ -47,6 +47,8 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from .ops import (Batch, ChangelogPlan, EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp,
                   entry_op_from_gsyncd)
+from .deletelimit import DeleteLimit, batch_deletes
+from .errors import DeleteLimitExceeded
 from .records import Stime
 from .sinks.conflicts import resolve_conflicts
 from .sinks.engine import DataSyncer
@@ -143,7 +145,9 @@ class Dispatcher:
                  archive: Callable[[Sequence[Any]], Any] | None = None,
                  data_filter: Callable[[str], bool] | None = None,
                  data_filter_many: Callable[[Sequence[str]], Sequence[bool]] | None = None,
-                 sync_times: bool = True) -> None:
+                 sync_times: bool = True,
+                 source_objects: Callable[[], int] | None = None,
+                 allow_deletes_until: int | None = None) -> None:
         self.sink = sink
         self.state = state
         self.view = view
@@ -162,6 +166,11 @@ class Dispatcher:
         self.current: str | None = None
         #: failures recorded since the last :meth:`failure_summary`, by (kind, errno)
         self.failed: collections.Counter[tuple[str, int | None]] = collections.Counter()
+        #: ``max-deletes``: a batch deleting more is refused (:mod:`streamsync.deletelimit`)
+        self.delete_limit = DeleteLimit.parse(_opt(options, "max-deletes", ""))
+        self.source_objects = source_objects or (lambda: 0)
+        #: batches ending at or before this journal stamp pass the limit (--allow-deletes)
+        self.allow_deletes_until = allow_deletes_until
         #: where journals and files done are reported (:mod:`streamsync.progress`)
         self.progress: Any = None
         self._pending_bytes: dict[str, int] = {}
@@ -414,6 +423,23 @@ class Dispatcher:
             results = self.syncer.wait()
 
     # ----------------------------------------------------------------- batch
+    def _check_deletes(self, batch: Batch) -> None:
+        """Refuse a batch over ``max-deletes`` before anything of it is applied."""
+        last = batch.plans[-1].ts
+        if self.delete_limit is None or (self.allow_deletes_until is not None
+                                         and last <= self.allow_deletes_until):
+            return
+        why = self.delete_limit.exceeded(batch_deletes(batch), objects=self.source_objects)
+        if why is None:
+            return
+        set_note = getattr(self.state, "set_note", None)
+        if set_note is not None:
+            set_note("deletes_refused", last)
+        raise DeleteLimitExceeded(
+            f"batch {self.current} would delete {why} on the secondary: nothing of it "
+            f"was applied; look at it (streamsync plan), then let it through with "
+            f"'streamsync replicate --allow-deletes'")
+
     def run_batch(self, batch: Batch) -> BatchResult:
         """Process one batch completely (see the module docstring)."""
         start = time.monotonic()
@@ -421,6 +447,7 @@ class Dispatcher:
         if plans:  # what a failure of this batch names (status, failures)
             first, last = plans[0].changelog.name, plans[-1].changelog.name
             self.current = first if first == last else f"{first}..{last}"
+            self._check_deletes(batch)
         self.syncer.new_batch()
         totals: dict[str, int] = {}
         entry_time = meta_time = 0.0

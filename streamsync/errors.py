@@ -21,6 +21,7 @@ __all__ = [
     "StateError",
     "LockHeld",
     "SyncError",
+    "DeleteLimitExceeded",
 ]
 
 
@@ -91,6 +92,11 @@ class LockHeld(StateError):
 
 class SyncError(StreamsyncError):
     """A data transfer failed in a way that is not retriable."""
+
+
+class DeleteLimitExceeded(StreamsyncError):
+    """A batch would delete more on the secondary than ``max-deletes`` allows
+    (nothing of it was applied; ``--allow-deletes`` lets it through)."""
 
 
 def _rebuild(cls, message, kwargs):

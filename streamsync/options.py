@@ -98,6 +98,9 @@ _SPECS = (
     OptionSpec("gluster-params", "aux-gfid-mount acl", str),
     OptionSpec("slave-gluster-params", "aux-gfid-mount acl", str),
     OptionSpec("hot-tier", False, bool, help="the brick is a tier hot brick: skip E records"),
+    OptionSpec("max-deletes", "", str,
+               help="refuse a batch deleting more than N entries, or P% of the source's "
+                    "objects (default: no limit)"),
 )
 
 #: every known option, by gsyncd name

@@ -64,7 +64,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
               progress: Callable[[int, int], None] | None = None,
               stop: threading.Event | None = None, retry_delay: float = 0.5,
               status_dir: str | os.PathLike[str] | None = None,
-              display: Any = None) -> ReplicateSummary:
+              display: Any = None, allow_deletes: bool = False) -> ReplicateSummary:
     """Bring ``replica`` up to date with the brick ``source`` by replaying its journals.
 
     * ``replica``: a directory (brick-layout replica), an aux-gfid mount of a
@@ -78,6 +78,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     * ``retry_failed``: first re-queue the open items of the failure ledger (``True``),
       or only the rows with these ids (then nothing else is done: no journal is read);
     * ``archive``: archive processed journals (only for a directory we own);
+    * ``allow_deletes``: let through the batch ``max-deletes`` refused last time;
     * ``progress(done, total)``: journals, called after every batch; ``display``:
       a :class:`~streamsync.progress.Progress` told of journals and files during
       each batch (what ``streamsync replicate`` draws on a terminal);
@@ -115,7 +116,7 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
         source, os.fspath(replica), mode="replay", state=state, state_path=state_path,
         options=options, engine=engine, follow=follow, stop=stop, retry_delay=retry_delay,
         changelogs=os.fspath(changelogs) if changelogs is not None else None,
-        retry_failed=retry_failed,
+        retry_failed=retry_failed, allow_deletes=allow_deletes,
         status_dir=os.fspath(status_dir) if status_dir is not None else None,
         archive=(lambda cls: archive_and_purge([c.path for c in cls if c.member is None],
                                                fmt=fmt)) if archive else None,

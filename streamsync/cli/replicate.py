@@ -41,6 +41,9 @@ feed a replica at a time; a second one is refused (several bricks of a
 distributed volume may feed one replica, one worker each).
 
 Options take gsyncd's names: -o sync-jobs=4 -o max-rsync-retries=3 ...
+A safety limit on deletes: -o max-deletes=500 (or 2%) refuses a batch that
+would delete more on the secondary (exit 2, nothing of it applied, the batch
+named); --allow-deletes on the next run lets that batch through.
 
 Exit codes: 0 done (no open failures), 1 done but the failure ledger has open
 items (see --retry-failed), 2 error.
@@ -52,6 +55,7 @@ examples:
   streamsync replicate --follow -o change-interval=2 /bricks/b1 /backup/b1
   streamsync replicate --engine tar --state /var/lib/ss/b1.sqlite /bricks/b1 /backup/b1
   streamsync replicate --retry-failed /bricks/b1 /backup/b1
+  streamsync replicate -o max-deletes=2% /bricks/b1 gluster2::backupvol
   streamsync replicate /bricks/b1 /bricks/b2 /backup/vol        # one worker per brick
   streamsync replicate --mode auto /bricks/b1 backup@host:/backup/b1
 """
@@ -89,6 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "while running (see 'streamsync metrics --help' for the names)")
     p.add_argument("--retry-failed", action="store_true",
                    help="first re-queue every open item of the failure ledger")
+    p.add_argument("--allow-deletes", action="store_true",
+                   help="let through the batch that -o max-deletes refused last time (later "
+                        "batches are checked again)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no log lines")
     p.add_argument("-v", "--verbose", action="store_true", help="log gsyncd's lines to stderr")
@@ -187,6 +194,7 @@ def _run_one(args: argparse.Namespace) -> int:
             summary = replicate(args.source, args.replica, state=state, state_path=args.state,
                                 options=options, engine=args.engine, changelogs=args.changelogs,
                                 follow=args.follow, retry_failed=args.retry_failed,
+                                allow_deletes=args.allow_deletes,
                                 archive=args.archive, status_dir=args.status_dir,
                                 stop=stop, display=display)
     except KeyboardInterrupt:

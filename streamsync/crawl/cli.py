@@ -199,7 +199,8 @@ def run_worker_cli(args: argparse.Namespace, options: Options, *, stop: threadin
     common: dict[str, Any] = dict(options=options, mode=mode, engine=args.engine,
                                   follow=bool(args.follow),
                                   remote_command=getattr(args, "remote_command", None),
-                                  retry_failed=bool(getattr(args, "retry_failed", False)))
+                                  retry_failed=bool(getattr(args, "retry_failed", False)),
+                                  allow_deletes=bool(getattr(args, "allow_deletes", False)))
     if getattr(args, "archive", False):
         raise ConfigError("--archive is not supported with the crawl worker (--mode, remote "
                           "replicas, several bricks): history needs the journals in place")

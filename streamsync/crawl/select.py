@@ -40,6 +40,7 @@ import time
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from ..activepassive import ActivePassive
+from ..deletelimit import brick_objects
 from ..errors import ConfigError, LockHeld, SourceError, StateError
 from ..options import Options
 from ..records import MINUS_INFINITY, Stime
@@ -219,6 +220,16 @@ def lock_session(replica: str) -> str:
     return escape_brick(replica.replace(":", "/"))
 
 
+def _refused(state: Any) -> int | None:
+    """The last journal stamp of the batch ``max-deletes`` refused, for --allow-deletes."""
+    note = getattr(state, "note", None)
+    until = note("deletes_refused") if note is not None else None
+    if until is None:
+        log.warning("--allow-deletes: no batch was refused for its deletes here; the "
+                    "max-deletes limit applies as usual")
+    return until
+
+
 def run_worker(source: str | os.PathLike[str], replica: str, **kwargs: Any) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see :func:`_run_worker`);
     a ``HOST::VOLUME`` replica is mounted for the run and unmounted after it.
@@ -256,7 +267,8 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                remote_command: str | None = None,
                remote_kwargs: dict[str, Any] | None = None,
                retry_failed: bool | Iterable[int] = False, archive: Callable[[Any], Any] | None = None,
-               label: str | None = None, display: Any = None) -> WorkerSummary:
+               label: str | None = None, display: Any = None,
+               allow_deletes: bool = False) -> WorkerSummary:
     """Run one worker for brick ``source`` into ``replica`` (see the module docstring).
 
     * ``replica``: any address :func:`~streamsync.target.resolve_target` reads
@@ -281,6 +293,8 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
       failure ledger (``True``), or only the rows with these ids (then that is
       the whole run: no journal is read);
     * ``archive(changelogs)``: called with the journals of every batch applied;
+    * ``allow_deletes``: let the batch that ``max-deletes`` refused last time
+      through (:mod:`streamsync.deletelimit`);
     * ``progress(mode, result)``: called after every batch; ``display``: a
       :class:`~streamsync.progress.Progress` told of journals and files as they
       are done, during each batch.
@@ -339,7 +353,9 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
         dispatcher = Dispatcher(sink=sink, engine=eng, state=mstate, view=view, options=options,
                                 retry_delay=retry_delay, data_filter=sink.is_data_target,
                                 data_filter_many=getattr(sink, "data_targets", None),
-                                archive=archive)
+                                archive=archive,
+                                source_objects=lambda: brick_objects(source),
+                                allow_deletes_until=_refused(mstate) if allow_deletes else None)
         if display is not None:
             dispatcher.set_progress(display)
         ctx = WorkerContext(source=source, view=view, options=options, state=mstate,

@@ -259,6 +259,24 @@ class SqliteState:
             cur[field] = max(0, int(cur.get(field, 0)) + delta)
             self._put("status", cur)
 
+    # ------------------------------------------------------------- notes
+    def note(self, key: str) -> Any:
+        """A small fact kept across runs under ``key`` (JSON), or ``None``.
+
+        >>> s = SqliteState(":memory:"); s.set_note("deletes_refused", 1795467011)
+        >>> s.note("deletes_refused"), s.note("nothing")
+        (1795467011, None)
+        """
+        return self._get("note:" + key)
+
+    def set_note(self, key: str, value: Any) -> None:
+        """Keep ``value`` under ``key``; ``None`` forgets it."""
+        with self.transaction():
+            if value is None:
+                self._exec("DELETE FROM kv WHERE key = ?", ("note:" + key,))
+            else:
+                self._put("note:" + key, value)
+
     # ----------------------------------------------------- done changelogs
     def mark_done(self, changelogs: Iterable[Any]) -> None:
         """Record changelogs (``Changelog`` values or names) as processed."""
