@@ -164,10 +164,12 @@ def _run_tool(tool: str, host: str, base, tmp_path_factory, *, tag: str = "") ->
             start_volume(pri)
             start_volume(sec)
             extra = ["-o", "change-interval=1"] if tool.endswith("ci1") else []
+            env = dict(os.environ, XDG_STATE_HOME=str(base / "xdg-state"))  # its lock, here
             proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow",
                                      *extra, "--state", str(base / "ss.sqlite"),
                                      str(brick), f"{host}::{sec}"],
-                                    stdout=subprocess.DEVNULL, stderr=open(os.environ.get("BENCH_GEO_LOG", base / "ss.log"), "w"))
+                                    stdout=subprocess.DEVNULL, env=env,
+                                    stderr=open(os.environ.get("BENCH_GEO_LOG", base / "ss.log"), "w"))
         run("mount", "-t", "glusterfs", f"{host}:/{pri}", str(pm))
         mounted.append(pm)
         run("mount", "-t", "glusterfs", f"{host}:/{sec}", str(sm))

@@ -9,6 +9,26 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_configure(config):
+    """Worker state and locks a test does not place itself (a volume target's
+    default ``$XDG_STATE_HOME/streamsync``) go to a directory of this run, never
+    into the home of whoever runs the suite; removed at the end."""
+    import tempfile
+    config._streamsync_xdg = tempfile.mkdtemp(prefix="streamsync-test-state-")
+    config._streamsync_xdg_before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = config._streamsync_xdg
+
+
+def pytest_unconfigure(config):
+    import shutil
+    before = getattr(config, "_streamsync_xdg_before", None)
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
+    shutil.rmtree(getattr(config, "_streamsync_xdg", ""), ignore_errors=True)
+
 DATA = Path(__file__).parent / "data"
 CORPUS = DATA / "gluster-10.3"
 SCENARIOS = ("ascii-delpath-on", "ascii-delpath-off", "binary-delpath-on", "binary-delpath-off")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -32,7 +33,10 @@ from streamsync.verify import verify, verify_manifest
 
 DEMO = Path(__file__).parent.parent / "examples" / "demo-brick"
 SSHD = "/usr/sbin/sshd"
-REMOTE_CMD = f"{sys.executable} -m streamsync"
+#: streamsync on the "remote" host (sshd gives it a clean environment: its state
+#: and locks go to this test run's directory, not to the home directory)
+REMOTE_CMD = (f"env XDG_STATE_HOME={shlex.quote(os.environ.get('XDG_STATE_HOME', '/tmp'))} "
+              f"{sys.executable} -m streamsync")
 G1 = "5b1c2d3e-0000-4000-8000-00000000000a"
 
 
