@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, other_rsync, run, start_volume, wait_for
+from gluster_lab import glusterd_running, other_rsync, run, start_volume, unmount, wait_for
 from streamsync.ops import EntryOp
 from streamsync.records import ROOT_GFID, Stat
 from streamsync.secondary.gfid_mount import GfidMount, is_gfid_mount
@@ -78,7 +77,7 @@ def volumes(glusterd, tmp_path):
         yield str(tmp_path / "bricks" / gm), str(pm), str(sm), gs
     finally:
         for m in reversed(mounted):
-            run("umount", str(m), check=False)
+            unmount(m)
         for vol in made:
             run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
             run("gluster", "--mode=script", "volume", "delete", vol, check=False)
@@ -369,3 +368,36 @@ def test_user_at_host_volume_over_ssh(volumes, tmp_path, engine):
         assert st.st_mode & 0o7777 == 0o4750  # set-id bits kept over ssh too
     finally:
         sshd.stop()
+
+
+def test_repair_puts_back_what_was_changed_on_the_secondary(volumes, glusterd, capsys):
+    """issue 12, item 5: names deleted and files edited on the secondary behind
+    replication's back come back, with the primary's gfids, through
+    ``verify --repair BRICK HOST::VOLUME``; --dry-run changes nothing."""
+    import shutil
+    from streamsync.cli import main
+    brick, primary, secondary, gs = volumes
+    _workload(primary)
+    from gluster_lab import wait_journaled
+    wait_journaled(brick, "RENAME", "d0")
+    address = f"{glusterd}::{gs}"
+
+    def equal() -> bool:
+        assert main(["replicate", "-q", brick, address]) in (0, 1)
+        return not verify(primary, secondary, gfids=True)
+    wait_for(equal, "the secondary to equal the primary", timeout=60, interval=1)
+    s = lambda *p: os.path.join(secondary, *p)  # noqa: E731
+    os.unlink(s("src", "app", "m5.py"))
+    size = os.path.getsize(s("src", "app", "m6.py"))
+    with open(s("src", "app", "m6.py"), "r+b") as fh:
+        fh.write(b"X" * min(size, 16))
+    os.chmod(s("src", "app", "m7.py"), 0o600)
+    shutil.rmtree(s("deep"))
+    drift = verify(primary, secondary, gfids=True)
+    assert len(drift) >= 5
+    capsys.readouterr()
+    assert main(["verify", "--repair", "--dry-run", brick, address]) == 1
+    assert verify(primary, secondary, gfids=True) == drift
+    assert main(["verify", "--repair", brick, address]) == 0, capsys.readouterr().out
+    assert "equal after the repair" in capsys.readouterr().out
+    assert verify(primary, secondary, gfids=True) == []

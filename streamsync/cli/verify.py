@@ -22,11 +22,24 @@ default when both sides are GlusterFS mounts: a differing gfid is a difference,
 geo-replication keeps the primary's). SOURCE may also be a manifest (JSON
 lines, as examples/demo-brick/demo.manifest.jsonl).
 
+With --repair (SOURCE a brick, REPLICA_DIR a brick-layout replica, an
+aux-gfid mount or HOST::VOLUME) what differs is put back through the same
+sinks replication uses, so every object gets the primary's gfid: missing names
+are created (or hard-linked), differing content is sent again, modes, owners
+and mtimes are fixed. Names only on the secondary, and names holding another
+gfid, type or symlink target, are reported and left alone. The sync points
+(stimes) are not touched; the worker lock of the pair is held meanwhile.
+--dry-run lists what it would do; --path limits it to one subtree.
+
 examples:
   streamsync verify /bricks/b1 /backup/b1
   streamsync verify /mnt/primary /mnt/secondary        # two volumes: gfids too
+  streamsync verify --repair --dry-run /bricks/b1 gluster2::backupvol
+  streamsync verify --repair --path projects/a /bricks/b1 /backup/b1
 
-Exit codes: 0 equal, 1 different (a readable diff is printed), 2 error.
+Exit codes: 0 equal (with --repair: equal after it; with --dry-run: nothing to
+do), 1 different (a readable diff, or the repair list, is printed; with
+--repair: something could not be put right), 2 error.
 """
 
 
@@ -44,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=200, help="differences to print (default 200)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress display (there is none on a pipe either)")
+    p.add_argument("--repair", action="store_true",
+                   help="put back on the secondary what differs from the primary brick")
+    p.add_argument("--dry-run", action="store_true", help="with --repair: only list it")
+    p.add_argument("--path", metavar="SUBTREE",
+                   help="with --repair: only this relative path and what is under it")
     p.set_defaults(func=run)
 
 
@@ -56,7 +74,40 @@ def _gluster(path: str) -> bool:
     return True
 
 
+def _repair(args: argparse.Namespace) -> int:
+    from ..repair import repair
+    r = repair(args.source, args.replica, subtree=args.path, dry_run=args.dry_run)
+    failed = {a: why for a, why in r.failed}
+    if args.json:
+        out = sys.stdout.buffer
+        for a in r.actions:
+            out.write(orjson.dumps({**a._asdict(), "done": not args.dry_run and a not in failed
+                                    and a.kind not in ("extra", "conflict"),
+                                    "error": failed.get(a)}) + b"\n")
+        out.write(orjson.dumps({"dry_run": args.dry_run, "actions": len(r.actions),
+                                "failed": len(r.failed), "remaining": len(r.remaining)}) + b"\n")
+    else:
+        for a in r.actions:
+            print(f"{'would ' if args.dry_run and a.kind in ('create', 'link', 'data', 'meta') else ''}"
+                  f"{a}" + (f": FAILED: {failed[a]}" if a in failed else ""))
+        if args.dry_run:
+            print(f"dry run: {len(r.actions)} action(s), nothing changed")
+        else:
+            for d in r.remaining:
+                print(f"still different: {d}")
+            print("equal after the repair" if not r.remaining else
+                  f"{len(r.remaining)} difference(s) left")
+    if args.dry_run:
+        return 1 if r.actions else 0
+    return 1 if r.remaining or r.failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.repair:
+        return _repair(args)
+    if args.dry_run or args.path:
+        print("streamsync verify: error: --dry-run and --path go with --repair", file=sys.stderr)
+        return 2
     gfids = args.gfids or (not os.path.isfile(args.source) and _gluster(args.source)
                            and _gluster(args.replica))
     display = progress_for(sys.stderr, quiet=args.quiet, label="verify", data="hashed")

@@ -592,6 +592,29 @@ class ReplicaSink:
         st = self._safe_handle_lstat(gfid)
         return st is not None and S.S_ISREG(st.st_mode)
 
+    def forget_orphan(self, gfid: str) -> bool:
+        """Drop the handle of ``gfid`` when no name of the replica uses it any more
+        (a name deleted behind the replica's back, by hand): a directory handle
+        whose name is gone or holds something else, or a symlink's handle left
+        alone (it then reads like a directory handle). A regular file's lone
+        handle is kept: a LINK gives it a name again, bytes and all. Returns
+        whether a handle was dropped (``streamsync verify --repair`` before it
+        makes the object again)."""
+        st = self._safe_handle_lstat(gfid)
+        if st is None or gfid == ROOT_GFID or not self._is_dir_handle(st):
+            return False
+        loc = self._read_dir_handle(gfid)
+        if loc is not None:
+            try:
+                pfd = self._dir_if_any(loc[0])
+                if pfd is not None and self._name_gfid(pfd, loc[1]) == gfid:
+                    return False  # the directory is where its handle says
+            except (_Fail, OSError):
+                pass
+        xfd, rel = self._hloc(gfid)
+        os.unlink(rel, dir_fd=xfd)
+        return True
+
     def has_handle(self, gfid: str) -> bool:
         """True when the replica has a non-directory handle for ``gfid``."""
         st = self._safe_handle_lstat(gfid)
