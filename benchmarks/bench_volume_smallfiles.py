@@ -28,7 +28,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from gluster_lab import glusterd_running, run, start_volume, wait_for  # noqa: E402
+from gluster_lab import glusterd_running, run, start_volume, unmount, wait_for  # noqa: E402
 
 from streamsync.ops import EntryOp  # noqa: E402
 from streamsync.options import Options  # noqa: E402
@@ -106,7 +106,7 @@ def test_small_files_into_a_volume(benchmark, tmp_path_factory):
         benchmark.pedantic(lambda: None, rounds=1)
     finally:
         if mounted:
-            run("umount", str(mnt), check=False)
+            unmount(mnt)
         if made:
             run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
             run("gluster", "--mode=script", "volume", "delete", vol, check=False)

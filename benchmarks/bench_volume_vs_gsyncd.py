@@ -43,7 +43,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from gluster_lab import glusterd_running, other_rsync, run, start_volume, wait_for  # noqa: E402
+from gluster_lab import (glusterd_running, other_rsync, run, start_volume,  # noqa: E402
+                         unmount, wait_for)
 
 from streamsync.verify import compare, scan_tree  # noqa: E402
 
@@ -169,7 +170,8 @@ def _run_tool(tool: str, host: str, base, tmp_path_factory, *, tag: str = "") ->
                                      *extra, "--state", str(base / "ss.sqlite"),
                                      str(brick), f"{host}::{sec}"],
                                     stdout=subprocess.DEVNULL, env=env,
-                                    stderr=open(os.environ.get("BENCH_GEO_LOG", base / "ss.log"), "w"))
+                                    stderr=open(os.environ.get("BENCH_GEO_LOG",
+                                                               base / "ss.log"), "w"))
         run("mount", "-t", "glusterfs", f"{host}:/{pri}", str(pm))
         mounted.append(pm)
         run("mount", "-t", "glusterfs", f"{host}:/{sec}", str(sm))
@@ -213,7 +215,7 @@ def _run_tool(tool: str, host: str, base, tmp_path_factory, *, tag: str = "") ->
         if shadowed:
             os.unlink(SHADOW_RSYNC)
         for d in reversed(mounted):
-            run("umount", str(d), check=False)
+            unmount(d)
         for v in made:
             run("gluster", "--mode=script", "volume", "stop", v, "force", check=False)
             run("gluster", "--mode=script", "volume", "delete", v, check=False)

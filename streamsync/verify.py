@@ -20,6 +20,7 @@ names with the same ``gfid`` form a hard-link group.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat as S
@@ -87,9 +88,9 @@ def _sha256(dfd: int, name: str, where: str = "") -> str:
     h = hashlib.sha256()
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-    except FileNotFoundError:
-        raise _Vanished(name) from None
     except OSError as exc:
+        if exc.errno in _GONE:
+            raise _Vanished(name) from None
         raise SourceError(f"{where or name}: cannot read to compare contents: "
                           f"{exc.strerror} (run as root, or use --no-hash)") from None
     try:
@@ -105,6 +106,11 @@ def _sha256(dfd: int, name: str, where: str = "") -> str:
 
 class _Vanished(Exception):
     """A name listed a moment ago is gone (a tree changing while it is scanned)."""
+
+
+#: a name gone: removed, or (GlusterFS) its gfid no longer there behind a name
+#: still in a client's cache
+_GONE = frozenset({errno.ENOENT, errno.ESTALE})
 
 
 def read_gfid(path: str) -> str | None:
@@ -182,11 +188,12 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
             inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
 
     rfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    stack: list[tuple[int, str]] = []
     try:
         nodes["."] = Node(".", "d", *_attrs(os.fstat(rfd)))
         if progress is not None:
             progress.scanned(1)
-        stack: list[tuple[int, str]] = [(os.dup(rfd), "")]
+        stack.append((os.dup(rfd), ""))
         while stack:
             dfd, prefix = stack.pop()
             try:
@@ -194,6 +201,9 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
                     with os.scandir(dfd) as it:
                         entries = list(it)
                 except OSError as exc:
+                    if exc.errno in _GONE and prefix:  # removed while we walked it
+                        nodes.pop(prefix[:-1], None)
+                        continue
                     raise SourceError(f"{os.path.join(root, prefix)}: cannot list: "
                                       f"{exc.strerror}") from None
                 for ent in entries:
@@ -205,17 +215,22 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
                     try:
                         st = os.stat(ent.name, dir_fd=dfd, follow_symlinks=False)
                         add(dfd, ent.name, rel, st)
-                    except (FileNotFoundError, _Vanished):
+                    except _Vanished:
+                        nodes.pop(rel, None)
+                        continue
+                    except OSError as exc:
+                        if exc.errno not in _GONE:
+                            raise
                         nodes.pop(rel, None)
                         continue
                     if S.S_ISDIR(st.st_mode):
                         try:
                             cfd = os.open(ent.name, os.O_RDONLY | os.O_DIRECTORY
                                           | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-                        except FileNotFoundError:
-                            nodes.pop(rel, None)
-                            continue
                         except OSError as exc:
+                            if exc.errno in _GONE:
+                                nodes.pop(rel, None)
+                                continue
                             raise SourceError(f"{os.path.join(root, rel)}: cannot open: "
                                               f"{exc.strerror}") from None
                         stack.append((cfd, rel + "/"))
@@ -223,6 +238,8 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
                 os.close(dfd)
     finally:
         os.close(rfd)
+        for fd, _ in stack:  # left by an error: a descriptor kept open would keep a
+            os.close(fd)     # mount busy (its unmount fails)
     for paths in inodes.values():
         if len(paths) > 1:
             group = tuple(sorted(paths))

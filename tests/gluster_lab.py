@@ -48,6 +48,13 @@ def wait_for(condition, what: str, *, timeout: float = 60.0, interval: float = 0
         time.sleep(interval)
 
 
+def unmount(path) -> None:
+    """Unmount a GlusterFS mount a test made; lazily when something still holds
+    it (a process the test started, not yet gone), so no mount outlives the test."""
+    if run("umount", str(path), check=False).returncode != 0:
+        run("umount", "-l", str(path), check=False)
+
+
 def bricks_online(vol: str) -> bool:
     """True when every brick process of ``vol`` is online (``volume status --xml``)."""
     p = run("gluster", "volume", "status", vol, "--xml", check=False, timeout=30)

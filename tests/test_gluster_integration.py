@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from gluster_lab import glusterd_running, run, start_volume, wait_journaled
+from gluster_lab import glusterd_running, run, start_volume, unmount, wait_journaled
 from streamsync.verify import verify
 
 pytestmark = pytest.mark.gluster
@@ -146,6 +146,6 @@ def test_follow_a_real_brick_then_verify_against_the_mount(glusterd, tmp_path, e
             except subprocess.TimeoutExpired:
                 proc.kill()
         if mounted:
-            _run("umount", str(mnt), check=False)
+            unmount(mnt)
         _run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
         _run("gluster", "--mode=script", "volume", "delete", vol, check=False)

@@ -31,7 +31,7 @@ import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, run, start_volume, wait_journaled
+from gluster_lab import glusterd_running, run, start_volume, unmount, wait_journaled
 from streamsync.records import ROOT_GFID
 from streamsync.views import BrickView, MountView
 
@@ -130,7 +130,7 @@ def lab(glusterd, tmp_path_factory):
         yield str(brick), str(aux), gone
     finally:
         for m in reversed(mounted):
-            run("umount", str(m), check=False)
+            unmount(m)
         if created:
             run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
             run("gluster", "--mode=script", "volume", "delete", vol, check=False)

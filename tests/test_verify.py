@@ -129,3 +129,54 @@ def test_a_name_that_vanishes_during_the_scan_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(v.os, "stat", racing_stat)
     nodes = v.scan_tree(str(tmp_path))
     assert sorted(nodes) == [".", "keep"]
+
+
+def test_a_stale_handle_on_a_live_glusterfs_tree_is_a_name_gone(tmp_path, monkeypatch):
+    """On a GlusterFS mount a name whose object was just removed or moved answers
+    ESTALE (seen on a secondary being written while verify polled it): gone, as
+    ENOENT is, whether at its stat, its open or the listing of its directory."""
+    import errno
+    import streamsync.verify as v
+    for n in ("keep", "stale-file"):
+        (tmp_path / n).write_text(n)
+    (tmp_path / "stale-dir").mkdir()
+    (tmp_path / "listed-then-stale").mkdir()
+    (tmp_path / "listed-then-stale" / "x").write_text("x")
+    real_stat, real_scandir = v.os.stat, v.os.scandir
+    stale = OSError(errno.ESTALE, "Stale file handle")
+
+    def stat(name, *a, **kw):
+        if name in ("stale-file", "stale-dir") and kw.get("dir_fd") is not None:
+            raise stale
+        return real_stat(name, *a, **kw)
+
+    def scandir(fd):
+        if isinstance(fd, int) and os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) \
+                == "listed-then-stale":
+            raise stale
+        return real_scandir(fd)
+
+    monkeypatch.setattr(v.os, "stat", stat)
+    monkeypatch.setattr(v.os, "scandir", scandir)
+    assert sorted(v.scan_tree(str(tmp_path))) == [".", "keep"]
+
+
+def test_a_scan_cut_short_by_an_error_leaves_no_descriptor_open(tmp_path, monkeypatch):
+    """An open directory descriptor would keep a mount busy (its unmount fails):
+    every one the walk opened is closed when an error ends it."""
+    import streamsync.verify as v
+    for d in ("a", "b", "c"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "f").write_text(d)
+    real_stat = v.os.stat
+
+    def failing(name, *a, **kw):
+        if name == "f" and kw.get("dir_fd") is not None:
+            raise PermissionError(13, "Permission denied")
+        return real_stat(name, *a, **kw)
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(v.os, "stat", failing)
+    with pytest.raises(PermissionError):
+        v.scan_tree(str(tmp_path))
+    assert len(os.listdir("/proc/self/fd")) == before
