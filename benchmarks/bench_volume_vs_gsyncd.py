@@ -31,8 +31,8 @@ tool never gets there, its remaining differences are printed. Sizes:
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,14 +43,11 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from gluster_lab import (glusterd_running, other_rsync, run, start_volume,  # noqa: E402
-                         unmount, wait_for)
+from gluster_lab import (GSYNCD_SESSION as SCRIPT, glusterd_running,  # noqa: E402
+                         gsyncd_ready, run, start_volume, unmount, wait_for)
 
 from streamsync.verify import compare, scan_tree  # noqa: E402
 
-SCRIPT = os.path.join(HERE, "..", "scripts", "gsyncd_session.sh")
-#: where the benchmark puts rsync 3.2.7 for gsyncd's secondary side (see _run_tool)
-SHADOW_RSYNC = "/usr/local/bin/rsync"
 N_FILES = int(os.environ.get("BENCH_GEO_FILES", "4000"))
 N_DIRS = 40
 TIMEOUT = float(os.environ.get("BENCH_GEO_TIMEOUT", "300"))
@@ -124,8 +121,9 @@ def _published_after(brick: str, t: float) -> float:
     return wait_for(found, "the rollover after the last write", timeout=120, interval=0.2)
 
 
-def _run_tool(tool: str, host: str, base, tmp_path_factory, *, tag: str = "") -> dict:
-    """One tool on fresh volumes (made under ``base``): {seconds, cpu, differences}."""
+def _run_tool(tool: str, host: str, base, env: dict, *, tag: str = "") -> dict:
+    """One tool on fresh volumes (made under ``base``): {seconds, cpu, differences};
+    ``env``: what ``gsyncd_session.sh create`` runs with (see ``gsyncd_ready``)."""
     pri, sec = f"b{tool[:2]}m{os.getpid() % 1000}", f"b{tool[:2]}s{os.getpid() % 1000}"
     pri += (tool[-3:] if tool.endswith("ci1") else "") + tag
     sec += (tool[-3:] if tool.endswith("ci1") else "") + tag
@@ -133,7 +131,7 @@ def _run_tool(tool: str, host: str, base, tmp_path_factory, *, tag: str = "") ->
     for d in (pm, sm, base / "bricks"):
         d.mkdir(parents=True)
     brick = base / "bricks" / pri
-    made, mounted, proc, session, shadowed = [], [], None, False, False
+    made, mounted, proc, session = [], [], None, False
     try:
         for v in (pri, sec):
             run("gluster", "--mode=script", "volume", "create", v,
@@ -142,15 +140,6 @@ def _run_tool(tool: str, host: str, base, tmp_path_factory, *, tag: str = "") ->
         if tool == "gsyncd":
             start_volume(pri)
             start_volume(sec)
-            have = subprocess.run(["rsync", "--version"], capture_output=True, text=True).stdout
-            env = dict(os.environ)
-            if "version 3.5" in have:
-                env["RSYNC"] = other_rsync(tmp_path_factory)
-                # the secondary's forced command (gsyncd's C wrapper) execs "rsync" by
-                # name, ignoring --rsync-path: put 3.2.7 first in sshd's PATH for the run
-                if not os.path.exists(SHADOW_RSYNC):
-                    shutil.copy2(env["RSYNC"], SHADOW_RSYNC)
-                    shadowed = True
             subprocess.run(["bash", SCRIPT, "create", pri, sec], check=True, timeout=300, env=env)
             session = True
             if os.environ.get("BENCH_GEO_RESTART", "0") == "1":
@@ -212,13 +201,48 @@ def _run_tool(tool: str, host: str, base, tmp_path_factory, *, tag: str = "") ->
             proc.wait(timeout=60)
         if session:
             run("bash", SCRIPT, "stop", pri, sec, check=False, timeout=300)
-        if shadowed:
-            os.unlink(SHADOW_RSYNC)
         for d in reversed(mounted):
             unmount(d)
         for v in made:
             run("gluster", "--mode=script", "volume", "stop", v, "force", check=False)
             run("gluster", "--mode=script", "volume", "delete", v, check=False)
+
+
+def _runs(host: str, work, env: dict) -> list[tuple[str, dict]]:
+    """Every run of ``BENCH_GEO_RUNS``, each printed as it ends."""
+    runs = []
+    for i, tool in enumerate(RUNS):
+        r = _run_tool(tool, host, work / f"run{i}", env, tag=str(i))
+        runs.append((tool, r))
+        shown = f"{r['seconds']:.1f} s" if r["seconds"] is not None else \
+            f"not equal after {TIMEOUT:g} s ({r['n_differences']} differences: " \
+            f"{r['differences'][:5]})"
+        print(f"\n{tool}: equal {shown} after the rollover that published the last "
+              f"write; {r['cpu']:.1f} CPU-s")
+    return runs
+
+
+def _summary(runs: list[tuple[str, dict]]) -> dict:
+    """The ratio of each streamsync variant to gsyncd, median [min-max], and stalls."""
+    times: dict[str, list[float]] = {}
+    for tool, r in runs:
+        if r["seconds"] is not None:
+            times.setdefault(tool, []).append(r["seconds"])
+    stalls = sum(1 for tool, r in runs if tool == "gsyncd" and r["seconds"] is None)
+    gs = times.get("gsyncd", [])
+    summary: dict = {"runs": [dict(r, tool=tool) for tool, r in runs], "gsyncd_stalls": stalls}
+    if stalls:
+        print(f"gsyncd stalled (never equal within {TIMEOUT:g} s) in {stalls} of "
+              f"{RUNS.count('gsyncd')} runs")
+    for tool, ts in times.items():
+        if tool == "gsyncd" or not gs:
+            continue
+        ratio = statistics.median(ts) / statistics.median(gs)
+        lo, hi = min(ts) / max(gs), max(ts) / min(gs)
+        summary[f"{tool}/gsyncd"] = {"median": ratio, "min": lo, "max": hi}
+        print(f"{tool} / gsyncd: {ratio:.2f} [{lo:.2f}-{hi:.2f}] (goal <= 0.25); "
+              f"{tool} {min(ts):.1f}-{max(ts):.1f} s, gsyncd {min(gs):.1f}-{max(gs):.1f} s")
+    return summary
 
 
 def test_streamsync_vs_gsyncd_on_real_volumes(benchmark, tmp_path_factory):
@@ -229,44 +253,15 @@ def test_streamsync_vs_gsyncd_on_real_volumes(benchmark, tmp_path_factory):
     gen = glusterd_running(tmp_path_factory)
     host = next(gen)
     work = tmp_path_factory.mktemp("geo")
-    runs: list[tuple[str, dict]] = []
+    ready = gsyncd_ready(work / "sshd", tmp_path_factory) if "gsyncd" in RUNS else \
+        contextlib.nullcontext(dict(os.environ))
     try:
-        if "gsyncd" in RUNS:
-            run("bash", SCRIPT, "sshd", str(work / "sshd"))
-        for i, tool in enumerate(RUNS):
-            r = _run_tool(tool, host, work / f"run{i}", tmp_path_factory, tag=str(i))
-            runs.append((tool, r))
-            shown = f"{r['seconds']:.1f} s" if r["seconds"] is not None else \
-                f"not equal after {TIMEOUT:g} s ({r['n_differences']} differences: " \
-                f"{r['differences'][:5]})"
-            print(f"\n{tool}: equal {shown} after the rollover that published the last "
-                  f"write; {r['cpu']:.1f} CPU-s")
-        times: dict[str, list[float]] = {}
-        for tool, r in runs:
-            if r["seconds"] is not None:
-                times.setdefault(tool, []).append(r["seconds"])
-        stalls = sum(1 for tool, r in runs if tool == "gsyncd" and r["seconds"] is None)
-        gs = times.get("gsyncd", [])
-        summary: dict = {"runs": [dict(r, tool=tool) for tool, r in runs],
-                         "gsyncd_stalls": stalls}
-        if stalls:
-            print(f"gsyncd stalled (never equal within {TIMEOUT:g} s) in {stalls} of "
-                  f"{RUNS.count('gsyncd')} runs")
-        for tool, ts in times.items():
-            if tool == "gsyncd" or not gs:
-                continue
-            ratio = statistics.median(ts) / statistics.median(gs)
-            lo, hi = min(ts) / max(gs), max(ts) / min(gs)
-            summary[f"{tool}/gsyncd"] = {"median": ratio, "min": lo, "max": hi}
-            print(f"{tool} / gsyncd: {ratio:.2f} [{lo:.2f}-{hi:.2f}] (goal <= 0.25); "
-                  f"{tool} {min(ts):.1f}-{max(ts):.1f} s, gsyncd {min(gs):.1f}-{max(gs):.1f} s")
-        benchmark.extra_info.update(summary)
+        with ready as env:
+            runs = _runs(host, work, env)
+        benchmark.extra_info.update(_summary(runs))
         benchmark.pedantic(lambda: None, rounds=1)
         for tool, r in runs:
             if tool != "gsyncd":
                 assert r["seconds"] is not None, f"{tool}'s secondary never equalled the primary"
     finally:
-        if "gsyncd" in RUNS:
-            run("bash", SCRIPT, "sshd-stop", str(work / "sshd"), check=False)
-            shutil.rmtree(work / "sshd", ignore_errors=True)
         next(gen, None)

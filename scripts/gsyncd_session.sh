@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # A gsyncd geo-replication session between two volumes of this host, for the
-# head-to-head benchmark (benchmarks/bench_volume_vs_gsyncd.py).
+# head-to-head benchmark (benchmarks/bench_volume_vs_gsyncd.py) and the takeover
+# test (tests/test_takeover_gluster.py).
 #
 #   scripts/gsyncd_session.sh sshd WORKDIR          start sshd on 127.0.0.1:22 (pid in WORKDIR/sshd.pid)
 #   [RSYNC=/path/to/rsync] scripts/gsyncd_session.sh create PRIMARY SECONDARY
 #   scripts/gsyncd_session.sh start PRIMARY SECONDARY   (after restarting PRIMARY)
-#   scripts/gsyncd_session.sh stop PRIMARY SECONDARY
+#   scripts/gsyncd_session.sh pause PRIMARY SECONDARY   (stop, keep the session and its stimes)
+#   scripts/gsyncd_session.sh stop PRIMARY SECONDARY    (stop and delete the session)
 #   scripts/gsyncd_session.sh sshd-stop WORKDIR
 #
 # What the lab notes found (../shared/lab/gluster/README.md), handled here:
@@ -20,7 +22,7 @@ set -euo pipefail
 HOST=$(hostname)
 PEM=/var/lib/glusterd/geo-replication/secret.pem
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 cmd=${1:-}
 case "$cmd" in
@@ -83,6 +85,10 @@ EOF
     # (the lab saw a session stay "Active / Changelog Crawl" syncing nothing)
     pri=${2:?PRIMARY}; sec=${3:?SECONDARY}
     gluster --mode=script volume geo-replication "$pri" "$HOST::$sec" start >/dev/null
+    ;;
+  pause)
+    pri=${2:?PRIMARY}; sec=${3:?SECONDARY}
+    gluster --mode=script volume geo-replication "$pri" "$HOST::$sec" stop force >/dev/null
     ;;
   stop)
     pri=${2:?PRIMARY}; sec=${3:?SECONDARY}

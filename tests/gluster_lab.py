@@ -15,6 +15,7 @@ Used by ``test_gluster_integration.py`` and ``test_mountview_gluster.py``::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -27,9 +28,9 @@ import pytest
 GLUSTERD_VOL = "/etc/glusterfs/glusterd.vol"
 
 
-def run(*argv, timeout=120, check=True) -> subprocess.CompletedProcess:
+def run(*argv, timeout=120, check=True, env=None) -> subprocess.CompletedProcess:
     """Run ``argv``; raise RuntimeError with the tail of stderr when it fails and ``check``."""
-    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} -> {p.returncode}: {p.stderr.strip()[-500:]}")
     return p
@@ -174,3 +175,37 @@ def other_rsync(tmp_path_factory) -> str:
     run("dpkg-deb", "-x", debs[0], str(where / "root"))
     return str(where / "root" / "usr" / "bin" / "rsync")
 
+
+
+#: scripts/gsyncd_session.sh: a real gsyncd session between two volumes of this host
+GSYNCD_SESSION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts",
+                              "gsyncd_session.sh")
+#: where rsync 3.2.7 is put for gsyncd's secondary side while a session runs
+SHADOW_RSYNC = "/usr/local/bin/rsync"
+
+
+@contextlib.contextmanager
+def gsyncd_ready(work, tmp_path_factory) -> Iterator[dict]:
+    """What a gsyncd session on this host needs, for the block: sshd on
+    127.0.0.1:22 (skips when the port is taken), and, when the installed rsync is
+    Debian's 3.5.0 (which, as gsyncd's receiver, leaves every file empty and says
+    nothing), 3.2.7 first in sshd's PATH (gsyncd's forced command runs "rsync" by
+    name). Yields the environment for ``gsyncd_session.sh create``."""
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 22)) == 0:
+            pytest.skip("a gsyncd session needs port 22 of 127.0.0.1, which is taken")
+    env = dict(os.environ)
+    shadowed = False
+    have = subprocess.run(["rsync", "--version"], capture_output=True, text=True).stdout
+    if "version 3.5" in have:
+        env["RSYNC"] = other_rsync(tmp_path_factory)
+        if not os.path.exists(SHADOW_RSYNC):
+            shutil.copy2(env["RSYNC"], SHADOW_RSYNC)
+            shadowed = True
+    run("bash", GSYNCD_SESSION, "sshd", str(work))
+    try:
+        yield env
+    finally:
+        run("bash", GSYNCD_SESSION, "sshd-stop", str(work), check=False)
+        if shadowed:
+            os.unlink(SHADOW_RSYNC)
