@@ -401,3 +401,82 @@ def test_repair_puts_back_what_was_changed_on_the_secondary(volumes, glusterd, c
     assert main(["verify", "--repair", brick, address]) == 0, capsys.readouterr().out
     assert "equal after the repair" in capsys.readouterr().out
     assert verify(primary, secondary, gfids=True) == []
+
+
+_WRITER = r"""
+import os, random, sys, time
+m, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+os.makedirs(os.path.join(m, "churn", "sub"), exist_ok=True)
+for i in range(n):
+    p = os.path.join(m, "churn", f"f{i}")
+    with open(p, "wb") as fh:
+        fh.write(os.urandom(rng.randrange(1, 9000)))
+    if i % 7 == 3:
+        os.rename(p, os.path.join(m, "churn", "sub", f"moved{i}"))
+    elif i % 11 == 5:
+        os.unlink(p)
+    elif i % 5 == 0 and i:
+        with open(os.path.join(m, "churn", f"f{i - 5}"), "ab") as fh:
+            fh.write(b"more\n")
+    time.sleep(0.02)  # a steady stream of changes over several rollovers
+"""
+
+
+def test_stop_and_start_at_random_moments_resume_from_the_stime(volumes, glusterd, tmp_path):
+    """issue 12, item 8: a worker into HOST::VOLUME stopped at random moments of a
+    live workload, 10 times (SIGKILL or SIGTERM), resumes every time from its
+    stime (a replay of the journals from it, never a full crawl), the private
+    mounts of killed workers are cleaned up by the next one, and the secondary
+    ends equal to the primary, gfids included. The seed is printed
+    (STREAMSYNC_RESTART_SEED replays one)."""
+    import random
+    import signal
+    brick, primary, secondary, gs = volumes
+    address = f"{glusterd}::{gs}"
+    seed = int(os.environ.get("STREAMSYNC_RESTART_SEED", random.randrange(1 << 30)))
+    print(f"STREAMSYNC_RESTART_SEED={seed}")
+    rng = random.Random(seed)
+    state = str(tmp_path / "state.sqlite")
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, primary, "600"])
+    cmd = [sys.executable, "-m", "streamsync", "replicate", "--follow", "--state", state,
+           "-o", "change-interval=1", brick, address]
+    lines: list[str] = []
+
+    def mounts() -> list[str]:
+        return [x for x in open("/proc/mounts") if f"streamsync-{gs}-" in x]
+
+    try:
+        for k in range(10):
+            log = tmp_path / f"run{k}.err"
+            with open(log, "w") as err:
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+                try:  # the moment of the stop is what is random here
+                    proc.wait(timeout=rng.uniform(1.0, 4.0))
+                    raise AssertionError(f"run {k} ended by itself: {log.read_text()[-500:]}")
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGKILL if rng.random() < 0.6 else signal.SIGTERM)
+                    proc.wait(timeout=120)
+            lines += [x for x in log.read_text().splitlines() if "mode " in x]
+            assert len(mounts()) <= 1  # a killed worker's mount, cleaned by the next run
+        writer.wait(timeout=120)
+        from gluster_lab import wait_journaled
+        wait_journaled(brick, "CREATE", "f599")
+        with open(tmp_path / "last.err", "w") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                wait_for(lambda: not verify(primary, secondary, gfids=True),
+                         "the secondary to equal the primary after the restarts", timeout=120,
+                         interval=1)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=120)
+        assert proc.returncode == 0, (tmp_path / "last.err").read_text()[-2000:]
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    # the first run had no stime (a hybrid crawl, or a replay of journals that make
+    # every gfid); every later one resumed from the stime it found
+    assert len(lines) == 10, lines
+    assert all("mode replay: data stime" in x for x in lines[1:]), lines
+    assert mounts() == []

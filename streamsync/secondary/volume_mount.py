@@ -27,7 +27,8 @@ from typing import Iterator
 from ..errors import ConfigError
 from .gfid_mount import is_gfid_mount
 
-__all__ = ["parse_volume_address", "mounted_volume", "volume_uuid", "MOUNT_TIMEOUT"]
+__all__ = ["parse_volume_address", "mounted_volume", "clean_stale_mounts", "volume_uuid",
+           "MOUNT_TIMEOUT"]
 
 #: seconds to wait for a fresh mount to answer
 MOUNT_TIMEOUT = 30.0
@@ -58,14 +59,72 @@ def _log_tail(path: str) -> str:
     return lines[-1][-300:] if lines else ""
 
 
+def _me() -> str:
+    """This process as ``"<pid> <start time>"`` (a pid alone may be reused)."""
+    return f"{os.getpid()} {_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_alive(owner: str) -> bool:
+    pid, _, start = owner.strip().partition(" ")
+    return pid.isdigit() and _start_time(int(pid)) == start
+
+
+def clean_stale_mounts(base: str | None = None) -> list[str]:
+    """Unmount and remove the private mounts of streamsync processes that are gone
+    (killed before they could unmount: ``kill -9``, a crash, a power cut);
+    returns the mount points cleaned. Only directories this module made (named
+    ``streamsync-<volume>-*`` with an ``owner`` file) are touched.
+
+    >>> clean_stale_mounts("/nonexistent")
+    []
+    """
+    base = base or tempfile.gettempdir()
+    cleaned = []
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("streamsync-")]
+    except OSError:
+        return cleaned
+    for name in names:
+        where = os.path.join(base, name)
+        try:
+            with open(os.path.join(where, "owner")) as fh:
+                owner = fh.read()
+        except OSError:
+            continue  # not one of ours, or not made yet
+        if _owner_alive(owner):
+            continue
+        mnt = os.path.join(where, "mnt")
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+            cleaned.append(mnt)
+        for step in (lambda: os.unlink(os.path.join(where, "mount.log")),
+                     lambda: os.rmdir(mnt), lambda: os.unlink(os.path.join(where, "owner")),
+                     lambda: os.rmdir(where)):
+            with contextlib.suppress(OSError):
+                step()
+    return cleaned
+
+
 @contextlib.contextmanager
 def mounted_volume(host: str, volume: str, *, timeout: float = MOUNT_TIMEOUT) -> Iterator[str]:
-    """Mount ``host::volume`` on a private directory for the duration of the block."""
+    """Mount ``host::volume`` on a private directory for the duration of the block
+    (first cleaning up those of streamsync processes that died holding one)."""
     client = shutil.which("glusterfs")
     if client is None:
         raise ConfigError(f"{host}::{volume}: the GlusterFS client is not installed "
                           f"(apt-get install glusterfs-client)")
+    clean_stale_mounts()
     where = tempfile.mkdtemp(prefix=f"streamsync-{volume}-")
+    with open(os.path.join(where, "owner"), "w") as fh:
+        fh.write(_me())
     mnt = os.path.join(where, "mnt")
     os.mkdir(mnt)
     log = os.path.join(where, "mount.log")
@@ -92,7 +151,8 @@ def mounted_volume(host: str, volume: str, *, timeout: float = MOUNT_TIMEOUT) ->
             if os.path.ismount(mnt):
                 subprocess.run(["umount", "-l", mnt], capture_output=True)
         # never a recursive delete here: a mount still attached would be emptied
-        for step in (lambda: os.unlink(log), lambda: os.rmdir(mnt), lambda: os.rmdir(where)):
+        for step in (lambda: os.unlink(log), lambda: os.rmdir(mnt),
+                     lambda: os.unlink(os.path.join(where, "owner")), lambda: os.rmdir(where)):
             with contextlib.suppress(OSError):
                 step()
 
