@@ -480,3 +480,27 @@ def test_stop_and_start_at_random_moments_resume_from_the_stime(volumes, gluster
     assert len(lines) == 10, lines
     assert all("mode replay: data stime" in x for x in lines[1:]), lines
     assert mounts() == []
+
+
+def test_several_secondary_nodes_the_first_one_down(volumes, glusterd, capsys):
+    """issue 12, item 3: HOST1,HOST2::VOLUME with HOST1 unreachable (nothing answers on
+    127.0.0.2): the volume comes from HOST2, no Faulty, the stimes keyed as usual."""
+    from streamsync.cli import main
+    brick, primary, secondary, gs = volumes
+    _workload(primary)
+    from gluster_lab import wait_journaled
+    wait_journaled(brick, "RENAME", "d0")
+    address = f"127.0.0.2,{glusterd}::{gs}"
+
+    def equal() -> bool:
+        assert main(["replicate", "-q", "--xattr-stime", "auto", brick, address]) == 0
+        return not verify(primary, secondary, gfids=True)
+    wait_for(equal, "the secondary (its second node) to equal the primary", timeout=90,
+             interval=1)
+    key = f"trusted.glusterfs.{_volume_id(os.path.basename(brick))}.{_volume_id(gs)}.stime"
+    assert os.getxattr(brick, key)
+    capsys.readouterr()
+    assert main(["status", "--json"]) in (0, 1)
+    rows = [__import__("json").loads(x) for x in capsys.readouterr().out.splitlines()]
+    mine = [r for r in rows if r.get("replica") == address]
+    assert mine and mine[0]["worker_status"] != "Faulty"

@@ -11,6 +11,8 @@ naming the address, with the tail of the client's own log.
 (('gluster1', 'backup'), None)
 >>> parse_volume_address("root@gluster1::backup") is None  # over ssh: remote.spec
 True
+>>> parse_volume_address("gluster1,gluster2::backup")
+('gluster1,gluster2', 'backup')
 """
 
 from __future__ import annotations
@@ -27,18 +29,20 @@ from typing import Iterator
 from ..errors import ConfigError
 from .gfid_mount import is_gfid_mount
 
-__all__ = ["parse_volume_address", "mounted_volume", "clean_stale_mounts", "volume_uuid",
-           "MOUNT_TIMEOUT"]
+__all__ = ["parse_volume_address", "volume_hosts", "mounted_volume", "clean_stale_mounts",
+           "volume_uuid", "MOUNT_TIMEOUT"]
 
 #: seconds to wait for a fresh mount to answer
 MOUNT_TIMEOUT = 30.0
 
-_ADDRESS = re.compile(r"(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
+_HOST = r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
+_ADDRESS = re.compile(rf"(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>{_HOST}(?:,{_HOST})*)"
                       r"::(?P<volume>[A-Za-z0-9._-]+)\Z")
 
 
 def parse_volume_address(text: str | os.PathLike[str]) -> tuple[str, str] | None:
-    """``(host, volume)`` for ``HOST::VOLUME``, ``None`` for anything else."""
+    """``(host, volume)`` for ``HOST::VOLUME``, ``None`` for anything else. ``host``
+    may name several secondary nodes, ``HOST1,HOST2`` (see :func:`volume_hosts`)."""
     t = os.fspath(text)
     if "::" not in t:
         return None
@@ -47,7 +51,17 @@ def parse_volume_address(text: str | os.PathLike[str]) -> tuple[str, str] | None
         raise ConfigError(f"{t}: not a volume address (expected HOST::VOLUME)")
     if m["user"]:
         return None  # USER@HOST::VOLUME: serve on HOST mounts it (remote.spec)
-    return m["host"].strip("[]"), m["volume"]
+    return ",".join(h.strip("[]") for h in m["host"].split(",")), m["volume"]
+
+
+def volume_hosts(host: str) -> list[str]:
+    """The secondary nodes of a ``HOST1,HOST2`` address part, in the order given:
+    the volume is fetched from the first that answers.
+
+    >>> volume_hosts("gluster1,gluster2"), volume_hosts("gluster1")
+    (['gluster1', 'gluster2'], ['gluster1'])
+    """
+    return [h for h in host.split(",") if h]
 
 
 def _log_tail(path: str) -> str:
@@ -128,8 +142,11 @@ def mounted_volume(host: str, volume: str, *, timeout: float = MOUNT_TIMEOUT) ->
     mnt = os.path.join(where, "mnt")
     os.mkdir(mnt)
     log = os.path.join(where, "mount.log")
+    # several nodes: the client fetches the volume from the first that answers and
+    # keeps the others as backup volfile servers
+    servers = [f"--volfile-server={h}" for h in volume_hosts(host)]
     argv = [client, "--aux-gfid-mount", "--acl", "--client-pid=-1", "--entry-timeout=0",
-            "--attribute-timeout=0", "--negative-timeout=0", f"--volfile-server={host}",
+            "--attribute-timeout=0", "--negative-timeout=0", *servers,
             f"--volfile-id={volume}", f"--log-file={log}", mnt]
     mounted = False
     try:
@@ -158,7 +175,18 @@ def mounted_volume(host: str, volume: str, *, timeout: float = MOUNT_TIMEOUT) ->
 
 
 def volume_uuid(host: str, volume: str) -> str:
-    """The id of ``volume`` as the glusterd on ``host`` reports it."""
+    """The id of ``volume`` as the first glusterd of ``host`` (``HOST1,HOST2``) that
+    answers reports it."""
+    hosts = volume_hosts(host)
+    for h in hosts[:-1]:
+        try:
+            return _volume_uuid(h, volume)
+        except ConfigError:
+            continue
+    return _volume_uuid(hosts[-1], volume)
+
+
+def _volume_uuid(host: str, volume: str) -> str:
     import xml.etree.ElementTree as ET
     cli = shutil.which("gluster")
     if cli is None:
