@@ -7,6 +7,7 @@ import sys
 
 import orjson
 
+from .. import human
 from ..analysis._cli_common import source_brick
 from ..analysis.whatif import CostModel, compare
 from ..errors import ConfigError
@@ -115,10 +116,11 @@ def run(args: argparse.Namespace) -> int:
 def render_table(results) -> str:
     """A fixed-width table of :class:`~streamsync.analysis.whatif.WhatIfResult` rows."""
     keys = list(results[0].settings) if results else []
-    head = keys + ["batches", "entry_ops", "meta_ops", "transfers", "files", "bytes", "est_seconds"]
+    head = keys + ["batches", "entry_ops", "meta_ops", "transfers", "files", "size", "estimate"]
     rows = [[str(r.settings[k]) for k in keys] +
             [str(r.batches), str(r.entry_ops), str(r.meta_ops), str(r.transfers),
-             str(r.files_sent), str(r.bytes_sent), f"{r.seconds:.3f}"] for r in results]
+             str(r.files_sent), human.size(r.bytes_sent), human.duration(r.seconds)]
+            for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(head)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
@@ -127,5 +129,5 @@ def render_table(results) -> str:
         best = min(results, key=lambda r: r.seconds)
         lines.append("")
         lines.append("fastest: " + ", ".join(f"{k}={v}" for k, v in best.settings.items())
-                     + f" ({best.seconds:.3f} s estimated)")
+                     + f" ({human.duration(best.seconds)} estimated)")
     return "\n".join(lines) + "\n"
