@@ -44,7 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from gluster_lab import (GSYNCD_SESSION as SCRIPT, glusterd_running,  # noqa: E402
-                         gsyncd_ready, run, start_volume, unmount, wait_for)
+                         gsyncd_ready, remove_volumes, run, start_volume, wait_for)
 
 from streamsync.verify import compare, scan_tree  # noqa: E402
 
@@ -199,13 +199,7 @@ def _run_tool(tool: str, host: str, base, env: dict, *, tag: str = "") -> dict:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=60)
-        if session:
-            run("bash", SCRIPT, "stop", pri, sec, check=False, timeout=300)
-        for d in reversed(mounted):
-            unmount(d)
-        for v in made:
-            run("gluster", "--mode=script", "volume", "stop", v, "force", check=False)
-            run("gluster", "--mode=script", "volume", "delete", v, check=False)
+        remove_volumes(made, mounted, (pri, sec) if session else None)
 
 
 def _runs(host: str, work, env: dict) -> list[tuple[str, dict]]:

@@ -59,15 +59,17 @@ def duration(seconds: float | None) -> str:
     return f"{sec}s"
 
 
-def when(ts: float | int | None, *, utc: bool = True) -> str:
-    """A time with its zone (``2026-11-23 21:51:53 UTC``); ``N/A`` for none or 0."""
+def when(ts: float | int | None, *, utc: bool = True, zone: bool = True) -> str:
+    """A time with its zone (``2026-11-23 21:51:53 UTC``; ``zone=False``: without);
+    ``N/A`` for none or 0, ``@<ts>`` beyond what the platform can show."""
     if not ts:
         return "N/A"
     try:
         t = time.gmtime(ts) if utc else time.localtime(ts)
-    except (OverflowError, OSError, ValueError):  # beyond what the platform can show
+    except (OverflowError, OSError, ValueError):
         return f"@{ts}"
-    return time.strftime("%Y-%m-%d %H:%M:%S ", t) + ("UTC" if utc else time.strftime("%Z", t))
+    text = time.strftime("%Y-%m-%d %H:%M:%S", t)
+    return f"{text} {'UTC' if utc else time.strftime('%Z', t)}" if zone else text
 
 
 def stime(st: Any) -> str:

@@ -169,10 +169,10 @@ def repair(brick: str | os.PathLike[str], secondary: str | os.PathLike[str], *,
     ``dry_run``: decide only.
 
     >>> import tempfile
-    >>> from streamsync.snapshot import extract_brick_snapshot
+    >>> from streamsync.snapshot import demo_brick
     >>> from streamsync.replicate import replicate
     >>> work = tempfile.mkdtemp()
-    >>> brick = extract_brick_snapshot("examples/demo-brick/demo.tar.gz", f"{work}/brick")
+    >>> brick = demo_brick(f"{work}/brick")
     >>> _ = replicate(brick, f"{work}/replica")
     >>> os.unlink(f"{work}/replica/data/archive/moved_sub/subsub/note0.txt")
     >>> [str(a) for a in repair(brick, f"{work}/replica", dry_run=True).actions]

@@ -93,10 +93,10 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     replayed into a fresh replica, which then equals the brick:
 
     >>> import tempfile
-    >>> from streamsync.snapshot import extract_brick_snapshot
+    >>> from streamsync.snapshot import demo_brick
     >>> from streamsync.verify import verify
     >>> work = tempfile.mkdtemp()
-    >>> brick = extract_brick_snapshot("examples/demo-brick/demo.tar.gz", f"{work}/brick")
+    >>> brick = demo_brick(f"{work}/brick")
     >>> s = replicate(brick, f"{work}/replica")
     >>> s.changelogs, s.entry_ops, s.data_files, s.open_failures
     (11, 404, 294, 0)

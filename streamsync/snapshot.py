@@ -8,8 +8,14 @@ symlink times, and traversable ``.glusterfs`` directories when not root.
 
 >>> import tempfile, os
 >>> dest = os.path.join(tempfile.mkdtemp(), "brick")
->>> extract_brick_snapshot("examples/demo-brick/demo.tar.gz", dest) == dest  # doctest: +SKIP
+>>> extract_brick_snapshot("examples/demo-brick/demo.tar.gz", dest) == dest
 True
+
+:func:`demo_brick` does that for the bundled demo brick, in a fresh directory,
+for examples, notebooks and a first try:
+
+>>> sorted(os.listdir(demo_brick()))[:3]
+['.glusterfs', 'data', 'docs']
 """
 
 from __future__ import annotations
@@ -18,7 +24,12 @@ import os
 import stat
 import tarfile
 
-__all__ = ["extract_brick_snapshot"]
+__all__ = ["extract_brick_snapshot", "demo_brick", "DEMO_BRICK"]
+
+#: the bundled demo brick: a real GlusterFS 10.3 brick with its journals
+#: (``examples/demo-brick`` in the source tree)
+DEMO_BRICK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples",
+                          "demo-brick", "demo.tar.gz")
 
 
 class _BrickTar(tarfile.TarFile):
@@ -61,3 +72,17 @@ def extract_brick_snapshot(tar_path: str | os.PathLike[str], dest: str | os.Path
     for m in symlinks:  # tarfile leaves symlink times alone
         os.utime(os.path.join(out, m.name), (m.mtime, m.mtime), follow_symlinks=False)
     return out
+
+
+def demo_brick(dest: str | os.PathLike[str] | None = None) -> str:
+    """The bundled demo brick extracted into ``dest`` (default: a fresh temporary
+    directory, which the caller removes); returns the brick's path. Needs the
+    source tree (``examples/`` is not part of an installed wheel)."""
+    import tempfile
+    from .errors import SourceError
+    if not os.path.exists(DEMO_BRICK):
+        raise SourceError(f"{os.path.normpath(DEMO_BRICK)}: the demo brick is in the "
+                          f"streamsync source tree (examples/demo-brick), not found here")
+    if dest is None:
+        dest = os.path.join(tempfile.mkdtemp(prefix="streamsync-demo-brick-"), "brick")
+    return extract_brick_snapshot(DEMO_BRICK, dest)

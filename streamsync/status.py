@@ -106,13 +106,8 @@ def human_time(ts: float | int | None, *, utc: bool = False) -> str:
     >>> human_time(0), human_time(1700000000, utc=True)
     ('N/A', '2023-11-14 22:13:20')
     """
-    if not ts:
-        return "N/A"
-    try:
-        t = time.gmtime(ts) if utc else time.localtime(ts)
-    except (OverflowError, OSError, ValueError):  # beyond what the platform can show
-        return f"@{ts}"
-    return time.strftime("%Y-%m-%d %H:%M:%S", t)
+    from .human import when
+    return when(ts, utc=utc, zone=False)
 
 
 def checkpoint_merge(fields: Mapping[str, Any], *, last_synced: int, checkpoint: int,

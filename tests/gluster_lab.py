@@ -56,6 +56,19 @@ def unmount(path) -> None:
         run("umount", "-l", str(path), check=False)
 
 
+def remove_volumes(volumes, mounts=(), session: tuple[str, str] | None = None) -> None:
+    """Tear down what a test made, in order, each step whatever the others did:
+    the gsyncd ``session`` (primary, secondary), the ``mounts`` (last made first),
+    then the ``volumes``."""
+    if session is not None:
+        run("bash", GSYNCD_SESSION, "stop", *session, check=False, timeout=300)
+    for m in reversed(list(mounts)):
+        unmount(m)
+    for v in volumes:
+        run("gluster", "--mode=script", "volume", "stop", v, "force", check=False)
+        run("gluster", "--mode=script", "volume", "delete", v, check=False)
+
+
 def bricks_online(vol: str) -> bool:
     """True when every brick process of ``vol`` is online (``volume status --xml``)."""
     p = run("gluster", "volume", "status", vol, "--xml", check=False, timeout=30)

@@ -20,8 +20,8 @@ import uuid
 
 import pytest
 
-from gluster_lab import (GSYNCD_SESSION, glusterd_running, gsyncd_ready, run, start_volume,
-                         unmount, wait_for)
+from gluster_lab import (GSYNCD_SESSION, glusterd_running, gsyncd_ready, remove_volumes, run,
+                         start_volume, wait_for)
 from streamsync.cli import main
 from streamsync.discover import discover, read_changelog, read_htime
 from streamsync.errors import SourceError
@@ -208,10 +208,4 @@ def test_streamsync_takes_over_a_gsyncd_session_and_hands_it_back(glusterd, tmp_
             gsyncd_until("the third workload", lambda: stime() >= last_c - 1 and equal())
             assert _creates_logged(log, since) == creates  # nothing before streamsync's stime
         finally:
-            if session:
-                run("bash", GSYNCD_SESSION, "stop", pri, sec, check=False, timeout=300)
-            for m in reversed(mounted):
-                unmount(m)
-            for v in made:
-                run("gluster", "--mode=script", "volume", "stop", v, "force", check=False)
-                run("gluster", "--mode=script", "volume", "delete", v, check=False)
+            remove_volumes(made, mounted, (pri, sec) if session else None)

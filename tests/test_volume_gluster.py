@@ -24,7 +24,7 @@ import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, other_rsync, run, start_volume, unmount, wait_for
+from gluster_lab import glusterd_running, other_rsync, remove_volumes, run, start_volume, wait_for
 from streamsync.ops import EntryOp
 from streamsync.records import ROOT_GFID, Stat
 from streamsync.secondary.gfid_mount import GfidMount, is_gfid_mount
@@ -76,11 +76,7 @@ def volumes(glusterd, tmp_path):
         mounted.append(sm)
         yield str(tmp_path / "bricks" / gm), str(pm), str(sm), gs
     finally:
-        for m in reversed(mounted):
-            unmount(m)
-        for vol in made:
-            run("gluster", "--mode=script", "volume", "stop", vol, "force", check=False)
-            run("gluster", "--mode=script", "volume", "delete", vol, check=False)
+        remove_volumes(made, mounted)
 
 
 def _gfid(path: str) -> str | None:

@@ -33,6 +33,7 @@ from typing import Any, Iterable
 
 import orjson
 
+from .. import human
 from ..errors import StateError
 from ..status import STATUS_DEFAULTS, StatusFile, human_time
 
@@ -182,26 +183,12 @@ def collect(paths: Iterable[str], *, now: float | None = None) -> list[dict[str,
 
 
 def _lag_text(lag: int | None) -> str:
-    if lag is None:
-        return "N/A"
-    d, rem = divmod(lag, 86400)
-    h, rem = divmod(rem, 3600)
-    m, s = divmod(rem, 60)
-    if d:
-        return f"{d}d{h:02d}h{m:02d}m"
-    if h:
-        return f"{h}h{m:02d}m{s:02d}s"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
+    return human.duration(lag)
 
 
 def _when(ts: Any, utc: bool) -> str:
     """A time with its zone (``2026-12-03 18:25:22 UTC``); ``N/A`` for none."""
-    text = human_time(ts, utc=utc)
-    if text == "N/A" or text.startswith("@"):
-        return text
-    return f"{text} {'UTC' if utc else time.strftime('%Z', time.localtime(int(ts)))}"
+    return human.when(ts, utc=utc)
 
 
 def _endpoints(f: dict[str, Any]) -> tuple[str, str, str, str, str, str]:

@@ -238,10 +238,10 @@ def run_worker(source: str | os.PathLike[str], replica: str, **kwargs: Any) -> W
     (xsync), then the live crawl finds nothing new and the one-shot run ends:
 
     >>> import tempfile
-    >>> from streamsync.snapshot import extract_brick_snapshot
+    >>> from streamsync.snapshot import demo_brick
     >>> from streamsync.verify import verify
     >>> work = tempfile.mkdtemp()
-    >>> brick = extract_brick_snapshot("examples/demo-brick/demo.tar.gz", f"{work}/brick")
+    >>> brick = demo_brick(f"{work}/brick")
     >>> s = run_worker(brick, f"{work}/replica")
     >>> s.modes, s.results[0]["entry_ops"], s.open_failures, verify(brick, f"{work}/replica")
     (('xsync', 'live'), 335, 0, [])
@@ -475,9 +475,9 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     bricks get distinct subvolumes 1, 2, ...
 
     >>> import tempfile
-    >>> from streamsync.snapshot import extract_brick_snapshot
+    >>> from streamsync.snapshot import demo_brick
     >>> work = tempfile.mkdtemp()
-    >>> brick = extract_brick_snapshot("examples/demo-brick/demo.tar.gz", f"{work}/brick")
+    >>> brick = demo_brick(f"{work}/brick")
     >>> [r["ok"] for r in run_workers([brick], f"{work}/replica")]
     [True]
     """

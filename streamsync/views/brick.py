@@ -158,6 +158,22 @@ class BrickView:
             return None
         if pgfid == ROOT_GFID and bname == ".glusterfs":
             return None
+        return self._gfid_at(path, st)
+
+    def path_gfid(self, rel: str) -> str | None:
+        """The gfid of the object at ``rel`` (relative to the brick): its
+        ``trusted.gfid``, else the handle that is the same inode (a brick restored
+        without xattrs still has its handles); ``None`` when it has neither."""
+        if rel in ("", "."):
+            return ROOT_GFID
+        path = os.path.join(self.brick, rel)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return self._gfid_at(path, st)
+
+    def _gfid_at(self, path: str, st: os.stat_result) -> str | None:
         if self.use_xattrs:
             try:
                 raw = os.getxattr(path, "trusted.gfid", follow_symlinks=False)
@@ -165,26 +181,6 @@ class BrickView:
                     return str(uuid.UUID(bytes=raw))
             except OSError:
                 self.use_xattrs = False  # not permitted / not set: use the handles
-        return self._gfid_by_inode(st)
-
-    def path_gfid(self, rel: str) -> str | None:
-        """The gfid of the object at ``rel`` (relative to the brick): its
-        ``trusted.gfid``, else the handle that is the same inode (a brick restored
-        without xattrs still has its handles); ``None`` when it has neither."""
-        path = os.path.join(self.brick, rel) if rel not in ("", ".") else self.brick
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return None
-        if rel in ("", "."):
-            return ROOT_GFID
-        if self.use_xattrs:
-            try:
-                raw = os.getxattr(path, "trusted.gfid", follow_symlinks=False)
-                if len(raw) == 16:
-                    return str(uuid.UUID(bytes=raw))
-            except OSError:
-                pass
         return self._gfid_by_inode(st)
 
     def _gfid_by_inode(self, st: os.stat_result) -> str | None:
