@@ -168,16 +168,14 @@ def repair(brick: str | os.PathLike[str], secondary: str | os.PathLike[str], *,
     ``HOST::VOLUME``; ``subtree``: only this relative path and what is under it;
     ``dry_run``: decide only.
 
-    >>> import tempfile
     >>> from streamsync.snapshot import demo_brick
     >>> from streamsync.replicate import replicate
-    >>> work = tempfile.mkdtemp()
-    >>> brick = demo_brick(f"{work}/brick")
-    >>> _ = replicate(brick, f"{work}/replica")
-    >>> os.unlink(f"{work}/replica/data/archive/moved_sub/subsub/note0.txt")
-    >>> [str(a) for a in repair(brick, f"{work}/replica", dry_run=True).actions]
+    >>> brick = demo_brick()
+    >>> _ = replicate(brick, brick + "-replica")
+    >>> os.unlink(brick + "-replica/data/archive/moved_sub/subsub/note0.txt")
+    >>> [str(a) for a in repair(brick, brick + "-replica", dry_run=True).actions]
     ['create   data/archive/moved_sub/subsub/note0.txt  (file)', 'data     data/archive/moved_sub/subsub/note0.txt  (98 bytes)', 'meta     data/archive/moved_sub/subsub  (mtime)', 'meta     data/archive/moved_sub/subsub/note0.txt']
-    >>> r = repair(brick, f"{work}/replica")
+    >>> r = repair(brick, brick + "-replica")
     >>> r.failed, r.remaining
     ((), ())
     """

@@ -92,15 +92,13 @@ def replicate(source: str | os.PathLike[str], replica: str | os.PathLike[str], *
     The bundled demo brick (a real GlusterFS 10.3 brick with its journals),
     replayed into a fresh replica, which then equals the brick:
 
-    >>> import tempfile
     >>> from streamsync.snapshot import demo_brick
     >>> from streamsync.verify import verify
-    >>> work = tempfile.mkdtemp()
-    >>> brick = demo_brick(f"{work}/brick")
-    >>> s = replicate(brick, f"{work}/replica")
+    >>> brick = demo_brick()
+    >>> s = replicate(brick, brick + "-replica")
     >>> s.changelogs, s.entry_ops, s.data_files, s.open_failures
     (11, 404, 294, 0)
-    >>> verify(brick, f"{work}/replica")
+    >>> verify(brick, brick + "-replica")
     []
     >>> replicate("/no/such/brick", "/tmp/r")
     Traceback (most recent call last):

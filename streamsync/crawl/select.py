@@ -237,13 +237,11 @@ def run_worker(source: str | os.PathLike[str], replica: str, **kwargs: Any) -> W
     A first sync of the bundled demo brick: no stime yet, so the hybrid crawl
     (xsync), then the live crawl finds nothing new and the one-shot run ends:
 
-    >>> import tempfile
     >>> from streamsync.snapshot import demo_brick
     >>> from streamsync.verify import verify
-    >>> work = tempfile.mkdtemp()
-    >>> brick = demo_brick(f"{work}/brick")
-    >>> s = run_worker(brick, f"{work}/replica")
-    >>> s.modes, s.results[0]["entry_ops"], s.open_failures, verify(brick, f"{work}/replica")
+    >>> brick = demo_brick()
+    >>> s = run_worker(brick, brick + "-replica")
+    >>> s.modes, s.results[0]["entry_ops"], s.open_failures, verify(brick, brick + "-replica")
     (('xsync', 'live'), 335, 0, [])
     """
     address = parse_volume_address(replica)
@@ -474,11 +472,9 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
     names each brick's subvolume for the active/passive lock; by default the
     bricks get distinct subvolumes 1, 2, ...
 
-    >>> import tempfile
     >>> from streamsync.snapshot import demo_brick
-    >>> work = tempfile.mkdtemp()
-    >>> brick = demo_brick(f"{work}/brick")
-    >>> [r["ok"] for r in run_workers([brick], f"{work}/replica")]
+    >>> brick = demo_brick()
+    >>> [r["ok"] for r in run_workers([brick], brick + "-replica")]
     [True]
     """
     if len(sources) > 1 and kwargs.get("state_path"):
