@@ -33,6 +33,8 @@ import orjson
 __all__ = [
     "ROOT_GFID",
     "GFID_PREFIX",
+    "AFR_ANON_PREFIX",
+    "afr_internal",
     "Stime",
     "MINUS_INFINITY",
     "Stat",
@@ -52,6 +54,20 @@ __all__ = [
 ROOT_GFID = "00000000-0000-0000-0000-000000000001"
 #: the aux-gfid prefix gsyncd puts before gfids (``.gfid/<gfid>``)
 GFID_PREFIX = ".gfid/"
+#: AFR's directory at a replicated brick's root for inodes a heal sets aside
+#: (GlusterFS 10: ``.glusterfs-anonymous-inode-<volume id>``): GlusterFS's own,
+#: hidden from clients, journaled like any MKDIR
+AFR_ANON_PREFIX = ".glusterfs-anonymous-inode-"
+
+
+def afr_internal(pgfid: str | None, name: str | None) -> bool:
+    """Whether ``name`` in directory ``pgfid`` is AFR's anonymous-inode directory,
+    which is not part of the volume's namespace and is never replicated.
+
+    >>> afr_internal(ROOT_GFID, ".glusterfs-anonymous-inode-2f5d0c4e"), afr_internal(ROOT_GFID, "x")
+    (True, False)
+    """
+    return pgfid == ROOT_GFID and bool(name) and name.startswith(AFR_ANON_PREFIX)
 
 
 def name_to_json(name: str) -> Any:

@@ -1,7 +1,7 @@
 """Compare two namespaces (a source brick and its replica, or a tree and a manifest).
 
-What is compared, per path (``.glusterfs`` and ``.trashcan`` at the top are
-excluded): the type, permission bits (``st_mode & 0o7777``, not for
+What is compared, per path (``.glusterfs``, ``.trashcan`` and AFR's
+``.glusterfs-anonymous-inode-*`` at the top are excluded): the type, permission bits (``st_mode & 0o7777``, not for
 symlinks), owner and group, size and SHA-256 of regular files, symlink
 targets, hard-link groups (the set of names sharing an inode) and, only when
 asked, mtimes (whole seconds).
@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator, NamedTuple
 import orjson
 
 from .errors import SourceError
+from .records import AFR_ANON_PREFIX
 
 __all__ = ["Node", "Difference", "scan_tree", "load_manifest", "compare", "verify",
            "verify_manifest", "EXCLUDED_TOP"]
@@ -207,8 +208,9 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
                     raise SourceError(f"{os.path.join(root, prefix)}: cannot list: "
                                       f"{exc.strerror}") from None
                 for ent in entries:
-                    if not prefix and ent.name in excluded:
-                        continue
+                    if not prefix and (ent.name in excluded
+                                       or ent.name.startswith(AFR_ANON_PREFIX)):
+                        continue  # (AFR's own directory on a replicated brick)
                     rel = prefix + ent.name
                     # a name gone between the listing and here (a live replica, a
                     # source still being written) is not in the tree: skipped

@@ -401,3 +401,12 @@ def test_data_targets_in_bulk_agree_with_the_target(be, g, top):
     answers = many(asked) if many else [be.sink.is_data_target(x) for x in asked]
     truth = [stat.S_ISREG(os.lstat(os.path.join(d, f"f{k}")).st_mode) for k in range(1, 21)]
     assert answers == truth + [False, False, False] and all(truth)
+
+
+def test_afrs_anonymous_inode_directory_is_never_made(be, g):
+    """A replicated primary brick journals AFR's own directory at its root (a MKDIR
+    of .glusterfs-anonymous-inode-<volume id>, hidden from clients): nothing to do
+    on the target, not a failure."""
+    name = f".glusterfs-anonymous-inode-{g(0)}"
+    assert be.sink.apply_entries([mkdir(g(1), R, name)]) == []
+    assert not os.path.exists(os.path.join(be.root, name))

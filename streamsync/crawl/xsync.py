@@ -17,9 +17,9 @@ fifo, socket, char/block device        ``E gfid MKNOD <mode> 0 0 pgfid/bname`` (
                                        then ``M gfid SETATTR uid gid mode atime mtime``
 =====================================  ==============================================
 
-``.glusterfs`` and ``.trashcan`` at the root, DHT link-to files (sticky bit plus
-a non-empty ``trusted.glusterfs.dht.linkto``) and objects without a gfid are
-skipped. Unlike gsyncd, whose hybrid crawl drops fifos, sockets and devices (a
+``.glusterfs``, ``.trashcan`` and AFR's anonymous-inode directory at the root,
+DHT link-to files (sticky bit plus a non-empty ``trusted.glusterfs.dht.linkto``)
+and objects without a gfid are skipped. Unlike gsyncd, whose hybrid crawl drops fifos, sockets and devices (a
 replica seeded by it lacks them for good), they are journaled too - as a
 GlusterFS brick journals a ``mknod`` - with a SETATTR for owner, mode and times
 since no data sync brings them (``specials=False`` restores gsyncd's crawl;
@@ -59,8 +59,8 @@ import uuid
 from typing import Any, Callable, Iterator, NamedTuple
 
 from ..parse import render_processed
-from ..records import MINUS_INFINITY, ROOT_GFID, Changelog, DataRecord, EntryRecord, MetaRecord, \
-    Record, Stat, Stime
+from ..records import (AFR_ANON_PREFIX, MINUS_INFINITY, ROOT_GFID, Changelog, DataRecord,
+                       EntryRecord, MetaRecord, Record, Stat, Stime)
 
 __all__ = ["XSYNC_MAX_ENTRIES", "XsyncChunk", "XsyncStime", "xsync_chunks", "write_xsync",
            "xsync_crawl", "purge_stale_xsync", "read_xtime"]
@@ -220,7 +220,7 @@ def xsync_chunks(brick: str | os.PathLike[str], *, register_time: int,
             log.warning("skipping directory %s: %s", path, exc.strerror)
             return
         for name in names:
-            if rel == "." and name in _SKIP_AT_ROOT:
+            if rel == "." and (name in _SKIP_AT_ROOT or name.startswith(AFR_ANON_PREFIX)):
                 continue
             p = os.path.join(path, name)
             try:

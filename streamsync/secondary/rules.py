@@ -23,16 +23,19 @@ op. Adopted from the newest gsyncd and from streamsync's own fault testing:
 from __future__ import annotations
 
 import errno as E
+import logging
 import os
 import stat as S
 from typing import Callable
 
 from ..ops import EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp
-from ..records import GFID_PREFIX, ROOT_GFID
+from ..records import GFID_PREFIX, ROOT_GFID, afr_internal
 from .namespace import Absent, Namespace
 
 __all__ = ["apply_entry", "apply_meta", "valid_gfid", "valid_name", "RESERVED_AT_ROOT",
            "MISSING"]
+
+log = logging.getLogger("streamsync.secondary")
 
 #: names at the volume root that no op may create, move or remove
 RESERVED_AT_ROOT = frozenset({".glusterfs", ".gfid"})
@@ -78,7 +81,13 @@ class _Fail(Exception):
 def apply_entry(ns: Namespace, op: EntryOp, made: list[str] | None = None
                 ) -> EntryFailure | None:
     """Apply one entry op on ``ns``; its failure tuple, or ``None`` when done (or
-    nothing was to be done). ``made`` collects regular files made from a stat."""
+    nothing was to be done). ``made`` collects regular files made from a stat.
+    AFR's anonymous-inode directory at the root (:func:`~streamsync.records.
+    afr_internal`) is GlusterFS's own: an op naming it there is nothing to do."""
+    if afr_internal(op.pgfid, op.bname) or (op.op == "RENAME"
+                                             and afr_internal(op.pgfid1, op.bname1)):
+        log.debug("not replicated (AFR's own directory): %s %s", op.op, op.bname)
+        return None
     try:
         _check(op)
         _RULES[op.op](ns, op, made if made is not None else [])
