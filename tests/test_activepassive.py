@@ -248,3 +248,45 @@ def test_one_shot_passive_worker_catches_up_and_exits(tmp_path):
     assert f"CHANGELOG.{T + 15}" in st.done_names()
     st.close()
     assert not os.path.exists(tmp_path / "rep" / "f")  # a passive worker writes nothing
+
+
+def test_the_monitor_starts_a_killed_worker_again_and_stops_on_request(tmp_path, monkeypatch):
+    """run_workers is gsyncd's monitor too: a following worker killed with SIGKILL (no
+    result ever comes from it) is started again after a delay, never waited for
+    forever; a stop request then ends every worker and run_workers returns."""
+    import threading
+    import streamsync.crawl.select as sel
+    from streamsync.cli.status import worker_row
+    monkeypatch.setattr(sel, "RESTART_DELAY", 0.5)
+    bricks = []
+    for n in "ab":
+        b = Brick(tmp_path / n)
+        b.mkdir("d")
+        b.create("d/f", b"x")
+        b.rollover(int(time.time()) - 100)
+        bricks.append(b.root)
+    rep = str(tmp_path / "rep")
+    stop = threading.Event()
+    out: list = []
+    t = threading.Thread(target=lambda: out.extend(sel.run_workers(
+        bricks, rep, follow=True, stop=stop, options=Options.from_pairs(["change-interval=1"]),
+        poll=0.2)))
+    t.start()
+    try:
+        state = sel.resolve_target(bricks[0], rep).state_path
+
+        def pid() -> int | None:
+            try:
+                row = worker_row(state)
+            except Exception:
+                return None
+            return row.get("pid") if row.get("worker_status") == "Active" else None
+
+        _wait(pid, 60, "worker a to be Active")
+        first = pid()
+        os.kill(first, signal.SIGKILL)
+        _wait(lambda: (p := pid()) and p != first, 60, "worker a started again")
+    finally:
+        stop.set()
+        t.join(120)
+    assert not t.is_alive() and [r["ok"] for r in out] == [True, True], out

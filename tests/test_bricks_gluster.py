@@ -163,8 +163,15 @@ def test_replica_two_one_active_no_flapping_and_failover(glusterd, tmp_path):
         wait_for(lambda: roles().get(other, ("",))[0] == "Active",
                  "the Passive worker to take over", timeout=30, interval=0.25)
         assert time.monotonic() - killed < 1 + 10  # change-interval plus a few seconds
+        # the monitor starts the killed worker again: it waits as Passive
+        wait_for(lambda: (r := one_active()) and r[active][0] == "Passive" and r[active][1] != pid,
+                 "the killed worker back, as Passive", timeout=60, interval=0.25)
         wait_for(lambda: _equal(pm, sm), "the secondary to equal the primary after the "
                  "failover", timeout=120, interval=1)
+        stopping = time.monotonic()
+        _stop(proc)
+        assert proc.returncode == 0, proc.stderr.read()[-2000:]
+        assert time.monotonic() - stopping < 30  # SIGTERM: the workers end their batch
     finally:
         _stop(proc)
         remove_volumes(made, mounts)

@@ -32,6 +32,7 @@ and lock follow from it), the state store, the status file and the dispatcher;
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -513,25 +514,95 @@ def run_workers(sources: Sequence[str], replica: str, *, processes: int | None =
 
     if len(jobs) == 1 and progress is None:
         return [_worker_proc(dict(jobs[0], stop=stop), in_child=False)]
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes or len(jobs)) as pool:
-        res = pool.map_async(_worker_proc, jobs)
-        while not res.ready():
-            res.wait(poll)
-            if progress is not None:
-                progress(rows())
-            if stop is not None and stop.is_set():
-                for p in getattr(pool, "_pool", []):
-                    if p.is_alive() and p.pid:
-                        os.kill(p.pid, 15)
-                res.wait()
-                break
-        out = res.get()
-        pool.close()
-        pool.join()
+    out = _monitor(jobs, follow=bool(kwargs.get("follow")), stop=stop, poll=poll,
+                   tick=(lambda: progress(rows())) if progress is not None else None)
     if progress is not None:
         progress(rows())
     return out
+
+
+#: how often a following worker that died (kill -9, the OOM killer) is started again
+MAX_RESTARTS = 20
+#: seconds before it is: time for a Passive worker of its replica set to take the
+#: lock over (it re-checks every replica-failover-interval), as gsyncd's monitor waits
+RESTART_DELAY = 5.0
+
+
+def _child(kwargs: dict[str, Any], conn: Any) -> None:
+    """A worker process: run, then hand the result to the monitor."""
+    conn.send(_worker_proc(kwargs))
+    conn.close()
+
+
+def _monitor(jobs: list[dict[str, Any]], *, follow: bool, stop: threading.Event | None,
+             poll: float, tick: Callable[[], Any] | None) -> list[dict[str, Any]]:
+    """Run one process per job until each has a result, as gsyncd's monitor: a
+    following worker that dies without one is started again (another worker of
+    its replica set has taken over meanwhile, if any; the new one waits as
+    Passive), a one-shot worker that dies is reported. ``stop`` sends SIGTERM to
+    every worker, which stops after its current batch."""
+    from multiprocessing.connection import wait
+    ctx = multiprocessing.get_context("spawn")
+
+    def start(job: dict[str, Any]) -> tuple[Any, Any]:
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(job, writer))
+        proc.start()
+        writer.close()
+        return proc, reader
+
+    slots = [start(j) for j in jobs]
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    restarts = [0] * len(jobs)
+    due: dict[int, float] = {}  # slot -> when its dead worker is started again
+    stopping = False
+    while any(r is None for r in results):
+        live = [x for i, slot in enumerate(slots) if results[i] is None and i not in due
+                for x in slot]
+        wait([x if not hasattr(x, "sentinel") else x.sentinel for x in live], timeout=poll)
+        for i in [i for i, t in due.items() if time.monotonic() >= t or stopping]:
+            del due[i]
+            if stopping:
+                results[i] = {"ok": False, "source": jobs[i]["source"],
+                              "error": f"WorkerDied: the worker for {jobs[i]['source']} died "
+                                       f"and was not started again (stopping)"}
+            else:
+                slots[i] = start(jobs[i])
+        for i, (proc, reader) in enumerate(slots):
+            if results[i] is not None or i in due:
+                continue
+            try:
+                if reader.poll():
+                    results[i] = reader.recv()
+                    continue
+            except (EOFError, OSError):
+                pass
+            if proc.exitcode is None:
+                continue
+            src = jobs[i]["source"]
+            code = proc.exitcode
+            why = f"signal {-code}" if code < 0 else f"exit status {code}"
+            if follow and not stopping and restarts[i] < MAX_RESTARTS:
+                restarts[i] += 1
+                log.warning("the worker for %s died (%s); starting it again in %g s (%d/%d)",
+                            src, why, RESTART_DELAY, restarts[i], MAX_RESTARTS)
+                reader.close()
+                due[i] = time.monotonic() + RESTART_DELAY
+            else:
+                results[i] = {"ok": False, "source": src,
+                              "error": f"WorkerDied: the worker for {src} died ({why})"}
+        if tick is not None:
+            tick()
+        if stop is not None and stop.is_set() and not stopping:
+            stopping = True
+            for i, (proc, _) in enumerate(slots):
+                if results[i] is None and proc.is_alive() and proc.pid:
+                    os.kill(proc.pid, 15)
+    for proc, reader in slots:
+        proc.join(timeout=60)
+        with contextlib.suppress(OSError):
+            reader.close()
+    return [r for r in results if r is not None]
 
 
 def read_brick_list(path: str) -> list[str]:
