@@ -131,7 +131,11 @@ class RemoteReplica:
                  sleep: Callable[[float], Any] = time.sleep) -> None:
         if not spec.remote:
             raise ValueError("RemoteReplica needs a [user@]host:/path replica")
-        self.spec = spec
+        #: the secondary nodes (``USER@HOST1,HOST2::VOLUME``), tried in turn; ``spec``
+        #: names the one in use
+        self.hosts = [h for h in (spec.host or "").split(",") if h] if spec.volume \
+            else [spec.host or ""]
+        self.spec = spec._replace(host=self.hosts[0])
         self.options = options
         self.stop = stop
         self.remote_command = (remote_command or os.environ.get(_ENV_COMMAND)
@@ -141,10 +145,9 @@ class RemoteReplica:
         self.backoff = backoff
         self._sleep = sleep
         self._ctl_dir = tempfile.mkdtemp(prefix="gsyncd-aux-ssh-")
-        h = control_hash(spec.host or "", spec.path)
-        self.control_path = os.path.join(self._ctl_dir, h + ".sock")
+        h = control_hash(self.spec.host or "", spec.path)
         with open(os.path.join(self._ctl_dir, h + ".mft"), "w") as fh:
-            fh.write(f"SLAVE_HOST={spec.host}\nSLAVE_RESOURCE_URL={spec.path}\n")
+            fh.write(f"SLAVE_HOST={self.spec.host}\nSLAVE_RESOURCE_URL={spec.path}\n")
         self._conn: _Conn | None = None
         self._lock = threading.RLock()
         self._next_id = 0
@@ -156,6 +159,21 @@ class RemoteReplica:
         self.remote_root: str | None = None
 
     # ------------------------------------------------------------- ssh
+    @property
+    def control_path(self) -> str:
+        """The ssh ControlMaster socket of the node in use (one per node: a socket
+        made for one host must never carry a session to another)."""
+        return os.path.join(self._ctl_dir,
+                            control_hash(self.spec.host or "", self.spec.path) + ".sock")
+
+    def _next_host(self) -> None:
+        """Move on to the next secondary node (after one could not be reached)."""
+        i = (self.hosts.index(self.spec.host) + 1) % len(self.hosts)
+        log.warning("%s: %s is unreachable; trying %s", self.spec.display, self.spec.host,
+                    self.hosts[i])
+        self.spec = self.spec._replace(host=self.hosts[i])
+        self.remote_root = None  # that node mounts the volume for its own session
+
     def _opt(self, name: str, default: Any) -> Any:
         try:
             v = self.options.get(name)
@@ -191,7 +209,11 @@ class RemoteReplica:
         return f"{self.spec.target}:{self.spec.path}"
 
     def data_engine(self, name: str, source: str) -> "ResilientEngine":
-        """rsync or tar from the brick ``source`` to this host, over the same ssh."""
+        """rsync or tar from the brick ``source`` to this host, over the same ssh (made
+        again for another node when the one in use could not be reached)."""
+        return ResilientEngine(lambda: self._raw_engine(name, source), self)
+
+    def _raw_engine(self, name: str, source: str) -> Any:
         from ..sinks.rsync import RsyncEngine
         from ..sinks.tar import TarEngine
         opts = self.data_options()
@@ -205,7 +227,7 @@ class RemoteReplica:
                             remote_command=self.remote_command)
         else:
             raise ValueError(f"unknown data engine {name!r}")
-        return ResilientEngine(eng, self)
+        return eng
 
     # ------------------------------------------------------ connection
     def _connect(self) -> _Conn:
@@ -295,6 +317,12 @@ class RemoteReplica:
                 return fn()
             except _Broken as exc:
                 last = exc
+                if len(self.hosts) > 1:
+                    with self._lock:
+                        if self._conn is not None:
+                            self._conn.kill()
+                            self._conn = None
+                        self._next_host()
         raise ConnectionLost(f"{self.spec.display}: connection lost and not re-established "
                              f"after {self.connect_attempts} attempts: {last}")
 
@@ -410,19 +438,25 @@ class ResilientEngine:
     through unchanged (partial codes go to the dispatcher's retries)."""
 
     def __init__(self, engine: Any, remote: RemoteReplica) -> None:
-        self.engine = engine
+        # an engine, or how to make one (then made again for another node)
+        self._make = None if hasattr(engine, "transfer") else engine
+        self.engine = engine if self._make is None else self._make()
+        self._host = remote.spec.host
         self.remote = remote
-        self.name = engine.name
+        self.name = self.engine.name
 
     def is_partial(self, code: int) -> bool:
         return self.engine.is_partial(code)
 
     def transfer(self, gfids: Sequence[str]) -> TransferResult:
-        if self.remote.spec.volume:  # a reconnect mounts the volume somewhere else
-            self.engine.dest = self.remote.data_destination()
         holder: list[TransferResult] = []
 
         def attempt() -> TransferResult:
+            if self._make is not None and self.remote.spec.host != self._host:
+                # another node now: an engine over its own ssh
+                self.engine, self._host = self._make(), self.remote.spec.host
+            elif self.remote.spec.volume:  # a reconnect mounts the volume somewhere else
+                self.engine.dest = self.remote.data_destination()
             res = self.engine.transfer(gfids)
             if res.returncode in CONNECTION_CODES.get(self.name, {SSH_FAILURE}):
                 raise _Broken(f"{self.name} over ssh: exit {res.returncode}: "
