@@ -329,12 +329,15 @@ def test_the_tar_engine_into_a_volume(volumes, glusterd, capsys):
     assert os.path.getsize(os.path.join(secondary, "data", "raw", "blob.bin")) == 8 << 20
 
 
-@pytest.mark.parametrize("engine", ["rsync", "tar"])
-def test_user_at_host_volume_over_ssh(volumes, tmp_path, engine):
+@pytest.mark.parametrize("engine,nodes", [("rsync", "127.0.0.1"), ("tar", "127.0.0.1"),
+                                          ("rsync", "127.0.0.2,127.0.0.1")])
+def test_user_at_host_volume_over_ssh(volumes, tmp_path, engine, nodes):
     """USER@HOST::VOLUME: streamsync serve on HOST (a private sshd on 127.0.0.1)
     mounts the volume there for the session, applies the ops, and rsync (or tar into
     serve's receiver) over the same ssh writes into that mount's .gfid/; it is
-    unmounted when the session ends."""
+    unmounted when the session ends. With USER@HOST1,HOST2::VOLUME and nothing
+    answering on HOST1 (127.0.0.2; issue 12, item 3) the worker goes on through
+    HOST2's serve and mount, its data over HOST2's own ssh connection."""
     from test_remote import REMOTE_CMD, Sshd
     from streamsync.crawl.select import run_worker
     d = tmp_path / "sshd"
@@ -347,13 +350,13 @@ def test_user_at_host_volume_over_ssh(volumes, tmp_path, engine):
         _workload(primary)
         from gluster_lab import wait_journaled
         wait_journaled(brick, "RENAME", "d0")
-        target = f"{sshd.user}@127.0.0.1::{gs}"
+        target = f"{sshd.user}@{nodes}::{gs}"
         before = [line for line in open("/proc/mounts") if f"streamsync-{gs}-" in line]
 
         def equal() -> bool:
             s = run_worker(brick, target, options=sshd.options(), remote_command=REMOTE_CMD,
                            state_path=str(tmp_path / "state.sqlite"), retry_delay=0,
-                           engine=engine)
+                           engine=engine, remote_kwargs={"backoff": (0.1, 0.5)})
             assert s.replica == target
             return not verify(primary, secondary, gfids=True)
         wait_for(equal, "the secondary (over ssh) to equal the primary", timeout=90,
@@ -501,32 +504,3 @@ def test_several_secondary_nodes_the_first_one_down(volumes, glusterd, capsys):
     mine = [r for r in rows if r.get("replica") == address]
     assert mine and mine[0]["worker_status"] != "Faulty"
 
-
-def test_user_at_two_hosts_volume_over_ssh_the_first_one_down(volumes, tmp_path):
-    """issue 12, item 3 over ssh: USER@HOST1,HOST2::VOLUME with nothing answering on
-    HOST1 (127.0.0.2): the worker goes on through HOST2's serve and mount, its data
-    over HOST2's own ssh connection; the secondary ends equal."""
-    from test_remote import REMOTE_CMD, Sshd
-    from streamsync.crawl.select import run_worker
-    d = tmp_path / "sshd"
-    d.mkdir()
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    sshd = Sshd(d)
-    sshd.start()
-    try:
-        brick, primary, secondary, gs = volumes
-        _workload(primary)
-        from gluster_lab import wait_journaled
-        wait_journaled(brick, "RENAME", "d0")
-        target = f"{sshd.user}@127.0.0.2,127.0.0.1::{gs}"
-
-        def equal() -> bool:
-            s = run_worker(brick, target, options=sshd.options(), remote_command=REMOTE_CMD,
-                           state_path=str(tmp_path / "state.sqlite"), retry_delay=0,
-                           remote_kwargs={"backoff": (0.1, 0.5)})
-            assert s.open_failures == 0
-            return not verify(primary, secondary, gfids=True)
-        wait_for(equal, "the secondary (through its second node) to equal the primary",
-                 timeout=90, interval=1)
-    finally:
-        sshd.stop()
