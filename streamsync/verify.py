@@ -160,7 +160,8 @@ def scan_tree(root: str | os.PathLike[str], *, hashes: bool = True,
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise SourceError(f"{root}: not a directory")
+        raise SourceError(f"{root}: " + ("not a directory" if os.path.lexists(root)
+                                         else "no such directory"))
     excluded = frozenset(exclude_top)
     nodes: dict[str, Node] = {}
     inodes: dict[tuple[int, int], list[str]] = {}

@@ -180,3 +180,13 @@ def test_a_scan_cut_short_by_an_error_leaves_no_descriptor_open(tmp_path, monkey
     with pytest.raises(PermissionError):
         v.scan_tree(str(tmp_path))
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_missing_tree_and_a_file_are_told_apart(tmp_path):
+    from streamsync.errors import SourceError
+    from streamsync.verify import scan_tree
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SourceError, match="no such directory"):
+        scan_tree(tmp_path / "missing")
+    with pytest.raises(SourceError, match="not a directory"):
+        scan_tree(tmp_path / "f")
