@@ -216,15 +216,16 @@ class RemoteReplica:
     def _raw_engine(self, name: str, source: str) -> Any:
         from ..sinks.rsync import RsyncEngine
         from ..sinks.tar import TarEngine
+        # the destination first: reaching it may move on to another node, whose
+        # control socket the options must then name
+        dest = self.data_destination()
         opts = self.data_options()
         if name == "rsync":
-            eng: Any = RsyncEngine(source, self.data_destination(), opts,
-                                   gfid_dest=bool(self.spec.volume))
+            eng: Any = RsyncEngine(source, dest, opts, gfid_dest=bool(self.spec.volume))
         elif name in ("tar", "tarssh"):
             # into a volume: serve's receiver on that host writes .gfid/<gfid> of the
             # mount the session made (data_destination names it)
-            eng = TarEngine(source, self.data_destination(), opts,
-                            remote_command=self.remote_command)
+            eng = TarEngine(source, dest, opts, remote_command=self.remote_command)
         else:
             raise ValueError(f"unknown data engine {name!r}")
         return eng
@@ -296,10 +297,13 @@ class RemoteReplica:
 
     def close(self) -> None:
         self.disconnect()
-        if os.path.exists(self.control_path):
-            subprocess.run([*shlex.split(self._opt("ssh-command", "ssh")),
-                            f"-oControlPath={self.control_path}", "-O", "exit",
-                            self.spec.target or ""], capture_output=True, timeout=15)
+        for host in self.hosts:  # the master of every node this session reached
+            spec = self.spec._replace(host=host)
+            path = os.path.join(self._ctl_dir, control_hash(host, spec.path) + ".sock")
+            if os.path.exists(path):
+                subprocess.run([*shlex.split(self._opt("ssh-command", "ssh")),
+                                f"-oControlPath={path}", "-O", "exit", spec.target or ""],
+                               capture_output=True, timeout=15)
         shutil.rmtree(self._ctl_dir, ignore_errors=True)
 
     def _with_retries(self, fn: Callable[[], Any]) -> Any:
