@@ -155,9 +155,10 @@ class Dispatcher:
         self.mode = mode
         self.retry_delay = retry_delay
         self.archive = archive
-        self.data_filter = data_filter
-        #: the same question for many gfids at once (a volume asks them concurrently)
-        self.data_filter_many = data_filter_many
+        #: which gfids the replica can take bytes for; asked for many at once (a
+        #: volume asks them concurrently), one by one when only ``data_filter`` is given
+        self._targets: Callable[[Sequence[str]], Iterable[bool]] | None = (
+            data_filter_many or (data_filter and (lambda gs: map(data_filter, gs))))
         self.sync_times = sync_times and hasattr(sink, "set_times")
         self.syncer = DataSyncer(engine, jobs=_opt(options, "sync-jobs", 3))
         self.max_tries = max(1, int(_opt(options, "max-rsync-retries", 10)))
@@ -181,6 +182,14 @@ class Dispatcher:
         ``progress`` (a :class:`~streamsync.progress.Progress`; ``None``: nothing)."""
         self.progress = progress
         self.syncer.on_landed(None if progress is None else self._landed)
+
+    def _send(self, gfids: Sequence[str], sent: list[str], *, force: bool = False) -> None:
+        """Send the data of ``gfids`` in this batch: counted in ``sent`` and the
+        status, then queued."""
+        if gfids:
+            sent.extend(gfids)
+            self.state.add_status("data", len(gfids))
+            self._queue(gfids, force=force)
 
     def _queue(self, gfids: Sequence[str], *, force: bool = False) -> None:
         """Hand ``gfids`` to the data syncer (and their sizes to the progress)."""
@@ -257,12 +266,8 @@ class Dispatcher:
 
         def created(gfids: list[str]) -> None:
             go = [g for g in gfids if g in want and g not in queued]
-            if go:
-                for g in go:
-                    queued[g] = None
-                sent.extend(go)
-                self.state.add_status("data", len(go))
-                self._queue(go)
+            queued.update(dict.fromkeys(go))
+            self._send(go, sent)
         return created
 
     def _waiting(self) -> list[EntryFailure]:
@@ -362,23 +367,25 @@ class Dispatcher:
         files of the source it has no file for (its entry failed, or it was
         swapped on the replica). What is neither is a documented no-op: the
         gfid is gone from the source, or is not a regular file there."""
-        if self.data_filter is None:
-            return list(gfids), []
-        gfids = list(gfids)
-        if self.data_filter_many is not None:
-            ok: Iterable[bool] = self.data_filter_many(gfids)
-        else:
-            ok = map(self.data_filter, gfids)
-        send: list[str] = []
+        send, absent = self._split_targets(gfids)
         owed: list[str] = []
-        for g, target in zip(gfids, ok):
-            if target:
-                send.append(g)
-                continue
+        for g in absent:
             st = self.view.lstat(g)
             if st is not None and S.S_ISREG(st.mode):
                 owed.append(g)
         return send, owed
+
+    def _split_targets(self, gfids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """``(data targets, not)`` of ``gfids`` on the replica (all targets when the
+        dispatcher was given no filter)."""
+        gfids = list(gfids)
+        if self._targets is None:
+            return gfids, []
+        send: list[str] = []
+        absent: list[str] = []
+        for g, target in zip(gfids, self._targets(gfids)):
+            (send if target else absent).append(g)
+        return send, absent
 
     def _ledger_owed_data(self, changelog: str, gfids: Sequence[str]) -> None:
         with self.state.transaction():
@@ -501,10 +508,7 @@ class Dispatcher:
                 queued[g] = None
             for g in owed:  # a later journal of the batch may still make the file
                 later_data.setdefault(g, plan.changelog.name)
-            sent.extend(wanted)
-            if wanted:
-                self.state.add_status("data", len(wanted))
-                self._queue(wanted)
+            self._send(wanted, sent)
         # a second look once every entry op of the batch is in: a file unlinked and
         # made again by a later RENAME (source gone: created from its stat) is there
         # now, as it is when gsyncd's data phase runs after all entries
@@ -513,10 +517,7 @@ class Dispatcher:
         if remade:  # sent again even if this batch sent it before: that was another inode
             wanted, owed = self._split_wanted(remade)
             n_owed += len(owed)  # their rows are in the ledger already
-            sent.extend(wanted)
-            if wanted:
-                self.state.add_status("data", len(wanted))
-                self._queue(wanted, force=True)
+            self._send(wanted, sent, force=True)
             for g in remade:
                 later_data.pop(g, None)
         if later_data:
@@ -524,10 +525,7 @@ class Dispatcher:
             for g in owed:
                 self._ledger_owed_data(later_data[g], [g])
             n_owed += len(owed)
-            sent.extend(wanted)
-            if wanted:
-                self.state.add_status("data", len(wanted))
-                self._queue(wanted)
+            self._send(wanted, sent)
         attempts, abandoned = self._sync_data(self.syncer.wait())
         n_bytes = 0
         if sent:
@@ -670,16 +668,16 @@ class Dispatcher:
                         if p is not None:
                             parents[p] = None
         data_owed = _owed(data_rows, made)
-        send: list[str] = []
+        candidates: list[str] = []
         for g, owed in data_owed.items():
             st = self.view.lstat(g)
             if st is None or not S.S_ISREG(st.mode) or self.view.data_path(g) is None:
                 resolved.extend(r.id for r in owed)  # moot: nothing to send
                 continue
-            if self.data_filter is not None and not self.data_filter(g):
-                self._still_data(g, owed, errno.ENOENT, still)
-                continue
-            send.append(g)
+            candidates.append(g)
+        send, absent = self._split_targets(candidates)
+        for g in absent:
+            self._still_data(g, data_owed[g], errno.ENOENT, still)
         if send:
             self.syncer.new_batch()
             self.syncer.submit(send, force=True)

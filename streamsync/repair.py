@@ -54,6 +54,11 @@ class RepairAction(NamedTuple):
     gfid: str | None
     detail: str = ""
 
+    @property
+    def acts(self) -> bool:
+        """Whether repair applies it (``extra`` and ``conflict`` are only reported)."""
+        return self.kind in ("create", "link", "data", "meta")
+
     def __str__(self) -> str:
         return f"{self.kind:8} {self.path}" + (f"  ({self.detail})" if self.detail else "")
 
@@ -179,7 +184,6 @@ def repair(brick: str | os.PathLike[str], secondary: str | os.PathLike[str], *,
     >>> r.failed, r.remaining
     ((), ())
     """
-    from .sinks.engine import DataSyncer
     from .target import resolve_target
     from .views import BrickView
     source = os.path.abspath(os.fspath(brick))
@@ -208,7 +212,7 @@ def repair(brick: str | os.PathLike[str], secondary: str | os.PathLike[str], *,
         try:
             sink, eng, _ = target.open(engine, options)
             try:
-                failed = _apply(actions, src, sink, eng, BrickView(source), DataSyncer)
+                failed = _apply(actions, src, sink, eng, BrickView(source))
             finally:
                 sink.close()
         finally:
@@ -233,26 +237,27 @@ def _key(op: EntryOp) -> tuple[str, str, str | None, str | None]:
 
 
 def _apply(actions: list[RepairAction], src: dict[str, Node], sink: Any, eng: Any,
-           view: Any, syncer_cls: Any) -> list[tuple[RepairAction, str]]:
+           view: Any) -> list[tuple[RepairAction, str]]:
+    from .sinks.engine import DataSyncer
     failed: list[tuple[RepairAction, str]] = []
     entries = [a for a in actions if a.kind in ("create", "link")]
     # a gfid the target still holds without this name (a replica keeps its handle
     # when a name is deleted behind its back) is linked, never made a second time
     forget = getattr(sink, "forget_orphan", lambda g: False)
+    held = getattr(sink, "has_handle", lambda g: False)
+    ops = []
     for a in entries:
         if a.kind == "create" and a.gfid:
             forget(a.gfid)
-    held = getattr(sink, "has_handle", lambda g: False)
-    entries = [a._replace(kind="link") if a.kind == "create" and src[a.path].type != "d"
-               and a.gfid and held(a.gfid) else a for a in entries]
-    ops = [_entry_op(a, src, view) for a in entries]
-    by_op = {_key(op): a for op, a in zip(ops, entries)}
+        relink = a.kind == "create" and src[a.path].type != "d" and a.gfid and held(a.gfid)
+        ops.append(_entry_op(a._replace(kind="link") if relink else a, src, view))
+    by_op = {_key(op): a for op, a in zip(ops, entries)}  # (failures name the action)
     for f in sink.apply_entries(ops) if ops else []:
         a = by_op.get(_key(f.op)) or RepairAction("create", f.op.bname or "?", f.op.gfid)
         failed.append((a, f"{f.op.op} failed: {os.strerror(f.errno)}"))
     data = [a for a in actions if a.kind == "data"]
     if data:
-        syncer = syncer_cls(eng)
+        syncer = DataSyncer(eng)
         try:
             syncer.submit([a.gfid for a in data if a.gfid])
             bad = {g for r in syncer.wait() for g in r.failed}

@@ -75,7 +75,7 @@ def test_repair_puts_it_back_with_the_primarys_gfids_and_leaves_the_stimes(drift
     stimes = (SqliteState(state).data_stime(), SqliteState(state).entry_stime())
     assert main(["verify", "--repair", b.root, rep]) == 1  # the conflict is left
     out = capsys.readouterr().out
-    assert "d/f4" in out and "conflict" in out and "1 difference(s) left" in out
+    assert "d/f4" in out and "conflict" in out and "1 difference left" in out
     diffs = [str(d) for d in verify(b.root, rep, gfids=True)]
     assert diffs == ["d/extra: only in replica", "d/f4: type differs: source='f' replica='d'"]
     for rel in ("d/f1", "d/sub", "d/sub/deep", "d/sl", "d/f0-link"):

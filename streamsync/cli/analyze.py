@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
 import sys
 
@@ -200,12 +199,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(ts: int | None) -> str:
-    if ts is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _show(path) -> str:
     if isinstance(path, dict):  # {"b64": ...}: not UTF-8
         return "<b64:" + path["b64"] + ">"
@@ -218,7 +211,7 @@ def render_text(r: dict) -> str:
     add = lines.append
     add(f"journals   {r['changelogs']}  ({human.size(r['journal_bytes'])})")
     add(f"records    {r['records']}  " + "  ".join(f"{k} {v}" for k, v in r["types"].items()))
-    add(f"window     {_when(r['first_ts'])} .. {_when(r['last_ts'])}")
+    add(f"window     {human.when(r['first_ts'])} .. {human.when(r['last_ts'])}")
     add(f"gfids      {r['gfids']}")
     add("")
     add("fops")
@@ -233,7 +226,7 @@ def render_text(r: dict) -> str:
         for b in r["timeline"]:
             n = sum(b["fops"].values())
             bar = "#" * max(1 if n else 0, round(40 * n / peak))
-            add(f"  {_when(b['start'])}  {b['changelogs']:>5} journals  {n:>9} records  {bar}")
+            add(f"  {human.when(b['start'])}  {b['changelogs']:>5} journals  {n:>9} records  {bar}")
     if r["hot_dirs"]:
         add("")
         add("hot directories (records)")
@@ -262,7 +255,7 @@ def render_text(r: dict) -> str:
     if r.get("lag"):
         lag = r["lag"]
         add("")
-        add(f"lag behind data stime {_when(lag['data_stime'])}: "
+        add(f"lag behind data stime {human.when(lag['data_stime'])}: "
             f"{human.duration(lag['seconds'])}, {human.count(lag['changelogs'], 'journal')}, "
             f"{human.count(lag['records'], 'record')}, {human.size(lag['bytes'])} pending")
     return "\n".join(lines) + "\n"

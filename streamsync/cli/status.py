@@ -182,15 +182,6 @@ def collect(paths: Iterable[str], *, now: float | None = None) -> list[dict[str,
             or (os.path.dirname(r["state_file"]), r["source"]) not in stores]
 
 
-def _lag_text(lag: int | None) -> str:
-    return human.duration(lag)
-
-
-def _when(ts: Any, utc: bool) -> str:
-    """A time with its zone (``2026-12-03 18:25:22 UTC``); ``N/A`` for none."""
-    return human.when(ts, utc=utc)
-
-
 def _endpoints(f: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
     """gsyncd's PRIMARY NODE / VOL / BRICK and SECONDARY USER / SECONDARY / NODE."""
     source = str(f.get("source") or "")
@@ -248,13 +239,13 @@ def table_row(f: dict[str, Any], *, utc: bool = False) -> list[str]:
     configured = int(f.get("checkpoint") or f.get("checkpoint_time") or 0)
     done = f.get("checkpoint_completed") == "Yes"
     return [*_endpoints(f), str(f.get("worker_status")), str(f.get("crawl_status")),
-            _when(f.get("last_synced"), utc),
+            human.when(f.get("last_synced"), utc=utc),
             str(f.get("entry")) if active else "N/A", str(f.get("data")) if active else "N/A",
             str(f.get("meta")) if active else "N/A", str(fails),
-            _when(configured, utc) if configured else "N/A",
+            human.when(configured, utc=utc) if configured else "N/A",
             ("Yes" if done else "No") if configured else "N/A",
-            _when(f.get("checkpoint_completion_time"), utc) if done else "N/A",
-            _lag_text(f.get("lag")), _throughput_text(f.get("throughput"))]
+            human.when(f.get("checkpoint_completion_time"), utc=utc) if done else "N/A",
+            human.duration(f.get("lag")), _throughput_text(f.get("throughput"))]
 
 
 def _render(rows: list[dict[str, Any]], utc: bool) -> str:

@@ -8,6 +8,7 @@ import sys
 
 import orjson
 
+from .. import human
 from ..progress import progress_for, showing
 from ..verify import compare, format_report, load_manifest, scan_tree
 
@@ -81,22 +82,21 @@ def _repair(args: argparse.Namespace) -> int:
     if args.json:
         out = sys.stdout.buffer
         for a in r.actions:
-            out.write(orjson.dumps({**a._asdict(), "done": not args.dry_run and a not in failed
-                                    and a.kind not in ("extra", "conflict"),
-                                    "error": failed.get(a)}) + b"\n")
+            out.write(orjson.dumps({**a._asdict(), "done": a.acts and not args.dry_run
+                                    and a not in failed, "error": failed.get(a)}) + b"\n")
         out.write(orjson.dumps({"dry_run": args.dry_run, "actions": len(r.actions),
                                 "failed": len(r.failed), "remaining": len(r.remaining)}) + b"\n")
     else:
         for a in r.actions:
-            print(f"{'would ' if args.dry_run and a.kind in ('create', 'link', 'data', 'meta') else ''}"
-                  f"{a}" + (f": FAILED: {failed[a]}" if a in failed else ""))
+            print(("would " if args.dry_run and a.acts else "") + str(a)
+                  + (f": FAILED: {failed[a]}" if a in failed else ""))
         if args.dry_run:
-            print(f"dry run: {len(r.actions)} action(s), nothing changed")
+            print(f"dry run: {human.count(len(r.actions), 'action')}, nothing changed")
         else:
             for d in r.remaining:
                 print(f"still different: {d}")
             print("equal after the repair" if not r.remaining else
-                  f"{len(r.remaining)} difference(s) left")
+                  f"{human.count(len(r.remaining), 'difference')} left")
     if args.dry_run:
         return 1 if r.actions else 0
     return 1 if r.remaining or r.failed else 0

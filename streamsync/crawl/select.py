@@ -458,7 +458,7 @@ def _worker_proc(kwargs: dict[str, Any], in_child: bool = True) -> dict[str, Any
             signal.signal(signal.SIGTERM, old)
 
 
-def run_workers(sources: Sequence[str], replica: str, *, processes: int | None = None,
+def run_workers(sources: Sequence[str], replica: str, *,
                 progress: Callable[[list[dict[str, Any]]], Any] | None = None,
                 poll: float = 1.0, stop: threading.Event | None = None,
                 **kwargs: Any) -> list[dict[str, Any]]:

@@ -101,21 +101,15 @@ class DataSyncer:
         self._lock = threading.Lock()
         self._job_no = 0
         self._landed: Callable[[Sequence[str]], Any] | None = None
-        self._told: set[str] = set()
 
     def on_landed(self, fn: Callable[[Sequence[str]], Any] | None) -> None:
         """Call ``fn(gfids)`` as files land during a batch: each file an engine that
-        copies in-process reports, and the rest of a transfer when it ends (what it
-        missed is not reported). ``fn`` runs on the transfer threads."""
+        copies in-process reports as it is copied, and every file of a transfer
+        when it ends (what it missed excepted), so a file may be told twice: the
+        caller counts each once. ``fn`` runs on the transfer threads."""
         self._landed = fn
         if hasattr(self.engine, "on_copied"):
-            self.engine.on_copied = None if fn is None else self._copied
-
-    def _copied(self, gfid: str) -> None:
-        with self._lock:
-            self._told.add(gfid)
-        if self._landed is not None:
-            self._landed((gfid,))
+            self.engine.on_copied = None if fn is None else (lambda g: fn((g,)))
 
     def new_batch(self) -> None:
         self._sent = set()
@@ -149,13 +143,9 @@ class DataSyncer:
         log.info("Sync Time Taken [{job=%d}, {num_files=%d}, {return_code=%d}, "
                  "{duration=%.4f}]", job, len(gfids), res.returncode,
                  time.monotonic() - start)
-        if self._landed is not None:
-            missed = set(res.missed) if res.returncode == 0 else set(gfids)
-            with self._lock:
-                rest = [g for g in gfids if g not in self._told and g not in missed]
-                self._told.difference_update(gfids)
-            if rest:
-                self._landed(rest)
+        if self._landed is not None and res.returncode == 0:
+            missed = set(res.missed)
+            self._landed([g for g in gfids if g not in missed])
         return JobResult(job, gfids, res)
 
     def wait(self) -> list[JobResult]:
