@@ -11,6 +11,11 @@ Per batch (design section 5, spec 3.3-3.5), for each changelog in order:
    ``on_created``) has their data started during step 1, as each chunk of
    CREATEs is done; the files are data targets by then.
 
+A large file the batch's last journal still changes is *held* instead of sent
+(:mod:`streamsync.hold`): kept in the state with the batch, sent once it stops
+changing (a later batch, or :meth:`Dispatcher.send_held` when the worker is
+idle), and the data stime stops before its first held journal meanwhile.
+
 After the batch: wait for the data; retry only the data of failed transfers,
 minus the gfids that vanished from the source, up to ``max-rsync-retries``
 attempts in total; then, in one transaction, data stime = last ``ts - 1``, the
@@ -48,6 +53,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from .ops import (Batch, ChangelogPlan, EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp,
                   entry_op_from_gsyncd)
 from .deletelimit import DeleteLimit, batch_deletes
+from .hold import Held, HoldRule, held_from_json, held_to_json, stime_floor
 from .errors import DeleteLimitExceeded
 from .records import Stime
 from .sinks.conflicts import resolve_conflicts
@@ -77,6 +83,8 @@ class BatchResult(NamedTuple):
     attempts: int
     duration: float
     data_bytes: int = 0
+    #: hot files whose data waits after this batch (:mod:`streamsync.hold`)
+    held: int = 0
 
 
 def _errname(err: int | None) -> str:
@@ -94,6 +102,9 @@ def _opt(options: Any, name: str, default: Any) -> Any:
         return default
     return options.get(name)
 
+
+#: dispatch modes that move the stimes (and so may hold hot files back)
+_STIME_MODES = ("live_changelog", "history_changelog")
 
 #: entry ops whose failure leaves a name on the replica that the source no longer has
 _REMOVES_A_NAME = frozenset({"UNLINK", "RMDIR", "RENAME"})
@@ -119,6 +130,34 @@ def _failure_info(info: Any) -> FailureInfo:
         return FailureInfo()
     return FailureInfo(gfid_mismatch=bool(info.get("gfid_mismatch")),
                        name_mismatch=bool(info.get("name_mismatch")))
+
+
+class _Holding:
+    """The hold decisions of one batch: which data gfids wait (the rule is
+    :class:`~streamsync.hold.HoldRule`; sizes and ctimes from ``stat``)."""
+
+    def __init__(self, rule: HoldRule | None, held: dict[str, Held], hot: frozenset[str],
+                 now: float, stat: Callable[[str], tuple[int, int] | None]) -> None:
+        self.rule, self.held, self.hot, self.now, self._stat = rule, held, hot, now, stat
+        #: what stays held after this batch
+        self.keep: dict[str, Held] = {}
+
+    def pass_through(self, gfids: Iterable[str], ts: int) -> list[str]:
+        """``gfids`` minus those held (recorded in :attr:`keep`, as of journal ``ts``)."""
+        out: list[str] = []
+        for g in gfids:
+            if g in self.keep:
+                continue
+            if self.rule is not None and g in self.hot:
+                st = self._stat(g)
+                prev = self.held.get(g)
+                if st is not None and self.rule.hold(size=st[0], hot=True, held=prev,
+                                                     now=self.now):
+                    self.keep[g] = (Held(self.now, ts, st[1]) if prev is None
+                                    else prev._replace(ctime=st[1]))
+                    continue
+            out.append(g)
+        return out
 
 
 def _owed(rows: Iterable[Any], made: Iterable[str]) -> dict[str, list[Any]]:
@@ -147,7 +186,8 @@ class Dispatcher:
                  data_filter_many: Callable[[Sequence[str]], Sequence[bool]] | None = None,
                  sync_times: bool = True,
                  source_objects: Callable[[], int] | None = None,
-                 allow_deletes_until: int | None = None) -> None:
+                 allow_deletes_until: int | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.sink = sink
         self.state = state
         self.view = view
@@ -172,6 +212,9 @@ class Dispatcher:
         self.source_objects = source_objects or (lambda: 0)
         #: batches ending at or before this journal stamp pass the limit (--allow-deletes)
         self.allow_deletes_until = allow_deletes_until
+        #: when a hot large file's data waits (:mod:`streamsync.hold`); ``None``: never
+        self.hold = HoldRule.from_options(options)
+        self.clock = clock
         #: where journals and files done are reported (:mod:`streamsync.progress`)
         self.progress: Any = None
         self._pending_bytes: dict[str, int] = {}
@@ -253,8 +296,8 @@ class Dispatcher:
         self.state.add_status("entry", -len(plan.entry_ops))
         return len(plan.entry_ops), recorded
 
-    def _early_data(self, plan: ChangelogPlan, queued: dict[str, None],
-                    sent: list[str]) -> Callable[[list[str]], None] | None:
+    def _early_data(self, plan: ChangelogPlan, queued: dict[str, None], sent: list[str],
+                    holding: _Holding | None) -> Callable[[list[str]], None] | None:
         """For a sink that makes files on threads and says so as it goes (a volume):
         start the data of this changelog's files as soon as their CREATE is done,
         while the rest of its entry ops are still being applied. Each file made is
@@ -267,7 +310,7 @@ class Dispatcher:
         def created(gfids: list[str]) -> None:
             go = [g for g in gfids if g in want and g not in queued]
             queued.update(dict.fromkeys(go))
-            self._send(go, sent)
+            self._send(go if holding is None else holding.pass_through(go, plan.ts), sent)
         return created
 
     def _waiting(self) -> list[EntryFailure]:
@@ -456,6 +499,7 @@ class Dispatcher:
             self.current = first if first == last else f"{first}..{last}"
             self._check_deletes(batch)
         self.syncer.new_batch()
+        holding = self._holding(plans)
         totals: dict[str, int] = {}
         entry_time = meta_time = 0.0
         data_start = None
@@ -479,7 +523,7 @@ class Dispatcher:
                 skipped_first = skipped_first or plan.ts
                 skipped_last = plan.ts
             elif plan.entry_ops:
-                a, b = self._entries(plan, early=self._early_data(plan, queued, sent))
+                a, b = self._entries(plan, early=self._early_data(plan, queued, sent, holding))
                 n_entry += a
                 n_efail += b
                 made = self._take_made()
@@ -503,7 +547,10 @@ class Dispatcher:
             meta_time += t2 - t1
             if data_start is None:
                 data_start = t2
-            wanted, owed = self._split_wanted(g for g in plan.data_gfids if g not in queued)
+            fresh = [g for g in plan.data_gfids if g not in queued]
+            if holding is not None:
+                fresh = holding.pass_through(fresh, plan.ts)
+            wanted, owed = self._split_wanted(fresh)
             for g in plan.data_gfids:
                 queued[g] = None
             for g in owed:  # a later journal of the batch may still make the file
@@ -512,6 +559,10 @@ class Dispatcher:
         # a second look once every entry op of the batch is in: a file unlinked and
         # made again by a later RENAME (source gone: created from its stat) is there
         # now, as it is when gsyncd's data phase runs after all entries
+        if holding is not None:  # held before, not held again: their turn
+            n_owed += self._send_due([g for g in holding.held
+                                      if g not in holding.keep and g not in queued],
+                                     holding.held, sent)
         if later_meta:
             n_mfail -= self._meta_again(later_meta)
         if remade:  # sent again even if this batch sent it before: that was another inode
@@ -544,8 +595,10 @@ class Dispatcher:
                 self.state.add_failure("data", g, changelog=last.name, errno=None,
                                        info={"attempts": attempts})
                 self._note("data", None, g, last.name)
-            if self.mode in ("live_changelog", "history_changelog"):
+            if self.mode in _STIME_MODES:
                 st = Stime(last.ts - 1, 0)
+                if holding is not None:  # every byte up to the stime is on the secondary
+                    st = self._keep_held(holding.keep, st)
                 cur = self.state.data_stime()
                 if cur is None or st > cur:  # a batch of skipped journals never moves it back
                     self.state.set_data_stime(st)
@@ -564,6 +617,10 @@ class Dispatcher:
         if summary:
             log.warning("batch %d (%s..%s): %s", batch.index, plans[0].changelog.name,
                         last.name, summary)
+        if holding is not None and holding.keep:
+            log.info(_lf("Holding hot files", files=len(holding.keep),
+                         stime=_tuple(self.state.data_stime()),
+                         until="they stop changing (hot-file-size, hot-file-max-wait)"))
         if skipped_first is not None:
             log.info(_lf("Skipping already processed entry ops", from_changelog=skipped_first,
                          to_changelog=skipped_last, num_changelogs=n_skipped_entries))
@@ -582,7 +639,102 @@ class Dispatcher:
                      num_changelogs=len(plans), stime=_tuple(self.state.data_stime()),
                      entry_stime=_tuple(self.state.entry_stime())))
         return BatchResult(batch.index, len(plans), n_entry, n_efail, n_meta, n_mfail,
-                           len(sent), len(abandoned) + n_owed, attempts, now - start, n_bytes)
+                           len(sent), len(abandoned) + n_owed, attempts, now - start, n_bytes,
+                           len(holding.keep) if holding is not None else 0)
+
+    # ------------------------------------------------------------- hot files
+    def _held(self) -> dict[str, Held]:
+        """The files whose data is held (:mod:`streamsync.hold`), from the state."""
+        note = getattr(self.state, "note", None)
+        return held_from_json(note("held")) if note is not None else {}
+
+    def _holding(self, plans: Sequence[ChangelogPlan]) -> _Holding | None:
+        """This batch's hold decisions (``None``: nothing held, nothing to hold)."""
+        if self.mode not in _STIME_MODES or not plans or not hasattr(self.state, "set_note"):
+            return None
+        held = self._held()
+        if self.hold is None and not held:
+            return None
+        hot = frozenset(plans[-1].data_gfids) if self.hold is not None else frozenset()
+        return _Holding(self.hold, held, hot, self.clock(), self._size_ctime)
+
+    def _size_ctime(self, gfid: str) -> tuple[int, int] | None:
+        """``(size, st_ctime_ns)`` of a regular file of the source, else ``None``."""
+        path = self.view.data_path(gfid)
+        try:
+            st = os.stat(path) if path is not None else None
+        except OSError:
+            return None
+        return (st.st_size, st.st_ctime_ns) if st is not None and S.S_ISREG(st.st_mode) else None
+
+    def _send_due(self, gfids: Sequence[str], held: dict[str, Held], sent: list[str]) -> int:
+        """Send held files whose turn came; those the replica has no file for are
+        owed in the ledger. Returns how many were owed."""
+        if not gfids:
+            return 0
+        wanted, owed = self._split_wanted(gfids)
+        for g in owed:
+            self._ledger_owed_data(f"CHANGELOG.{held[g].ts}", [g])
+        self._send(wanted, sent)
+        return len(owed)
+
+    def _keep_held(self, keep: dict[str, Held], st: Stime) -> Stime:
+        """Store what stays held (inside the batch's closing transaction) and
+        return the data stime it allows instead of ``st``."""
+        self.state.set_note("held", held_to_json(keep) if keep else None)
+        self.state.set_note("held_stime", st.sec if keep else None)
+        floor = stime_floor(keep)
+        return st if floor is None or floor >= st.sec else Stime(floor, 0)
+
+    def send_held(self, *, idle: bool = True) -> int:
+        """Send the held files (all of them with ``idle=False``; else those that
+        did not change since they were held, or waited ``hot-file-max-wait``),
+        then move the data stime as far as what stays held allows. For a worker
+        with no new journal (``idle``) and at the end of a one-shot run. Returns
+        how many files were sent or ledgered.
+
+        >>> from streamsync.sinks.recording import RecordingSink, RecordingEngine
+        >>> from streamsync.state import SqliteState
+        >>> from streamsync.views import MemoryView
+        >>> d = Dispatcher(sink=RecordingSink(), engine=RecordingEngine(),
+        ...                state=SqliteState(":memory:"), view=MemoryView())
+        >>> d.send_held()
+        0
+        """
+        held = self._held()
+        if not held or not hasattr(self.state, "set_note"):
+            return 0
+        now = self.clock()
+        go = [g for g, h in held.items()
+              if not idle or self.hold is None
+              or self.hold.release_when_idle(h, ctime=(self._size_ctime(g) or (0, None))[1],
+                                             now=now)]
+        if not go:
+            return 0
+        self.syncer.new_batch()
+        sent: list[str] = []
+        self._send_due(go, held, sent)
+        attempts, abandoned = self._sync_data(self.syncer.wait()) if sent else (1, [])
+        lost = set(abandoned)
+        self._delivered("data", [g for g in sent if g not in lost])
+        keep = {g: h for g, h in held.items() if g not in set(go)}
+        target = self.state.note("held_stime")
+        with self.state.transaction():
+            for g in abandoned:
+                self.state.add_failure("data", g, changelog=f"CHANGELOG.{held[g].ts}",
+                                       errno=None, info={"attempts": attempts})
+                self._note("data", None, g, f"CHANGELOG.{held[g].ts}")
+            if target is not None:
+                st = self._keep_held(keep, Stime(int(target), 0))
+                cur = self.state.data_stime()
+                if cur is None or st > cur:
+                    self.state.set_data_stime(st)
+                    self.state.set_status(last_synced=st.sec)
+            else:
+                self.state.set_note("held", held_to_json(keep) if keep else None)
+        log.info(_lf("Sent held files", files=len(go), still_held=len(keep),
+                     stime=_tuple(self.state.data_stime())))
+        return len(go)
 
     def _size_of(self, gfids: Sequence[str]) -> int:
         """Bytes the source holds for ``gfids`` now (what a transfer moved, for

@@ -98,6 +98,13 @@ _SPECS = (
     OptionSpec("gluster-params", "aux-gfid-mount acl", str),
     OptionSpec("slave-gluster-params", "aux-gfid-mount acl", str),
     OptionSpec("hot-tier", False, bool, help="the brick is a tier hot brick: skip E records"),
+    OptionSpec("hot-file-size", 16 << 20, int, min=0,
+               help="streamsync: hold the data of a regular file this large (bytes) while "
+                    "journal after journal changes it, and send it once it stops "
+                    "(0: never hold; see streamsync.hold)"),
+    OptionSpec("hot-file-max-wait", 600, int, min=0,
+               help="streamsync: seconds a hot file's data is held at most before it is "
+                    "sent anyway"),
     OptionSpec("max-deletes", "", str,
                help="refuse a batch deleting more than N entries, or P% of the source's "
                     "objects (default: no limit)"),

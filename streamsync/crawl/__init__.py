@@ -166,6 +166,18 @@ class WorkerContext:
                 fn(st, done_ts)
 
 
+def send_held(ctx: WorkerContext, *, idle: bool = True) -> int:
+    """Send the hot files the dispatcher holds (:mod:`streamsync.hold`): for a
+    turn that found no new journal (``idle``: those that stopped changing), or
+    all of them at the end of a one-shot run; then publish the stime they let
+    move. Returns how many were sent."""
+    send = getattr(ctx.dispatcher, "send_held", None)
+    n = int(send(idle=idle)) if send is not None else 0
+    if n:
+        ctx.root_stime_updated()
+    return n
+
+
 def open_failures(state: Any) -> int:
     """How many items of the failure ledger are open (counted in the store when it can)."""
     count = getattr(state, "count_failures", None)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..discover import changelog_dir_of, discover
 from ..records import Changelog
 from ..stamps import check_stamp
-from . import CrawlResult, process_changelogs
+from . import CrawlResult, process_changelogs, send_held
 
 __all__ = ["scan_new", "live_crawl", "live_turn"]
 
@@ -102,6 +102,8 @@ def live_turn(ctx: Any, result: CrawlResult | None = None) -> CrawlResult:
                     since=None if st is None or st[0] < 0 else st[0])
     if todo:
         process_changelogs(ctx, todo, mode="live", result=result, skip_done=False)
+    else:
+        send_held(ctx)
     return result
 
 

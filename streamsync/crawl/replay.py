@@ -21,7 +21,7 @@ from typing import Any
 
 from ..discover import HtimeWatch, discover
 from ..records import Changelog
-from . import CrawlResult, process_changelogs
+from . import CrawlResult, process_changelogs, send_held
 
 __all__ = ["ReplayWatch", "replay_turn"]
 
@@ -63,4 +63,6 @@ def replay_turn(ctx: Any, watch: ReplayWatch, result: CrawlResult | None = None)
     result.total = result.changelogs + len(todo)
     if todo:
         process_changelogs(ctx, todo, mode="replay", result=result, skip_done=False)
+    else:
+        send_held(ctx)
     return result

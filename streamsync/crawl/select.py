@@ -49,7 +49,7 @@ from ..stamps import check_stored_stimes
 from ..secondary.volume_mount import mounted_volume, parse_volume_address
 from ..state.sqlite import require_state_dir
 from ..target import escape_brick, resolve_target
-from . import CrawlFallback, CrawlResult, WorkerContext, open_failures
+from . import CrawlFallback, CrawlResult, WorkerContext, open_failures, send_held
 from .history import history_crawl
 from .live import live_turn
 from .replay import ReplayWatch, replay_turn
@@ -346,6 +346,7 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
     held: Any = None
     conn: Any = None
     retried = 0
+    active = False
     try:
         sink, eng, conn = target.open(engine, options, stop=stop, remote_command=remote_command,
                                       remote_kwargs=remote_kwargs)
@@ -354,7 +355,8 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                                 data_filter_many=getattr(sink, "data_targets", None),
                                 archive=archive,
                                 source_objects=lambda: brick_objects(source),
-                                allow_deletes_until=_refused(mstate) if allow_deletes else None)
+                                allow_deletes_until=_refused(mstate) if allow_deletes else None,
+                                clock=clock)
         if display is not None:
             dispatcher.set_progress(display)
         ctx = WorkerContext(source=source, view=view, options=options, state=mstate,
@@ -366,7 +368,7 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
         to_retry = retry_failed is not False
 
         def on_active() -> bool:
-            nonlocal held, to_retry, retried
+            nonlocal held, to_retry, retried, active
             if held is None:
                 lk = target.lock()  # (a remote replica's lock is held by its serve process)
                 if lk is not None:
@@ -385,10 +387,12 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
                 log.info("retried the failure ledger: %d resolved, %d still failing",
                          resolved, still)
                 ws.set_failures(open_failures(state))
+            active = True
             return True
 
         def on_passive() -> None:
-            nonlocal held
+            nonlocal held, active
+            active = False
             if conn is not None:
                 conn.disconnect()
             if held is not None:
@@ -414,6 +418,8 @@ def _run_worker(source: str | os.PathLike[str], replica: str, *, state: Any = No
             results, fallback = run_crawls(ctx, mode=mode, follow=follow, ap=ap,
                                            passive_sleep=passive_sleep, on_active=on_active,
                                            on_passive=on_passive, xsync_kwargs=xsync_kwargs)
+            if active and not stop.is_set():  # a one-shot run ends with nothing held
+                send_held(ctx, idle=False)
         ws.set_stopped()
         return WorkerSummary(source, target.display, tuple(r.mode for r in results),
                              tuple(r.to_dict() for r in results), state.data_stime(),

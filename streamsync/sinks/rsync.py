@@ -20,6 +20,10 @@ directories of a relative name (``not creating new directory``); 3.2.7 creates
 them. Either way we only name files whose handle directory already exists in
 the replica (the entry op made it), so both behave the same.
 
+With ``log-rsync-performance``, each run's ``--stats`` summary is logged at INFO
+as gsyncd does: ``rsync performance [{data=Number of files: ..., Total bytes
+sent: ...}]``, rsync's own count of what it moved.
+
 Exit codes 23 (partial transfer) and 24 (vanished source files) are
 retriable; any other non-zero code is fatal (:class:`SyncError` with stderr).
 
@@ -33,6 +37,7 @@ retriable; any other non-zero code is fatal (:class:`SyncError` with stderr).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shlex
 import subprocess
@@ -46,6 +51,25 @@ __all__ = ["RsyncEngine", "rsync_version", "PARTIAL_CODES"]
 
 #: rsync exit codes gsyncd treats as retriable
 PARTIAL_CODES = frozenset({23, 24})
+log = logging.getLogger("streamsync.rsync")
+
+#: the ``--stats`` lines gsyncd's ``log-rsync-performance`` logs
+_STATS = ("Number of files:", "Number of regular files transferred:", "Total file size:",
+          "Total transferred file size:", "Literal data:", "Matched data:",
+          "Total bytes sent:", "Total bytes received:", "sent ")
+
+
+def performance_line(stdout: bytes) -> str:
+    """gsyncd's ``rsync performance`` log line of one run's ``--stats`` output.
+
+    >>> performance_line(b"Number of files: 3 (reg: 2)\nTotal bytes sent: 1,024\nzzz\n")
+    'rsync performance [{data=Number of files: 3 (reg: 2), Total bytes sent: 1,024}]'
+    """
+    lines = [ln.strip() for ln in stdout.decode("utf-8", "replace").splitlines()
+             if ln.startswith(_STATS)]
+    return "rsync performance [{data=%s}]" % ", ".join(lines)
+
+
 #: prefix of the line rsync prints for each file it transferred (``--out-format``)
 _SENT = "streamsync-sent:"
 
@@ -170,5 +194,7 @@ class RsyncEngine:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise SyncError(f"cannot run rsync: {exc}") from exc
+        if _opt(self.options, "log-rsync-performance", False):
+            log.info("%s", performance_line(proc.stdout))
         return TransferResult(proc.returncode, proc.stderr.decode("utf-8", "replace"),
                               len(gfids), missed=_missed(gfids, proc.stdout))
