@@ -15,6 +15,10 @@ kind           value
 ``COUNT``      a fop name for the counters (``FSETXATTR`` counts as ``SETXATTR``)
 =============  ===============================================================
 
+The rules of an ``E`` record are written once, in :func:`entry_rule`; the fused
+fast path (:mod:`streamsync.stages.fused`) calls the same function, so a rule
+changes in one place and both paths follow.
+
 Rules (names as in the spec): on a hot-tier brick every ``E`` record is
 skipped. UNLINK/RMDIR drop the gfid's queued data when it is gone from the
 source; an RMDIR is ignored while the directory still exists; otherwise they
@@ -48,10 +52,13 @@ from ..records import Changelog, Record, Stat
 from ..views.base import SourceView
 
 __all__ = ["ENTRY", "DATA", "META", "UNDATA", "COUNT", "Decision", "classify_records",
-           "classify", "lookups", "xattrs_as_data"]
+           "classify", "lookups", "xattrs_as_data", "entry_rule", "KEEP"]
 
 ENTRY, DATA, UNDATA, META, COUNT = 0, 1, 2, 3, 4
 Decision = tuple[int, Any]
+#: :func:`entry_rule`'s effect on the gfid's queued data: none (``DATA``: queue it,
+#: ``UNDATA``: drop what was queued)
+KEEP = -1
 
 _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
@@ -86,6 +93,59 @@ def rename_link(view: SourceView, gfid: str, pgfid1: str, bname1: str) -> str | 
     return target
 
 
+_new = tuple.__new__  # an EntryOp without NamedTuple's Python-level __new__: the hot path
+
+
+def entry_rule(fop: str, gfid: str, pgfid: str, bname: str, mode: int | None,
+               uid: int | None, gid: int | None, pgfid1: str | None, bname1: str | None,
+               view: SourceView, ignore_deletes: bool) -> tuple[EntryOp | None, int]:
+    """The seed's rule for one ``E`` record: ``(entry op to send or None, effect)``
+    where the effect on the gfid's queued data is :data:`KEEP`, :data:`DATA` or
+    :data:`UNDATA` (the module docstring lists the rules). Undo the data before
+    the op, queue it after.
+
+    >>> from streamsync.views import MemoryView
+    >>> g, root = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-000000000001"
+    >>> entry_rule("UNLINK", g, root, "f", None, None, None, None, None, MemoryView(), False)
+    (EntryOp(op='UNLINK', gfid='00000000-0000-0000-0000-00000000000a', pgfid='00000000-0000-0000-0000-000000000001', bname='f', mode=None, uid=None, gid=None, pgfid1=None, bname1=None, stat=None, link=None, source_fop=None), 2)
+    """
+    if fop == "UNLINK" or fop == "RMDIR":
+        effect = KEEP
+        if view.lstat(gfid) is None:
+            effect = UNDATA
+        elif fop == "RMDIR":
+            return None, KEEP
+        if ignore_deletes:
+            return None, effect
+        return _new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, None, None, None,
+                              None, None)), effect
+    if fop == "CREATE" or fop == "MKDIR" or fop == "MKNOD":
+        if fop == "MKNOD" and mode & 0o1000:  # type: ignore[operator]
+            return EntryOp("LINK", gfid, pgfid, bname, stat=Stat(uid, gid, mode, 0, 0),  # type: ignore[arg-type]
+                           source_fop="MKNOD"), DATA
+        return _new(EntryOp, (fop, gfid, pgfid, bname, mode, uid, gid, None, None, None, None,
+                              None)), KEEP
+    if fop == "RENAME":
+        st = view.lstat(gfid)
+        link = rename_link(view, gfid, pgfid1, bname1) if _is_link(st) else None  # type: ignore[arg-type]
+        return _new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, pgfid1, bname1, st,
+                              link, None)), KEEP
+    # LINK, SYMLINK: only while the name still holds the gfid and the gfid exists
+    if view.entry_gfid(pgfid, bname) != gfid:
+        return None, KEEP
+    st = view.lstat(gfid)
+    if st is None:
+        return None, KEEP
+    if fop == "LINK":
+        link = view.readlink(gfid) if _is_link(st) else None
+    else:
+        link = view.readlink(gfid)
+        if link is None:  # a SYMLINK whose target cannot be read
+            return None, KEEP
+    return _new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, None, None, st, link,
+                          None)), KEEP
+
+
 def classify_records(records: Iterable[Record], *, view: SourceView,
                      options: Options) -> Iterator[Decision]:
     """Decisions for one changelog's records, in order (see the module docstring)."""
@@ -109,41 +169,14 @@ def classify_records(records: Iterable[Record], *, view: SourceView,
             fop = r.fop
             gfid = r.gfid
             yield COUNT, fop
-            if fop == "UNLINK" or fop == "RMDIR":
-                gone = view.lstat(gfid) is None
-                if gone:
-                    yield UNDATA, gfid
-                elif fop == "RMDIR":
-                    continue
-                if not ignore_deletes:
-                    yield ENTRY, EntryOp(fop, gfid, r.pgfid, r.bname)
-            elif fop == "CREATE" or fop == "MKDIR" or fop == "MKNOD":
-                if fop == "MKNOD" and r.mode & 0o1000:  # type: ignore[operator]
-                    st = Stat(r.uid, r.gid, r.mode, 0, 0)  # type: ignore[arg-type]
-                    yield ENTRY, EntryOp("LINK", gfid, r.pgfid, r.bname, stat=st,
-                                         source_fop="MKNOD")
-                    yield DATA, gfid
-                else:
-                    yield ENTRY, EntryOp(fop, gfid, r.pgfid, r.bname, r.mode, r.uid, r.gid)
-            elif fop == "RENAME":
-                st = view.lstat(gfid)
-                link = rename_link(view, gfid, r.pgfid1, r.bname1) if _is_link(st) else None
-                yield ENTRY, EntryOp(fop, gfid, r.pgfid, r.bname, pgfid1=r.pgfid1,
-                                     bname1=r.bname1, stat=st, link=link)
-            else:  # LINK, SYMLINK
-                if view.entry_gfid(r.pgfid, r.bname) != gfid:
-                    continue  # purged in the interim
-                st = view.lstat(gfid)
-                if st is None:
-                    continue
-                if fop == "LINK":
-                    link = view.readlink(gfid) if _is_link(st) else None
-                    yield ENTRY, EntryOp(fop, gfid, r.pgfid, r.bname, stat=st, link=link)
-                elif fop == "SYMLINK":
-                    link = view.readlink(gfid)
-                    if link is None:
-                        continue
-                    yield ENTRY, EntryOp(fop, gfid, r.pgfid, r.bname, stat=st, link=link)
+            op, effect = entry_rule(fop, gfid, r.pgfid, r.bname, r.mode, r.uid, r.gid,
+                                    r.pgfid1, r.bname1, view, ignore_deletes)
+            if effect == UNDATA:
+                yield UNDATA, gfid
+            if op is not None:
+                yield ENTRY, op
+            if effect == DATA:
+                yield DATA, gfid
 
 
 def lookups(records: Iterable[Record]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -5,8 +5,9 @@ Same results as ``parse_processed`` -> :func:`~streamsync.stages.classify.classi
 record per ``D``/``M`` line or a decision per record. One compiled regular
 expression first checks that every line has a shape the strict parser accepts
 (in C, for the whole text at once); the loop then slices and splits without
-re-checking, with per-changelog caches for ``pgfid/name`` fields and
-``mode uid gid`` triples. A changelog that fails the check goes through
+re-checking, with a per-changelog cache of ``mode uid gid`` triples. The rule of
+each ``E`` record is :func:`~streamsync.stages.classify.entry_rule`, the one the
+composed stages use. A changelog that fails the check goes through
 :func:`~streamsync.parse.parse_processed`, so the error raised is exactly the
 one it raises (file and line number); should the strict parser accept it, the
 composed stages plan it.
@@ -32,7 +33,7 @@ from ..options import Options
 from ..parse import parse_line, parse_processed, split_entry
 from ..records import Changelog, Stat
 from ..views.base import SourceView
-from .classify import rename_link, xattrs_as_data
+from .classify import DATA, UNDATA, entry_rule, xattrs_as_data
 from .gate import GATED_UNCOUNTED
 from .plan import finish_stats
 
@@ -130,9 +131,7 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
     hot_tier = options.hot_tier
     ignore_deletes = options.ignore_deletes
     xattr_data = xattrs_as_data(options)
-    lstat = view.lstat
-    readlink = view.readlink
-    entry_gfid = view.entry_gfid
+    rule = entry_rule
     datas: set[str] = set()
     add_data = datas.add
     metas: set[str] = set()
@@ -140,17 +139,8 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
     append = entries.append
     counted: list[str] = []
     count = counted.append
-    new = tuple.__new__                # EntryOp without its Python-level __new__
     fops = FOP_NUMBERS
-    ents: dict[str, tuple[str, str]] = {}
     triples: dict[tuple[str, str, str], tuple[int, int, int]] = {}
-
-    def ent(field: str) -> tuple[str, str]:
-        bname = field[37:]
-        if "%" in bname:
-            bname = unescape(bname)
-        hit = ents[field] = (field[:36], bname)
-        return hit
 
     for line in lines:
         k = line[0]
@@ -183,55 +173,33 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
                     triples[key] = triple
                 mode, uid, gid = triple
                 field = parts[6]
+                pgfid1 = bname1 = None
             else:
+                mode = uid = gid = None
                 field = parts[3]
                 if fop == "RENAME":
                     field1 = parts[4]
-                    pgfid1, bname1 = ents.get(field1) or ent(field1)
-            pgfid, bname = ents.get(field) or ent(field)
+                    pgfid1, bname1 = field1[:36], field1[37:]
+                    if "%" in bname1:
+                        bname1 = unescape(bname1)
+                else:
+                    pgfid1 = bname1 = None
+            pgfid, bname = field[:36], field[37:]
+            if "%" in bname:
+                bname = unescape(bname)
             if hot_tier:
                 continue
             if gated and fop in GATED_UNCOUNTED:
                 continue
             count(fop)
-            if fop == "UNLINK" or fop == "RMDIR":
-                if lstat(gfid) is None:
-                    datas.discard(gfid)
-                elif fop == "RMDIR":
-                    continue
-                if not ignore_deletes and not gated:
-                    append(new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, None,
-                                         None, None, None, None)))
-            elif fop == "CREATE" or fop == "MKDIR" or fop == "MKNOD":
-                if fop == "MKNOD" and mode & 0o1000:
-                    if not gated:
-                        append(EntryOp("LINK", gfid, pgfid, bname, None, None, None, None,
-                                       None, Stat(uid, gid, mode, 0, 0), None, "MKNOD"))
-                    add_data(gfid)
-                elif not gated:
-                    append(new(EntryOp, (fop, gfid, pgfid, bname, mode, uid, gid, None, None,
-                                         None, None, None)))
-            elif fop == "RENAME":
-                st = lstat(gfid)
-                link = None
-                if st is not None and (st.mode & _S_IFMT) == _S_IFLNK:
-                    link = rename_link(view, gfid, pgfid1, bname1)
-                append(new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, pgfid1,
-                                     bname1, st, link, None)))
-            else:  # LINK, SYMLINK
-                if entry_gfid(pgfid, bname) != gfid:
-                    continue
-                st = lstat(gfid)
-                if st is None:
-                    continue
-                if fop == "LINK":
-                    link = readlink(gfid) if (st.mode & _S_IFMT) == _S_IFLNK else None
-                else:
-                    link = readlink(gfid)
-                    if link is None:
-                        continue
-                append(new(EntryOp, (fop, gfid, pgfid, bname, None, None, None, None, None,
-                                     st, link, None)))
+            op, effect = rule(fop, gfid, pgfid, bname, mode, uid, gid, pgfid1, bname1, view,
+                              ignore_deletes)
+            if effect == UNDATA:
+                datas.discard(gfid)
+            elif effect == DATA:
+                add_data(gfid)
+            if op is not None and not gated:
+                append(op)
     stats = finish_stats(Counter(counted), len(datas))
     return ChangelogPlan(changelog, False, gated, () if gated else tuple(entries),
                          tuple(sorted(metas)), tuple(sorted(datas)), stats)
