@@ -110,33 +110,40 @@ class EntryOp(NamedTuple):
             return None
         return f"{GFID_PREFIX}{self.pgfid1}/{self.bname1}"
 
-    def to_gsyncd(self) -> dict[str, Any]:
-        """The exact dict the seed's ``edct()`` builds for this op."""
-        d: dict[str, Any] = {"op": self.op, "gfid": self.gfid, "entry": self.entry}
+    def to_gsyncd(self, *, json_names: bool = False) -> dict[str, Any]:
+        """The exact dict the seed's ``edct()`` builds for this op (``json_names``:
+        names that are not UTF-8 as ``{"b64": ...}``, see :func:`name_to_json`)."""
+        name = _json_name if json_names else _same
         op = self.op
         if op in _MODE_OPS:
-            d["mode"] = self.mode
-            d["uid"] = self.uid
-            d["gid"] = self.gid
-        elif op in _STAT_OPS:
+            return {"op": op, "gfid": self.gfid,
+                    "entry": name(GFID_PREFIX + self.pgfid + "/" + self.bname),
+                    "mode": self.mode, "uid": self.uid, "gid": self.gid}
+        d: dict[str, Any] = {"op": op, "gfid": self.gfid,
+                             "entry": name(GFID_PREFIX + self.pgfid + "/" + self.bname)}
+        if op in _STAT_OPS:
             if op == "RENAME":
-                d["entry1"] = self.entry1
+                d["entry1"] = name(f"{GFID_PREFIX}{self.pgfid1}/{self.bname1}")
             d["stat"] = self.stat.to_dict() if self.stat is not None else {}
             if not (op == "LINK" and self.source_fop == "MKNOD"):
-                d["link"] = self.link
+                d["link"] = None if self.link is None else name(self.link)
         return d
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (names that are not UTF-8 become ``{"b64": ...}``)."""
-        d = self.to_gsyncd()
-        d["entry"] = name_to_json(d["entry"])
-        if "entry1" in d:
-            d["entry1"] = name_to_json(d["entry1"])
-        if d.get("link") is not None:
-            d["link"] = name_to_json(d["link"])
+        d = self.to_gsyncd(json_names=True)
         if self.source_fop is not None:
             d["source_fop"] = self.source_fop
         return d
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def _json_name(name: str) -> Any:
+    """:func:`name_to_json`, with ASCII (nearly every name) let through at once."""
+    return name if name.isascii() else name_to_json(name)
 
 
 def entry_op_from_gsyncd(d: dict[str, Any]) -> EntryOp:

@@ -62,7 +62,7 @@ _STATS = ("Number of files:", "Number of regular files transferred:", "Total fil
 def performance_line(stdout: bytes) -> str:
     """gsyncd's ``rsync performance`` log line of one run's ``--stats`` output.
 
-    >>> performance_line(b"Number of files: 3 (reg: 2)\nTotal bytes sent: 1,024\nzzz\n")
+    >>> performance_line(b"Number of files: 3 (reg: 2)\\nTotal bytes sent: 1,024\\nzzz\\n")
     'rsync performance [{data=Number of files: 3 (reg: 2), Total bytes sent: 1,024}]'
     """
     lines = [ln.strip() for ln in stdout.decode("utf-8", "replace").splitlines()
