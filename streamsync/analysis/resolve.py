@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping
 
 from ..fops import DELETE_FOPS
 from ..records import GFID_PREFIX, ROOT_GFID, Record
@@ -55,6 +55,25 @@ Name = tuple[str, str]
 def join_path(parent: str, bname: str) -> str:
     """``parent/bname``, with the root (``"."``) dropped."""
     return bname if parent == ROOT_PATH else f"{parent}/{bname}"
+
+
+class _LatestNames(Mapping):
+    """gfid -> ``[(pgfid, bname)]`` read on demand from a summary's ``names``
+    (``gfid -> (ts, seq, pgfid, bname)``): a report resolves a few dozen paths,
+    so the hundreds of thousands of other gfids are never copied."""
+
+    def __init__(self, latest: Mapping[str, tuple[int, int, str, str]]) -> None:
+        self._latest = latest
+
+    def __getitem__(self, gfid: str) -> list[Name]:
+        v = self._latest[gfid]
+        return [(v[2], v[3])]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._latest)
+
+    def __len__(self) -> int:
+        return len(self._latest)
 
 
 class JournalNamespace:
@@ -229,8 +248,7 @@ class Resolver:
         """A resolver knowing the latest name of every gfid a
         :class:`~streamsync.analysis.summary.Summary` saw named (for reports)."""
         ns = JournalNamespace()
-        for g, (_ts, _seq, p, b) in summary.names.items():
-            ns.names[g] = [(p, b)]
+        ns.names = _LatestNames(summary.names)  # type: ignore[assignment]
         return cls(namespace=ns, **kw)
 
     # -- brick lookups -----------------------------------------------------

@@ -219,8 +219,8 @@ class Summary:
         older hard-link name is not seen.
         """
         overwritten = self.overwritten()
-        return sorted(g for g in self.created
-                      if self.link_delta.get(g, 0) - (g in overwritten) <= 0)
+        delta = self.link_delta.get
+        return sorted(g for g in self.created if delta(g, 0) - (g in overwritten) <= 0)
 
     def overwritten(self) -> set[str]:
         """gfids that lost a name to a RENAME of another gfid onto it.
@@ -238,21 +238,25 @@ class Summary:
         never = (-1 << 62, 0)
         forever = (1 << 62, 0)
         out = set()
+        renames = self.renames
         for g, (ts, seq, p, b) in self.names.items():
-            rs = self.renames.get(g, ())
+            rs = renames.get(g)
+            if not rs:  # one name held since (ts, seq): the common case, one lookup
+                cands = onto.get((p, b))
+                if cands is not None and any(g2 != g and (ts, seq) < (t2, s2)
+                                             for t2, s2, g2 in cands):
+                    out.add(g)
+                continue
             born = self.created.get(g)
-            if rs:
-                first = (rs[0][0], rs[0][1])
-                held = [((rs[0][2], rs[0][3]), never, first)]
-                if born is not None and (born[2], born[3]) != (rs[0][2], rs[0][3]):
-                    held.append(((born[2], born[3]), (born[0], born[1]), first))
-                for i, r in enumerate(rs):
-                    end = (rs[i + 1][0], rs[i + 1][1]) if i + 1 < len(rs) else forever
-                    held.append(((r[4], r[5]), (r[0], r[1]), end))
-                if (ts, seq) > (rs[-1][0], rs[-1][1]):  # a LINK after the last rename
-                    held.append(((p, b), (ts, seq), forever))
-            else:
-                held = [((p, b), (ts, seq), forever)]
+            first = (rs[0][0], rs[0][1])
+            held = [((rs[0][2], rs[0][3]), never, first)]
+            if born is not None and (born[2], born[3]) != (rs[0][2], rs[0][3]):
+                held.append(((born[2], born[3]), (born[0], born[1]), first))
+            for i, r in enumerate(rs):
+                end = (rs[i + 1][0], rs[i + 1][1]) if i + 1 < len(rs) else forever
+                held.append(((r[4], r[5]), (r[0], r[1]), end))
+            if (ts, seq) > (rs[-1][0], rs[-1][1]):  # a LINK after the last rename
+                held.append(((p, b), (ts, seq), forever))
             for name, start, end in held:
                 if any(g2 != g and start < (t2, s2) < end
                        for t2, s2, g2 in onto.get(name, ())):
@@ -260,10 +264,12 @@ class Summary:
                     break
         return out
 
-    def wasted_records(self) -> int:
-        """Records spent on inodes created and gone inside the window (work a replica undoes)."""
+    def wasted_records(self, gone: Iterable[str] | None = None) -> int:
+        """Records spent on inodes created and gone inside the window (work a replica
+        undoes); ``gone``: :meth:`created_then_deleted` when already known."""
         gr = self.gfid_records
-        return sum(gr.get(g, 0) for g in self.created_then_deleted())
+        return sum(gr.get(g, 0) for g in (self.created_then_deleted() if gone is None
+                                          else gone))
 
     def rename_chains(self, n: int = 20, *, min_length: int = 2) -> list[tuple[str, int]]:
         """gfids renamed at least ``min_length`` times, longest first: ``[(gfid, renames)]``."""
@@ -332,6 +338,7 @@ class Summary:
         """
         show = paths or (lambda g: g)
         dirs = self.top(self.dir_activity(), top)
+        gone = self.created_then_deleted()
         return {
             "changelogs": self.changelogs,
             "records": self.records,
@@ -350,8 +357,8 @@ class Summary:
                           for g, n in self.hot_files(top)],
             "churn": {
                 "created": len(self.created),
-                "created_then_deleted": len(self.created_then_deleted()),
-                "wasted_records": self.wasted_records(),
+                "created_then_deleted": len(gone),
+                "wasted_records": self.wasted_records(gone),
                 "written_files": len(self.data_changelogs),
                 "data_resends": self.resends(),
                 "renamed": len(self.renames),
