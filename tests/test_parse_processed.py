@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import SCENARIOS, processed_journals
@@ -121,3 +121,50 @@ def test_xsync_inline_times_are_plain_unsigned_seconds(bad):
         list(parse_processed(line, path="XSYNC-CHANGELOG.1"))
     ok = list(parse_processed(f"M {g} SETATTR 0 0 33188 1700000000 1700000000.5\n"))
     assert ok[0].stat.mtime == 1700000000.5
+
+
+_JUNK = ["", " ", "  ", "\n", "\n\n", "x", "/", ".", "..", "%", "%20", "9", "99999999999",
+         "4294967296", "\x00", "\r", "\t", "-", "a", "SETATTR", " SETATTR", " 1 2 3 4.5 6",
+         "E ", "D ", "M ", "CREATE", "RENAME", "UNLINK", " p", "00000000-0000-0000-0000-000000000001",
+         "/.", "/..", "é", "\udcff", "FOO"]
+
+
+def _line_by_line(text: str):
+    """The reference: every line through parse_line, errors collected per line."""
+    from streamsync.parse import parse_line
+    recs, errs = [], []
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, 1):
+        try:
+            recs.append(parse_line(line))
+        except ValueError as exc:
+            errs.append((n, str(exc)))
+    return recs, errs
+
+
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 10**6),
+       cuts=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(_JUNK)),
+                     min_size=0, max_size=4))
+def test_the_fast_path_reads_exactly_as_the_line_parser(seed, cuts):
+    """Valid and randomly damaged journals: the same records and the same errors
+    (line and message) as parsing every line on its own, whether the text takes
+    the whole-text fast path or not."""
+    from streamsync.synth import synth_workload
+    w = synth_workload(seed, ops=40, changelogs=1, names="hostile")
+    text = render_processed(w.changelogs[0][1]).decode("utf-8", "surrogateescape")
+    if seed % 3 == 0:  # xsync lines with an inline stat, and numbers at the limits
+        text += ("M 00000000-0000-0000-0000-000000000001 SETATTR 0 0 16877 1.5 2\n"
+                 "E 5b1c2d3e-0000-4000-8000-00000000000a MKDIR 4294967295 0 0 "
+                 "00000000-0000-0000-0000-000000000001/d\n")
+    for pos, junk in cuts:
+        i = pos % (len(text) + 1)
+        text = text[:i] + junk + (text[i:] if pos % 2 else text[i + len(junk):])
+    want, want_errs = _line_by_line(text)
+    errs: list = []
+    got = list(parse_processed(text, errors=errs))
+    assert got == want
+    assert [(e.line, e.message) for e in errs] == want_errs
+    assert all(type(a) is type(b) for a, b in zip(got, want))

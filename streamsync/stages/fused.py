@@ -3,8 +3,8 @@
 Same results as ``parse_processed`` -> :func:`~streamsync.stages.classify.classify`
 -> :func:`~streamsync.stages.plan.fold_plan` (-> gating), without building a
 record per ``D``/``M`` line or a decision per record. One compiled regular
-expression first checks that every line has a shape the strict parser accepts
-(in C, for the whole text at once); the loop then slices and splits without
+expression (:func:`~streamsync.parse.well_formed`) first checks that every line
+has a shape the strict parser accepts (in C, for the whole text at once); the loop then slices and splits without
 re-checking, with a per-changelog cache of ``mode uid gid`` triples. The rule of
 each ``E`` record is :func:`~streamsync.stages.classify.entry_rule`, the one the
 composed stages use. A changelog that fails the check goes through
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import re
 from collections import Counter
 from typing import Iterator
 
@@ -33,7 +32,7 @@ from ..escaping import unescape
 from ..fops import FOP_NUMBERS, NEWENTRY_FOPS
 from ..ops import ChangelogPlan, EntryOp
 from ..options import Options
-from ..parse import parse_line, parse_processed, split_entry
+from ..parse import parse_line, parse_processed, split_entry, well_formed
 from ..records import Changelog, Stat
 from ..views.base import SourceView
 from .classify import DATA, UNDATA, entry_rule, xattrs_as_data
@@ -50,19 +49,6 @@ _NEWENTRY = NEWENTRY_FOPS
 
 class _Invalid(Exception):
     pass
-
-
-_G = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_N = r"(?!\.\.?(?:[ \n]|\Z))[^ \n/\x00]+"      # an escaped basename field
-_U = r"[0-9]{1,10}"
-_LINE = (rf"(?:D {_G}|M {_G} [A-Z_]+(?: [^\n]*)?"
-         rf"|E {_G} (?:(?:CREATE|MKNOD|MKDIR) {_U} {_U} {_U} {_G}/{_N}"
-         rf"|(?:LINK|SYMLINK) {_G}/{_N}|(?:UNLINK|RMDIR) {_G}/{_N}(?: [^ \n]+)?"
-         rf"|RENAME {_G}/{_N} {_G}/{_N}))")
-#: a whole processed changelog whose every line has the shape the strict parser
-#: accepts (M fop names, M lines with extra fields and numbers above 2**32-1 are
-#: checked in the loop)
-_WELL_FORMED = re.compile(rf"(?:{_LINE}\n)*(?:{_LINE})?\Z").match
 
 
 def _lines(text: str) -> list[str]:
@@ -130,7 +116,7 @@ def fused_plan(changelog: Changelog, data: bytes | str, *, view: SourceView,
                options: Options, gated: bool = False, prefetch: bool = True) -> ChangelogPlan:
     """The plan of one processed changelog (see the module docstring)."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-    if _WELL_FORMED(text) is not None:
+    if well_formed(text):
         with _collector_paused():
             try:
                 return _plan(changelog, _lines(text), _prefetched(view, text, prefetch),
