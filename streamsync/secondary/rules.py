@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno as E
 import logging
 import os
+import re
 import stat as S
 from typing import Callable
 
@@ -42,7 +43,7 @@ RESERVED_AT_ROOT = frozenset({".glusterfs", ".gfid"})
 #: ``MetaFailure.what`` of a meta op whose object the target does not have
 MISSING = "missing"
 
-_HEX = frozenset("0123456789abcdef")
+_GFID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 def valid_gfid(gfid: object) -> bool:
@@ -51,10 +52,7 @@ def valid_gfid(gfid: object) -> bool:
     >>> valid_gfid(ROOT_GFID), valid_gfid("../../etc")
     (True, False)
     """
-    if not isinstance(gfid, str) or len(gfid) != 36:
-        return False
-    parts = gfid.split("-")
-    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(c in _HEX for p in parts for c in p)
+    return isinstance(gfid, str) and _GFID(gfid) is not None
 
 
 def valid_name(name: object) -> bool:
