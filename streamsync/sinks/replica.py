@@ -51,7 +51,7 @@ import logging
 import os
 import stat as S
 import uuid
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from ..errors import SourceError
 from ..ops import EntryFailure, EntryOp, MetaFailure, MetaOp
@@ -170,7 +170,7 @@ class ReplicaSink:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, gfid_xattr: str | None = None,
-                 threads: int = 4, root_fd: int | None = None) -> None:
+                 threads: int = 2, root_fd: int | None = None) -> None:
         self.root = os.path.abspath(os.fspath(root))
         if root_fd is not None:
             # already opened without following client-controlled names
@@ -180,7 +180,12 @@ class ReplicaSink:
             os.makedirs(self.root, exist_ok=True)
             self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._closed = False
-        #: worker threads for runs of independent CREATEs (1: strictly serial)
+        #: worker threads for runs of independent CREATEs (1: strictly serial). Two:
+        #: on a disk that makes the creates wait they overlap the waits (0.8x
+        #: rsync -a's time against 1.5x with one), while the work in Python
+        #: contends for the interpreter (tmpfs: 1.55-1.66x with one, 1.83-1.9x
+        #: with two, 2.1-2.9x with four); see benchmarks/README.md
+        #: (bench_replicate.py)
         self.threads = max(1, int(threads))
         self._executor = None
         if gfid_xattr is None:
@@ -193,6 +198,10 @@ class ReplicaSink:
         #: regular files a LINK or RENAME made from the source's stat (source name
         #: gone): new, empty inodes whose bytes are owed (see :meth:`take_made`)
         self._made: dict[str, None] = {}
+        #: called as ``fill(gfid, fd)`` with each regular file just created, before
+        #: its gfid is set, to write its data (the dispatcher's way to land small
+        #: files in the same pass as their CREATE)
+        self.fill: Callable[[str, int], object] | None = None
         self._yy_ok: set[str] = set()
         mask = os.umask(0o022)
         os.umask(mask)
@@ -794,6 +803,9 @@ class ReplicaSink:
                 os.fchown(fd, uid, gid)
             if not direct:
                 os.fchmod(fd, perm)
+            fill = self.fill
+            if fill is not None:
+                fill(gfid, fd)
             self._set_gfid(fd, gfid)
         finally:
             os.close(fd)

@@ -110,6 +110,43 @@ class SmallFileLane:
         return TransferResult(code, stderr, len(gfids), missed=tuple(missed) + res.missed)
 
     def _copy(self, gfid: str) -> int:
+        got = self._source(gfid)
+        if isinstance(got, int):
+            return got
+        st, data = got
+        opened = _open_regular(self.dest_path(gfid))
+        if opened is None:
+            return _MISSED  # --existing: creating it is the entry op's job
+        if opened is _NOT_REGULAR:
+            return _DELEGATE
+        dfd, dst = opened
+        try:
+            self._write(dfd, dst, st, data)
+        finally:
+            os.close(dfd)
+        return _COPIED
+
+    def fill(self, gfid: str, dfd: int) -> int | None:
+        """Write the bytes (and owner, mode, times) of ``gfid`` into ``dfd``, a
+        regular file just created for it, when this lane would copy it: how many
+        bytes, or ``None`` (nothing written) when it is the engine's to send, or
+        gone. A replica calls this while creating the file: the data lands
+        without a second open."""
+        try:
+            got = self._source(gfid)
+            if isinstance(got, int):
+                return None
+            st, data = got
+            self._write(dfd, os.fstat(dfd), st, data)
+        except OSError:
+            return None  # sent the usual way after the entries (rewritten whole)
+        if self.on_copied is not None:
+            self.on_copied(gfid)
+        return len(data)
+
+    def _source(self, gfid: str) -> Any:
+        """``(stat, bytes)`` of a source file this lane copies, else ``_MISSED``
+        (gone) or ``_DELEGATE`` (the engine's)."""
         try:
             sfd = os.open(os.path.join(self.source_root, handle_relpath(gfid)), _READ)
         except (FileNotFoundError, NotADirectoryError):
@@ -122,29 +159,23 @@ class SmallFileLane:
                 return _DELEGATE
             if self.xattrs and not all(map(gluster_internal_xattr, os.listxattr(sfd))):
                 return _DELEGATE
-            data = _read_all(sfd, st.st_size)
-            opened = _open_regular(self.dest_path(gfid))
-            if opened is None:
-                return _MISSED  # --existing: creating it is the entry op's job
-            if opened is _NOT_REGULAR:
-                return _DELEGATE
-            dfd, dst = opened
-            try:  # every call a round trip on a volume: only those that change something
-                _write_all(dfd, data)
-                if dst.st_size > len(data):
-                    os.ftruncate(dfd, len(data))
-                chowned = self._root and (dst.st_uid, dst.st_gid) != (st.st_uid, st.st_gid)
-                if chowned:
-                    os.fchown(dfd, st.st_uid, st.st_gid)  # before the mode: chown clears set-id bits
-                if chowned or stat.S_IMODE(dst.st_mode) != stat.S_IMODE(st.st_mode) or \
-                        st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                    os.fchmod(dfd, stat.S_IMODE(st.st_mode))  # (a write clears set-id bits)
-                os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            finally:
-                os.close(dfd)
+            return st, _read_all(sfd, st.st_size)
         finally:
             os.close(sfd)
-        return _COPIED
+
+    def _write(self, dfd: int, dst: os.stat_result, st: os.stat_result, data: bytes) -> None:
+        """rsync -a's result on an open destination: bytes, length, owner, mode, times
+        (every call a round trip on a volume: only those that change something)."""
+        _write_all(dfd, data)
+        if dst.st_size > len(data):
+            os.ftruncate(dfd, len(data))
+        chowned = self._root and (dst.st_uid, dst.st_gid) != (st.st_uid, st.st_gid)
+        if chowned:
+            os.fchown(dfd, st.st_uid, st.st_gid)  # before the mode: chown clears set-id bits
+        if chowned or stat.S_IMODE(dst.st_mode) != stat.S_IMODE(st.st_mode) or \
+                st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            os.fchmod(dfd, stat.S_IMODE(st.st_mode))  # (a write clears set-id bits)
+        os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 _NOT_REGULAR = object()
