@@ -125,3 +125,50 @@ def test_binary_gfids_may_contain_nul_and_newline():
             MetaRecord(gfid, "SETATTR"), EntryRecord(gfid, "UNLINK", ROOT, "a\nb")]
     raw = encode_journal(recs, encoding=1)
     assert decode_journal(raw) == recs
+
+
+_DAMAGE = [b"", b"\x00", b"\x00\x00", b"/", b".", b"..", b"\x00.\x00", b"0", b"00", b"7",
+           b"4294967296", b"4294967295", b"99999999999", b"D", b"E", b"M", b"\n", b"\xff",
+           b"\xc3\xa9", b"x", b"23", b"8", b"5", b"38", b"-", b"A"]
+
+
+def _checked(raw: bytes):
+    """The records the checked (chunked) decoder gives, or None when it refuses."""
+    from itertools import chain
+
+    from streamsync.decode import _record_lists
+    try:
+        return list(chain.from_iterable(_record_lists(raw, "<t>")))
+    except JournalError:
+        return None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), version=st.sampled_from(["v1.1", "v1.2"]),
+       cuts=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(_DAMAGE)), max_size=4))
+def test_the_whole_body_fast_path_decodes_exactly_as_the_checked_decoder(seed, version, cuts):
+    """Valid and randomly damaged ascii journals: whenever the fast path accepts
+    a body, the checked decoder gives the very same records; a body it refuses
+    goes to the checked decoder, which names the error."""
+    from streamsync.decode import _ascii_fast, read_header
+    from streamsync.encode import encode_journal
+    from streamsync.synth import synth_workload
+    recs = synth_workload(seed, ops=40, changelogs=1, names="hostile").changelogs[0][1]
+    raw = encode_journal([r for r in recs if not (r.TYPE == "M" and r.stat)], version=version)
+    header = read_header(raw)
+    if not cuts:
+        assert _ascii_fast(raw, header) is not None  # the fast path is taken
+    for pos, junk in cuts:
+        i = header.body_offset + pos % (len(raw) - header.body_offset + 1)
+        raw = raw[:i] + junk + (raw[i:] if pos % 2 else raw[i + len(junk):])
+    fast = _ascii_fast(raw, header)
+    checked = _checked(raw)
+    if fast is not None:
+        assert checked is not None and fast == checked
+        assert [type(r) for r in fast] == [type(r) for r in checked]
+    try:
+        got = decode_journal(raw)
+    except JournalError:
+        assert checked is None
+    else:
+        assert got == checked
