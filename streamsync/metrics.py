@@ -128,6 +128,10 @@ class StateCollector(Collector):
             "failures": GaugeMetricFamily("streamsync_open_failures",
                                           "open items of the failure ledger, by kind",
                                           labels=[*_LABELS, "kind"]),
+            "held": GaugeMetricFamily("streamsync_held_files",
+                                      "large files still changing whose data is held "
+                                      "(sent once they stop; see hot-file-size)",
+                                      labels=_LABELS),
             "duration": HistogramMetricFamily("streamsync_batch_duration_seconds",
                                               "seconds per batch", labels=_LABELS),
             "cp_time": GaugeMetricFamily("streamsync_checkpoint_timestamp_seconds",
@@ -163,6 +167,7 @@ class StateCollector(Collector):
             for k in (*_KINDS, "data-retries"):
                 if k in kinds or k in _KINDS:
                     fam["failures"].add_metric([*lab, k], _num(kinds.get(k)))
+            fam["held"].add_metric(lab, _num(row.get("held_files")))
             buckets = list(totals.get("duration_buckets") or [0] * len(BATCH_BUCKETS))
             if len(buckets) == len(BATCH_BUCKETS):
                 fam["duration"].add_metric(

@@ -238,3 +238,32 @@ def test_rule():
     assert stime_floor({"a": Held(0.0, 9, 1), "b": Held(0.0, 7, 1)}) == 6
     assert stime_floor({}) is None
     assert HoldRule.from_options(Options.from_pairs(["hot-file-size=0"])) is None
+
+
+def test_status_says_what_is_held(tmp_path, handed, capsys):
+    """A worker stopped while it holds a file: `streamsync status` says so under the
+    table and in JSON, and LAST_SYNCED is the stime before the held journal."""
+    import json
+
+    from streamsync.cli import main
+    b = Brick(tmp_path / "b")
+    handed.root = b.root
+    b.create("big", b"a" * (2 * MiB))
+    b.rollover(T0)
+    state_path = os.path.join(tmp_path, "state.sqlite")
+    drive = Appender(b, _append_steps(b, "big", b"b" * MiB, 2, T0 + 1), state_path=state_path)
+    drive.steps.append(drive.stop.set)
+    run_worker(b.root, str(tmp_path / "r"), mode="live", follow=True, engine="tar",
+               options=Options.from_pairs(["change-interval=0", "hot-file-size=1048576"]),
+               state_path=state_path, stop=drive.stop, sleep=drive.sleep)
+    assert main(["status", "--json", "--state", state_path]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["held_files"] == 1 and row["held_since"] == T0
+    assert row["last_synced"] == T0 - 1
+    assert main(["status", "--utc", "--state", state_path]) == 0
+    text = capsys.readouterr().out
+    assert "1 large file still changing, held since the journal of" in text
+    assert main(["metrics", "--once", state_path]) == 0
+    held = [ln for ln in capsys.readouterr().out.splitlines()
+            if ln.startswith("streamsync_held_files{")]
+    assert len(held) == 1 and held[0].endswith(" 1.0")

@@ -12,7 +12,8 @@ streamsync_last_synced_timestamp_seconds, streamsync_pending_journals,
 streamsync_pending_ops{kind}, streamsync_ops_applied_total{kind},
 streamsync_entry_ops_applied_total{op}, streamsync_files_transferred_total,
 streamsync_bytes_transferred_total, streamsync_journals_applied_total,
-streamsync_open_failures{kind}, streamsync_batch_duration_seconds (histogram),
+streamsync_open_failures{kind}, streamsync_held_files,
+streamsync_batch_duration_seconds (histogram),
 streamsync_checkpoint_timestamp_seconds, streamsync_checkpoint_completed,
 streamsync_checkpoint_completion_timestamp_seconds. Example alert rules:
 examples/prometheus/streamsync-alerts.yml.

@@ -14,6 +14,10 @@ as gsyncd does; FAILURES counts open items of the failure ledger, listed by
   THROUGHPUT  journals and operations (entry + meta + data files) applied per
               second of batch time, over the last 20 batches
 
+A worker holding large files that journal after journal still changes (sent once
+they stop: hot-file-size) says so under the table; its LAST_SYNCED stays before
+the first journal whose data it holds (--json: held_files, held_since).
+
 Times are local with their zone (--utc: in UTC); --json keeps raw numbers
 (epoch seconds, lag in seconds).
 
@@ -142,8 +146,11 @@ def worker_row(path: str, *, now: float | None = None) -> dict[str, Any]:
                 by_kind[r.kind] = by_kind.get(r.kind, 0) + 1
             data_stime = st.data_stime()
             entry_stime = st.entry_stime()
+            held = st.note("held") or {}
         finally:
             st.close()
+        fields["held_files"] = len(held)
+        fields["held_since"] = min((v[1] for v in held.values()), default=None)
         fields["open_failures"] = open_failures
         fields["open_failures_by_kind"] = by_kind
         fields["stime"] = None if data_stime is None else list(data_stime)
@@ -208,6 +215,18 @@ def _throughput_text(tp: dict[str, float] | None) -> str:
     if not tp:
         return "N/A"
     return f"{tp['changelogs_per_s']:g} journals/s, {tp['ops_per_s']:g} ops/s"
+
+
+def held_lines(rows: Iterable[dict[str, Any]], *, utc: bool = False) -> list[str]:
+    """One line per worker holding hot files back (:mod:`streamsync.hold`)."""
+    out = []
+    for f in rows:
+        n = int(f.get("held_files") or 0)
+        if n:
+            out.append(f"{f.get('source') or f.get('state_file')}: {human.count(n, 'large file')} "
+                       f"still changing, held since the journal of "
+                       f"{human.when(f.get('held_since'), utc=utc)} (sent once they stop)")
+    return out
 
 
 def fault_lines(rows: Iterable[dict[str, Any]], *, utc: bool = False) -> list[str]:
@@ -287,6 +306,6 @@ def run(args: argparse.Namespace) -> int:
             print("no workers found")
         else:
             print(_render(rows, args.utc))
-            for line in fault_lines(rows, utc=args.utc):
+            for line in held_lines(rows, utc=args.utc) + fault_lines(rows, utc=args.utc):
                 print(line)
     return 1 if any(r.get("worker_status") == "Faulty" for r in rows) else 0
