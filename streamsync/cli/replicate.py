@@ -56,6 +56,7 @@ examples:
   streamsync replicate --engine tar --state /var/lib/ss/b1.sqlite /bricks/b1 /backup/b1
   streamsync replicate --retry-failed /bricks/b1 /backup/b1
   streamsync replicate -o max-deletes=2% /bricks/b1 gluster2::backupvol
+  streamsync replicate --follow -o hot-file-size=67108864 /bricks/b1 /backup/b1  # hold >= 64 MiB files while they grow
   streamsync replicate /bricks/b1 /bricks/b2 /backup/vol        # one worker per brick
   streamsync replicate --mode auto /bricks/b1 backup@host:/backup/b1
 """
