@@ -78,6 +78,7 @@ def _ensure_dir(dfd: int, name: str) -> bool:
     """mkdir ``name`` in ``dfd`` if missing; True when it is a real directory."""
     try:
         os.mkdir(name, 0o700, dir_fd=dfd)
+        return True  # made here, just now: a real directory
     except FileExistsError:
         pass
     except OSError:
@@ -103,11 +104,16 @@ def _inherited(pfd: int, mode: int, gid: int) -> tuple[int, int]:
     directory its set-group-id bit too (GlusterFS's posix xlator, like Linux;
     the journal's gid is the caller's)."""
     st = os.fstat(pfd)
-    if not st.st_mode & S.S_ISGID:
+    return _inherit(st.st_mode, st.st_gid, mode, gid)
+
+
+def _inherit(pmode: int, pgid: int, mode: int, gid: int) -> tuple[int, int]:
+    """:func:`_inherited` from the directory's mode and group already known."""
+    if not pmode & S.S_ISGID:
         return mode, gid
     if S.S_ISDIR(mode):
         mode |= S.S_ISGID
-    return mode, st.st_gid
+    return mode, pgid
 
 
 def handle_relpath(gfid: str) -> str:
@@ -183,9 +189,8 @@ class ReplicaSink:
         #: worker threads for runs of independent CREATEs (1: strictly serial). Two:
         #: on a disk that makes the creates wait they overlap the waits (0.8x
         #: rsync -a's time against 1.5x with one), while the work in Python
-        #: contends for the interpreter (tmpfs: 1.55-1.66x with one, 1.83-1.9x
-        #: with two, 2.1-2.9x with four); see benchmarks/README.md
-        #: (bench_replicate.py)
+        #: contends for the interpreter (tmpfs: 1.56x with one, 1.64-1.73x with
+        #: two, 2.1-2.9x with four); see benchmarks/README.md (bench_replicate.py)
         self.threads = max(1, int(threads))
         self._executor = None
         if gfid_xattr is None:
@@ -675,7 +680,8 @@ class ReplicaSink:
     def _parallel_creates(self, run: Sequence[EntryOp]) -> list[EntryOp]:
         """Create the plain cases of a CREATE run on threads; return the ops left
         for the serial path (in order)."""
-        todo: list[tuple[int, EntryOp, int, int, str]] = []
+        todo: list[tuple[int, EntryOp, int, int, str, tuple[int, int]]] = []
+        parents: dict[int, tuple[int, int]] = {}  # pfd -> (mode, gid): a run changes neither
         rest: dict[int, EntryOp] = {}
         keys: dict[str, int] = {}
         for k, op in enumerate(run):
@@ -695,7 +701,11 @@ class ReplicaSink:
                 continue
             if op.gfid[0:4] not in self._yy_ok:
                 keys[op.gfid[0:4]] = xfd
-            todo.append((k, op, pfd, xfd, f"{op.gfid[2:4]}/{op.gfid}"))
+            parent = parents.get(pfd)
+            if parent is None:
+                st = os.fstat(pfd)
+                parent = parents[pfd] = (st.st_mode, st.st_gid)
+            todo.append((k, op, pfd, xfd, f"{op.gfid[2:4]}/{op.gfid}", parent))
         key_list = list(keys.items())
         made = self._in_slices(lambda kv: _ensure_dir(kv[1], kv[0][2:4]), key_list)
         bad_keys = {kv[0] for kv, ok in zip(key_list, made) if not ok}
@@ -723,14 +733,14 @@ class ReplicaSink:
             out.extend(f.result())
         return out
 
-    def _create_plain(self, item: tuple[int, EntryOp, int, int, str]) -> bool:
+    def _create_plain(self, item: tuple[int, EntryOp, int, int, str, tuple[int, int]]) -> bool:
         """Thread body: the plain CREATE (name free, gfid new). False -> serial path."""
-        _k, op, pfd, xfd, rel = item
+        _k, op, pfd, xfd, rel, parent = item
         mode = op.mode if op.mode is not None else 0o100644
         if S.S_IFMT(mode) not in (0, S.S_IFREG):
             return False
         try:
-            mode, gid = _inherited(pfd, mode, op.gid or 0)
+            mode, gid = _inherit(*parent, mode, op.gid or 0)
             self._create_regular(pfd, op.bname, S.S_IMODE(mode), op.uid or 0, gid, op.gfid)
         except OSError:
             return False  # the serial path adopts a half-made file

@@ -199,9 +199,14 @@ def _open_regular(path: str) -> Any:
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    chunks = []
+    """The whole file (``size``: what fstat said; it may have grown since)."""
+    want = max(size, 65536) + 1
+    chunk = os.read(fd, want)
+    if len(chunk) == size:  # all fstat saw, and less than asked for: the end (one call)
+        return chunk
+    chunks = [chunk]
     while True:
-        chunk = os.read(fd, max(size, 65536) + 1)
+        chunk = os.read(fd, want)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
