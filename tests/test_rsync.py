@@ -18,7 +18,7 @@ from streamsync.options import Options
 from streamsync.records import ROOT_GFID
 from streamsync.sinks.engine import DataSyncer, TransferResult
 from streamsync.sinks.replica import ReplicaSink, handle_relpath
-from streamsync.sinks.rsync import RsyncEngine
+from streamsync.sinks.rsync import RsyncEngine, rsync_version
 
 R = ROOT_GFID
 HAVE_RSYNC = shutil.which("rsync") is not None
@@ -72,6 +72,9 @@ def test_command_line_follows_spec_order():
     assert argv == ["rsync", "-aR0", "--inplace", "--files-from=-", "--super", "--stats",
                     "--numeric-ids", "--no-implied-dirs", "--existing", "--xattrs", "--acls",
                     "--filter=-x trusted.gfid", "--filter=-x user.streamsync.gfid",
+                    "--filter=-x trusted.gfid2path.*", "--filter=-x trusted.glusterfs.*",
+                    "--filter=-x trusted.afr.*", "--filter=-x trusted.ec.*",
+                    "--filter=-x trusted.pgfid.*",
                     "--bwlimit=100", "--checksum", "--ignore-missing-args",
                     "--out-format=streamsync-sent:%n", "--ignore-times", ".", "/r/"]
 
@@ -228,3 +231,24 @@ def test_replica_gfid_tag_survives_a_source_without_xattrs(tmp_path):
     import uuid
     assert str(uuid.UUID(bytes=os.getxattr(f, "trusted.gfid"))) == gfids[0]
     assert os.getxattr(f, "user.note") == b"kept" and open(f, "rb").read() == b"data"
+
+
+@needs_rsync
+@pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* xattrs need root")
+def test_glusterfs_own_xattrs_stay_on_the_primary(tmp_path):
+    """gfid2path, mdata and AFR's changelog xattrs are GlusterFS's own on each brick:
+    rsync neither copies the primary's nor removes the secondary's; a user's travels."""
+    src, rep, gfids = make_pair(tmp_path, {"f": b"bytes"})
+    s = os.path.join(src, "f")
+    for k, v in (("trusted.gfid2path.0a1b", b"parent/f"), ("trusted.glusterfs.mdata", b"\1" * 40),
+                 ("trusted.afr.vol-client-0", b"\0" * 12), ("user.keep", b"mine")):
+        os.setxattr(s, k, v)
+    r = os.path.join(rep, "f")
+    os.setxattr(r, "trusted.glusterfs.mdata", b"secondary's own")
+    res = RsyncEngine(src, rep, Options(), version=rsync_version()).transfer(gfids)
+    assert res.returncode == 0 and not res.missed
+    assert open(r, "rb").read() == b"bytes"
+    names = set(os.listxattr(r))
+    assert "user.keep" in names and os.getxattr(r, "user.keep") == b"mine"
+    assert "trusted.gfid2path.0a1b" not in names and "trusted.afr.vol-client-0" not in names
+    assert os.getxattr(r, "trusted.glusterfs.mdata") == b"secondary's own"

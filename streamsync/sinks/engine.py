@@ -27,6 +27,13 @@ from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 from ..errors import SyncError
 
 
+#: prefixes of the extended attributes GlusterFS keeps on a brick for itself: never
+#: carried to a secondary (a brick-layout replica would hold the primary's stale
+#: copies, a volume keeps its own); ``trusted.gfid`` is the sink's to set
+GLUSTER_INTERNAL_XATTRS = ("trusted.gfid2path.", "trusted.glusterfs.", "trusted.afr.",
+                           "trusted.ec.", "trusted.pgfid.")
+
+
 def option_value(options: Any, name: str, default: Any) -> Any:
     """``options.get(name)``, or ``default`` without options (engines used bare in tests)."""
     if options is None:

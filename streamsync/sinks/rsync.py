@@ -44,7 +44,7 @@ import subprocess
 from typing import Any, Sequence
 
 from ..errors import SyncError
-from .engine import TransferResult, option_value
+from .engine import GLUSTER_INTERNAL_XATTRS, TransferResult, option_value
 from .replica import handle_relpath
 
 __all__ = ["RsyncEngine", "rsync_version", "PARTIAL_CODES"]
@@ -153,8 +153,10 @@ class RsyncEngine:
             argv.append("--acls")
         if "--xattrs" in argv:
             # the replica's own gfid tag is never sent nor removed (a source without
-            # it, e.g. a brick unpacked without xattrs, would otherwise strip it)
+            # it, e.g. a brick unpacked without xattrs, would otherwise strip it),
+            # nor are GlusterFS's own (gfid2path, mdata, afr...): not the secondary's
             argv += ["--filter=-x trusted.gfid", "--filter=-x user.streamsync.gfid"]
+            argv += [f"--filter=-x {prefix}*" for prefix in GLUSTER_INTERNAL_XATTRS]
         argv.extend(shlex.split(_opt(o, "rsync-options", "") or ""))
         if _opt(o, "rsync-opt-ignore-missing-args", True) and self.version >= "3.1.0":
             argv.append("--ignore-missing-args")

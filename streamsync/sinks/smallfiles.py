@@ -40,15 +40,14 @@ import os
 import stat
 from typing import Any, Callable, Sequence
 
-from .engine import DataEngine, TransferResult, option_value
+from .engine import GLUSTER_INTERNAL_XATTRS, DataEngine, TransferResult, option_value
 from .replica import handle_relpath
 
 __all__ = ["SmallFileLane", "lane_for", "gluster_internal_xattr"]
 
 _COPIED, _MISSED, _DELEGATE = 0, 1, 2
 #: prefixes of the extended attributes GlusterFS keeps on a brick for itself
-_INTERNAL = ("trusted.gfid2path.", "trusted.glusterfs.", "trusted.afr.", "trusted.ec.",
-             "trusted.pgfid.")
+_INTERNAL = GLUSTER_INTERNAL_XATTRS
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _WRITE = os.O_WRONLY | os.O_CLOEXEC
 
