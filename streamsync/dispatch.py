@@ -573,6 +573,9 @@ class Dispatcher:
                     self._owe_made(plan.changelog.name, made)
                     for g in made:
                         remade.setdefault(g, plan.changelog.name)
+                if self.sync_times:  # before the entry stime passes this journal: a run
+                    # resuming after a crash gates its entry ops and never sees them again
+                    self._times(plan, queued)
                 if self.mode in ("live_changelog", "history_changelog"):
                     st = Stime(plan.ts - 1, 0)
                     cur = self.state.entry_stime()
@@ -627,8 +630,6 @@ class Dispatcher:
             self._delivered("data", delivered)
             n_bytes = sum(sizes.get(g, 0) for g in delivered) + \
                 self._size_of([g for g in delivered if g not in sizes])
-        if self.sync_times:
-            self._times(plans, queued)
         if abandoned:
             log.error(_lf("changelogs could not be processed completely - moving on...",
                           files=[p.changelog.name for p in plans]))
@@ -793,20 +794,21 @@ class Dispatcher:
                 pass
         return total
 
-    def _times(self, plans: Sequence[ChangelogPlan], data: dict[str, None]) -> None:
-        """Beyond gsyncd: after the data, give the directories whose entries
-        changed, and the new objects that got no data transfer (directories,
-        symlinks, empty files), the source's current times, so ``verify
-        --mtimes`` converges too."""
+    def _times(self, plan: ChangelogPlan, queued: dict[str, None]) -> None:
+        """Beyond gsyncd: once a journal's entry ops are applied (and before the
+        entry stime moves past it), give the directories whose entries changed,
+        and the new objects whose data no transfer brings (directories, symlinks,
+        empty files), the source's current times, so ``verify --mtimes``
+        converges too; a file with data gets its times with its bytes."""
+        data = plan.data_gfids
         want: dict[str, None] = {}
-        for plan in plans:
-            for op in plan.entry_ops:
-                want[op.pgfid] = None
-                if op.pgfid1 is not None:
-                    want[op.pgfid1] = None
-                if op.op in ("MKDIR", "SYMLINK", "MKNOD", "CREATE", "LINK", "RENAME") \
-                        and op.gfid not in data:
-                    want[op.gfid] = None
+        for op in plan.entry_ops:
+            want[op.pgfid] = None
+            if op.pgfid1 is not None:
+                want[op.pgfid1] = None
+            if op.op in ("MKDIR", "SYMLINK", "MKNOD", "CREATE", "LINK", "RENAME") \
+                    and op.gfid not in queued and op.gfid not in data:
+                want[op.gfid] = None
         self._set_source_times(want)
 
     def _set_source_times(self, gfids: Iterable[str]) -> None:

@@ -85,3 +85,47 @@ def test_kill_9_at_random_points_then_resume_converges(brick, tmp_path):
     assert killed >= ROUNDS  # most runs were really killed mid-way
     # about 20-25 s on an idle 2-core VM; printed rather than asserted (shared machines)
     print(f"{ROUNDS} rounds, {killed} kills, {time.monotonic() - start:.1f} s")
+
+
+def test_a_crash_after_the_entry_stime_moved_leaves_no_time_unset(tmp_path, monkeypatch):
+    """The entry stime moves after each journal's entry ops; a run dying in the data
+    phase of a batch of several journals is resumed with the earlier ones gated
+    (their entry ops never applied again). The times of what they made (a symlink,
+    a directory) were set before the stime moved past them, so the replica still
+    converges with mtimes."""
+    from streamsync.records import Stime
+    from streamsync.replicate import replicate
+    from streamsync.sinks.engine import DataSyncer
+    from streamsync.state import SqliteState
+    from streamsync.verify import verify
+    from test_worker_brick import Brick
+    b = Brick(tmp_path / "b")
+    replica, state = str(tmp_path / "r"), str(tmp_path / "state.sqlite")
+    b.create("first", b"1")
+    b.rollover(1700000015)
+    assert replicate(b.root, replica, state_path=state).open_failures == 0  # a data stime
+    b.mkdir("d")
+    b.symlink("../f", "d/s")
+    old = (1_600_000_000, 1_600_000_000)
+    os.utime(b.path("d/s"), old, follow_symlinks=False)
+    b.rollover(1700000030)
+    b.create("f", b"data")
+    os.utime(b.path("d"), old)
+    b.rollover(1700000045)  # one batch of two journals
+
+    class Crash(BaseException):
+        pass
+
+    def crash(self):
+        raise Crash  # the process dies in the data phase, after both journals' entries
+
+    monkeypatch.setattr(DataSyncer, "wait", crash)
+    with pytest.raises(Crash):
+        replicate(b.root, replica, state_path=state)
+    monkeypatch.undo()
+    with SqliteState(state) as st:  # the first journal's entry ops are gated from now on
+        assert st.entry_stime() == Stime(1700000044, 0)
+        assert st.data_stime() == Stime(1700000014, 0)
+    s = replicate(b.root, replica, state_path=state)
+    assert s.open_failures == 0
+    assert verify(b.root, replica, mtimes=True, gfids=True) == []
