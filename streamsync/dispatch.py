@@ -635,18 +635,12 @@ class Dispatcher:
                           files=[p.changelog.name for p in plans]))
         last = plans[-1].changelog
         with self.state.transaction():
-            for g in abandoned:
-                self.state.add_failure("data", g, changelog=last.name, errno=None,
-                                       info={"attempts": attempts})
-                self._note("data", None, g, last.name)
+            self._ledger_abandoned(abandoned, lambda g: last.name, attempts)
             if self.mode in _STIME_MODES:
                 st = Stime(last.ts - 1, 0)
                 if holding is not None:  # every byte up to the stime is on the secondary
                     st = self._keep_held(holding.keep, st)
-                cur = self.state.data_stime()
-                if cur is None or st > cur:  # a batch of skipped journals never moves it back
-                    self.state.set_data_stime(st)
-                    self.state.set_status(last_synced=st.sec)
+                self._advance_data_stime(st)
                 self.state.set_status(data=0)
             self.state.mark_done([p.changelog for p in plans])
         if self.archive is not None:
@@ -761,38 +755,40 @@ class Dispatcher:
         attempts, abandoned = self._sync_data(self.syncer.wait()) if sent else (1, [])
         lost = set(abandoned)
         self._delivered("data", [g for g in sent if g not in lost])
-        keep = {g: h for g, h in held.items() if g not in set(go)}
+        gone = set(go)
+        keep = {g: h for g, h in held.items() if g not in gone}
         target = self.state.note("held_stime")
         with self.state.transaction():
-            for g in abandoned:
-                self.state.add_failure("data", g, changelog=f"CHANGELOG.{held[g].ts}",
-                                       errno=None, info={"attempts": attempts})
-                self._note("data", None, g, f"CHANGELOG.{held[g].ts}")
+            self._ledger_abandoned(abandoned, lambda g: f"CHANGELOG.{held[g].ts}", attempts)
             if target is not None:
-                st = self._keep_held(keep, Stime(int(target), 0))
-                cur = self.state.data_stime()
-                if cur is None or st > cur:
-                    self.state.set_data_stime(st)
-                    self.state.set_status(last_synced=st.sec)
+                self._advance_data_stime(self._keep_held(keep, Stime(int(target), 0)))
             else:
                 self.state.set_note("held", held_to_json(keep) if keep else None)
         log.info(_lf("Sent held files", files=len(go), still_held=len(keep),
                      stime=_tuple(self.state.data_stime())))
         return len(go)
 
+    def _ledger_abandoned(self, gfids: Iterable[str], changelog: Callable[[str], str],
+                          attempts: int) -> None:
+        """Ledger the data that ran out of transfer attempts (inside the closing
+        transaction), each under ``changelog(gfid)``."""
+        for g in gfids:
+            self.state.add_failure("data", g, changelog=changelog(g), errno=None,
+                                   info={"attempts": attempts})
+            self._note("data", None, g, changelog(g))
+
+    def _advance_data_stime(self, st: Stime) -> None:
+        """Move the data stime (and ``last_synced``) to ``st``, never back: a batch
+        of skipped journals, or what stays held, cannot lower it."""
+        cur = self.state.data_stime()
+        if cur is None or st > cur:
+            self.state.set_data_stime(st)
+            self.state.set_status(last_synced=st.sec)
+
     def _size_of(self, gfids: Sequence[str]) -> int:
         """Bytes the source holds for ``gfids`` now (what a transfer moved, for
         the metrics; a file gone since counts 0)."""
-        total = 0
-        for g in gfids:
-            path = self.view.data_path(g)
-            if path is None:
-                continue
-            try:
-                total += os.stat(path).st_size
-            except OSError:
-                pass
-        return total
+        return sum((self._size_ctime(g) or (0, 0))[0] for g in gfids)
 
     def _times(self, plan: ChangelogPlan, queued: dict[str, None]) -> None:
         """Beyond gsyncd: once a journal's entry ops are applied (and before the

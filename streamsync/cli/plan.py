@@ -99,22 +99,18 @@ def _plans(batches: Iterator[Batch]) -> Iterator[tuple[int | None, ChangelogPlan
             yield index, plan
 
 
-def _metas(plan: ChangelogPlan, view) -> int:
-    """How many of the plan's meta gfids the source still has (the META ops sent)."""
+def _meta_stats(plan: ChangelogPlan, view) -> list[tuple[str, Any]]:
+    """``(gfid, stat now)`` of the plan's meta gfids the source still has (the META
+    ops sent; gone ones are dropped)."""
     if not plan.meta_gfids:
-        return 0
+        return []
     v = view.prefetch(plan.meta_gfids)
-    return sum(1 for g in plan.meta_gfids if v.lstat(g) is not None)
+    return [(g, st) for g in plan.meta_gfids if (st := v.lstat(g)) is not None]
 
 
 def _row(plan: ChangelogPlan, index: int | None, view) -> dict[str, Any]:
-    meta = []
-    if plan.meta_gfids:
-        v = view.prefetch(plan.meta_gfids)
-        for g in plan.meta_gfids:
-            st = v.lstat(g)
-            if st is not None:
-                meta.append({"op": "META", "go": GFID_PREFIX + g, "stat": st.to_dict()})
+    meta = [{"op": "META", "go": GFID_PREFIX + g, "stat": st.to_dict()}
+            for g, st in _meta_stats(plan, view)]
     return {"changelog": plan.changelog.name, "ts": plan.ts, "batch": index,
             "skipped": plan.skipped, "entries_gated": plan.entries_gated,
             "entry_ops": [entry_op_json(op) for op in plan.entry_ops],
@@ -149,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     for index, plan in _plans(batches):  # counted from the plans: no rows are built
         state = "skipped" if plan.skipped else ("gated" if plan.entries_gated else "")
         batch = "-" if index is None else str(index)
-        n = (len(plan.entry_ops), _metas(plan, view), len(plan.data_gfids))
+        n = (len(plan.entry_ops), len(_meta_stats(plan, view)), len(plan.data_gfids))
         tot[0] += 1
         for i in range(3):
             tot[i + 1] += n[i]
