@@ -103,11 +103,30 @@ def _live(b: Brick, replica, engine: str, options: list[str], steps, *, follow=T
     return s, drive
 
 
-@pytest.mark.parametrize("engine", ["tar", "rsync"])
-def test_file_appended_over_journals_is_sent_once(tmp_path, handed, engine):
+def _big_brick(tmp_path, handed, size: int = 2 * MiB):
+    """A journaled brick whose first journal creates ``big`` (``size`` bytes)."""
     b = Brick(tmp_path / "b")
     handed.root = b.root
-    big = b.create("big", b"a" * (2 * MiB))
+    big = b.create("big", b"a" * size)
+    return b, big
+
+
+def _stopped_while_holding(b: Brick, tmp_path, appends: int, chunk: int) -> str:
+    """A live worker stopped after ``appends`` more journals wrote ``big`` (held,
+    no idle turn); returns its state file."""
+    state_path = os.path.join(tmp_path, "state.sqlite")
+    drive = Appender(b, _append_steps(b, "big", b"b" * chunk, appends, T0 + 1),
+                     state_path=state_path)
+    drive.steps.append(drive.stop.set)
+    run_worker(b.root, str(tmp_path / "r"), mode="live", follow=True, engine="tar",
+               options=Options.from_pairs(["change-interval=0", "hot-file-size=1048576"]),
+               state_path=state_path, stop=drive.stop, sleep=drive.sleep)
+    return state_path
+
+
+@pytest.mark.parametrize("engine", ["tar", "rsync"])
+def test_file_appended_over_journals_is_sent_once(tmp_path, handed, engine):
+    b, big = _big_brick(tmp_path, handed)
     small = b.create("small", b"s")
     b.rollover(T0)
     chunk = b"b" * (2 * MiB)
@@ -130,9 +149,7 @@ def test_file_appended_over_journals_is_sent_once(tmp_path, handed, engine):
 
 
 def test_without_holding_every_batch_resends_the_file(tmp_path, handed):
-    b = Brick(tmp_path / "b")
-    handed.root = b.root
-    big = b.create("big", b"a" * MiB)
+    b, big = _big_brick(tmp_path, handed, MiB)
     b.rollover(T0)
     _live(b, tmp_path / "r", "tar", ["hot-file-size=0"],
           _append_steps(b, "big", b"b" * MiB, 5, T0 + 1))
@@ -141,17 +158,9 @@ def test_without_holding_every_batch_resends_the_file(tmp_path, handed):
 
 
 def test_held_file_survives_a_stop_and_is_sent_by_the_next_run(tmp_path, handed):
-    b = Brick(tmp_path / "b")
-    handed.root = b.root
-    big = b.create("big", b"a" * (2 * MiB))
+    b, big = _big_brick(tmp_path, handed)
     b.rollover(T0)
-    steps = _append_steps(b, "big", b"b" * (2 * MiB), 3, T0 + 1)
-    state_path = os.path.join(tmp_path, "state.sqlite")
-    drive = Appender(b, steps, state_path=state_path)
-    drive.steps.append(drive.stop.set)  # stopped while the file is held: no idle turn
-    run_worker(b.root, str(tmp_path / "r"), mode="live", follow=True, engine="tar",
-               options=Options.from_pairs(["change-interval=0", "hot-file-size=1048576"]),
-               state_path=state_path, stop=drive.stop, sleep=drive.sleep)
+    state_path = _stopped_while_holding(b, tmp_path, 3, 2 * MiB)
     assert handed[big] == []
     assert verify(b.root, tmp_path / "r") != []
     with SqliteState(state_path) as st:
@@ -169,9 +178,7 @@ def test_held_file_survives_a_stop_and_is_sent_by_the_next_run(tmp_path, handed)
 
 
 def test_idle_turn_waits_while_the_file_is_still_changing(tmp_path, handed):
-    b = Brick(tmp_path / "b")
-    handed.root = b.root
-    big = b.create("big", b"a" * (2 * MiB))
+    b, big = _big_brick(tmp_path, handed)
     b.rollover(T0)
 
     def append_unjournaled() -> None:  # changed, its journal not rolled over yet
@@ -190,9 +197,7 @@ def test_idle_turn_waits_while_the_file_is_still_changing(tmp_path, handed):
 
 
 def test_file_changing_for_longer_than_max_wait_is_sent_anyway(tmp_path, handed):
-    b = Brick(tmp_path / "b")
-    handed.root = b.root
-    big = b.create("big", b"a" * (2 * MiB))
+    b, big = _big_brick(tmp_path, handed)
     b.rollover(T0)
     now = [float(T0 + 100)]
 
@@ -215,9 +220,7 @@ def test_file_changing_for_longer_than_max_wait_is_sent_anyway(tmp_path, handed)
 
 
 def test_held_file_deleted_before_its_turn_is_not_a_failure(tmp_path, handed):
-    b = Brick(tmp_path / "b")
-    handed.root = b.root
-    big = b.create("big", b"a" * (2 * MiB))
+    b, big = _big_brick(tmp_path, handed)
     b.rollover(T0)
     steps = [lambda: b.write("big", b"b" * MiB, append=True) or b.rollover(T0 + 1),
              lambda: b.unlink("big") or b.rollover(T0 + 2)]
@@ -246,16 +249,9 @@ def test_status_says_what_is_held(tmp_path, handed, capsys):
     import json
 
     from streamsync.cli import main
-    b = Brick(tmp_path / "b")
-    handed.root = b.root
-    b.create("big", b"a" * (2 * MiB))
+    b, _big = _big_brick(tmp_path, handed)
     b.rollover(T0)
-    state_path = os.path.join(tmp_path, "state.sqlite")
-    drive = Appender(b, _append_steps(b, "big", b"b" * MiB, 2, T0 + 1), state_path=state_path)
-    drive.steps.append(drive.stop.set)
-    run_worker(b.root, str(tmp_path / "r"), mode="live", follow=True, engine="tar",
-               options=Options.from_pairs(["change-interval=0", "hot-file-size=1048576"]),
-               state_path=state_path, stop=drive.stop, sleep=drive.sleep)
+    state_path = _stopped_while_holding(b, tmp_path, 2, MiB)
     assert main(["status", "--json", "--state", state_path]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["held_files"] == 1 and row["held_since"] == T0
