@@ -36,6 +36,16 @@ def run(*argv, timeout=120, check=True, env=None) -> subprocess.CompletedProcess
     return p
 
 
+def equal_with_gfids(primary: str, secondary: str) -> bool:
+    """Whether ``verify`` finds the two trees equal, gfids included (a tree still
+    being written or unmounted under it counts as not equal yet)."""
+    from streamsync.verify import verify
+    try:
+        return not verify(primary, secondary, gfids=True)
+    except OSError:
+        return False
+
+
 def wait_for(condition, what: str, *, timeout: float = 60.0, interval: float = 0.1):
     """Poll ``condition()`` until it returns something true and return that; fail
     naming ``what`` after ``timeout`` seconds. (Waits for a condition, not a duration.)"""

@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, remove_volumes, run, start_volume, wait_for
+from gluster_lab import (equal_with_gfids, glusterd_running, remove_volumes, run,
+                         start_volume, wait_for)
 from streamsync.verify import verify
 
 pytestmark = pytest.mark.gluster
@@ -68,12 +69,6 @@ def _write(m: str, top: str, n: int) -> None:
     os.unlink(os.path.join(m, top, "f1"))
 
 
-def _equal(pm: str, sm: str) -> bool:
-    try:
-        return not verify(pm, sm, gfids=True)
-    except OSError:
-        return False
-
 
 def _rows(address: str, env: dict) -> list[dict]:
     p = subprocess.run([sys.executable, "-m", "streamsync", "status", "--json"],
@@ -102,10 +97,10 @@ def test_every_brick_of_a_distributed_volume_into_one_secondary(glusterd, tmp_pa
         proc = subprocess.Popen([sys.executable, "-m", "streamsync", "replicate", "--follow",
                                  "-q", "-o", "change-interval=1", *bricks, address],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: _equal(pm, sm), "the secondary to equal the 2-brick primary",
+        wait_for(lambda: equal_with_gfids(pm, sm), "the secondary to equal the 2-brick primary",
                  timeout=120, interval=1)
         _write(pm, "later", 30)  # while both workers follow
-        wait_for(lambda: _equal(pm, sm), "the later workload", timeout=120, interval=1)
+        wait_for(lambda: equal_with_gfids(pm, sm), "the later workload", timeout=120, interval=1)
         _stop(proc)
         assert proc.returncode == 0, proc.stderr.read()[-2000:]
     finally:
@@ -140,7 +135,7 @@ def test_replica_two_one_active_no_flapping_and_failover(glusterd, tmp_path):
         wait_for(one_active, "one Active and one Passive worker", timeout=60, interval=0.5)
         _write(pm, "top", 40)
         try:
-            wait_for(lambda: _equal(pm, sm), "the secondary to equal the primary", timeout=120,
+            wait_for(lambda: equal_with_gfids(pm, sm), "the secondary to equal the primary", timeout=120,
                      interval=1)
         except AssertionError:  # say what differs (it found AFR's own directory once)
             raise AssertionError([str(d) for d in verify(pm, sm, gfids=True)][:10]) from None
@@ -166,7 +161,7 @@ def test_replica_two_one_active_no_flapping_and_failover(glusterd, tmp_path):
         # the monitor starts the killed worker again: it waits as Passive
         wait_for(lambda: (r := one_active()) and r[active][0] == "Passive" and r[active][1] != pid,
                  "the killed worker back, as Passive", timeout=60, interval=0.25)
-        wait_for(lambda: _equal(pm, sm), "the secondary to equal the primary after the "
+        wait_for(lambda: equal_with_gfids(pm, sm), "the secondary to equal the primary after the "
                  "failover", timeout=120, interval=1)
         stopping = time.monotonic()
         _stop(proc)

@@ -17,8 +17,8 @@ import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, remove_volumes, run, start_volume, wait_for
-from streamsync.verify import verify
+from gluster_lab import (equal_with_gfids, glusterd_running, remove_volumes, run,
+                         start_volume, wait_for)
 
 pytestmark = pytest.mark.gluster
 
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.gluster
 def glusterd(tmp_path_factory):
     yield from glusterd_running(tmp_path_factory)
 
-
-def _equal(a: str, c: str) -> bool:
-    try:
-        return not verify(a, c, gfids=True)
-    except OSError:
-        return False
 
 
 def test_a_to_b_to_c_and_a_last_byte_change(glusterd, tmp_path):
@@ -71,7 +65,7 @@ def test_a_to_b_to_c_and_a_last_byte_change(glusterd, tmp_path):
         os.link(p("d", "f5"), p("d", "hl"))
         with open(p("data.bin"), "wb") as fh:
             fh.write(os.urandom(65536))
-        wait_for(lambda: _equal(str(pa), str(pc)), "C to equal A through B", timeout=180,
+        wait_for(lambda: equal_with_gfids(str(pa), str(pc)), "C to equal A through B", timeout=180,
                  interval=1)
         # the case of #4200: the last byte of an existing file, same size
         with open(p("data.bin"), "r+b") as fh:
@@ -79,7 +73,7 @@ def test_a_to_b_to_c_and_a_last_byte_change(glusterd, tmp_path):
             last = fh.read(1)
             fh.seek(-1, os.SEEK_END)
             fh.write(bytes([last[0] ^ 0xFF]))
-        wait_for(lambda: _equal(str(pa), str(pc)), "C to see A's last-byte change",
+        wait_for(lambda: equal_with_gfids(str(pa), str(pc)), "C to see A's last-byte change",
                  timeout=180, interval=1)
         for w in workers:
             assert w.poll() is None, w.stderr.read()[-2000:]

@@ -21,10 +21,10 @@ import uuid
 
 import pytest
 
-from gluster_lab import glusterd_running, remove_volumes, run, start_volume, wait_for
+from gluster_lab import (equal_with_gfids, glusterd_running, remove_volumes, run,
+                         start_volume, wait_for)
 from streamsync.decode import decode_journal
 from streamsync.records import DataRecord
-from streamsync.verify import verify
 
 pytestmark = pytest.mark.gluster
 
@@ -35,12 +35,6 @@ MiB = 1 << 20
 def glusterd(tmp_path_factory):
     yield from glusterd_running(tmp_path_factory)
 
-
-def _equal(a: str, b: str) -> bool:
-    try:
-        return not verify(a, b, gfids=True)
-    except OSError:
-        return False
 
 
 def _journals_writing(brick: str, gfid: str) -> int:
@@ -98,7 +92,7 @@ def test_appended_file_is_sent_once(glusterd, tmp_path):
                 fh.write(os.urandom(MiB // 2))
                 fh.flush()
                 time.sleep(0.2)  # the pace of the writer, not a wait for a condition
-        wait_for(lambda: _equal(brick, replica), "the replica to equal the brick",
+        wait_for(lambda: equal_with_gfids(brick, replica), "the replica to equal the brick",
                  timeout=120, interval=1)
         assert worker.poll() is None, err.read_text()[-2000:]
         gfid = str(uuid.UUID(bytes=os.getxattr(os.path.join(brick, "big.log"), "trusted.gfid")))
