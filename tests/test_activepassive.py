@@ -192,6 +192,9 @@ def test_two_workers_kill_the_active_passive_takes_over(tmp_path):
         b.write("d/before", b"rewritten after the takeover")
         b.rollover(ts2)
         _wait(lambda: _status(fb).get("last_synced", 0) >= ts2 - 1, 30, "B to apply")
+        # the batch is recorded after its stime moved: wait for the record too
+        _wait(lambda: any((x["last_ts"] or 0) >= ts2 for x in _worked(sb)), 30,
+              "B to record its batch")
         assert verify(b.root, rep) == []
     finally:
         for p in (pa, pb):
@@ -205,12 +208,21 @@ def test_two_workers_kill_the_active_passive_takes_over(tmp_path):
             fh.close()
     # B applied only what came after the last journal A completed: that one
     # (within the stime's one-second tolerance) was marked done, not applied again
-    stb = SqliteState(sb)
-    worked = [x for x in stb.status().get("batches", []) if x["entries"] or x["data"]
-              or x["meta"]]
+    worked = _worked(sb)
     assert worked and all(x["first_ts"] > a_done for x in worked), worked
+    stb = SqliteState(sb)
     assert f"CHANGELOG.{ts2}" in stb.done_names()
     stb.close()
+
+
+def _worked(state_path: str) -> list[dict]:
+    """The batches a worker recorded that applied something."""
+    st = SqliteState(state_path)
+    try:
+        return [x for x in st.status().get("batches", []) if x["entries"] or x["data"]
+                or x["meta"]]
+    finally:
+        st.close()
 
 
 def test_one_shot_passive_worker_catches_up_and_exits(tmp_path):
