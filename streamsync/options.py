@@ -63,9 +63,11 @@ _SPECS = (
                help="bytes of processed changelog per batch"),
     OptionSpec("sync-jobs", 3, int, min=1, max=100, help="parallel data transfers"),
     OptionSpec("max-rsync-retries", 10, int, min=1, help="total transfer attempts per batch"),
-    OptionSpec("copy-small-files", 1048576, int, min=0,
+    OptionSpec("copy-small-files", 1 << 30, int, min=0,
                help="streamsync: regular files up to this many bytes are copied in-process "
-                    "instead of by an rsync run (local targets; 0: always rsync)"),
+                    "(up to 1 MiB read and written, larger ones by the kernel: "
+                    "copy_file_range/sendfile) instead of by an rsync run "
+                    "(local targets; 0: always rsync)"),
     OptionSpec("ignore-deletes", False, bool, help="do not send UNLINK/RMDIR"),
     OptionSpec("sync-xattrs", True, bool, help="rsync --xattrs; xattr M records -> data"),
     OptionSpec("sync-acls", True, bool, help="rsync --acls; xattr M records -> data"),

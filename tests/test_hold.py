@@ -94,11 +94,14 @@ def _append_steps(b: Brick, rel: str, chunk: bytes, n: int, first_ts: int, *, al
 
 def _live(b: Brick, replica, engine: str, options: list[str], steps, *, follow=True,
           clock=None):
+    """A live worker driven by ``steps``. rsync is handed files over 1 MiB (smaller
+    ones are the in-process lane's): the counted engine sees the big file."""
     state_path = os.path.join(os.path.dirname(b.root), "state.sqlite")
     drive = Appender(b, steps, state_path=state_path)
     kw = {} if clock is None else {"clock": clock}
     s = run_worker(b.root, str(replica), mode="live", follow=follow, engine=engine,
-                   options=Options.from_pairs(["change-interval=0", *options]),
+                   options=Options.from_pairs(["change-interval=0", "copy-small-files=1048576",
+                                               *options]),
                    state_path=state_path, stop=drive.stop, sleep=drive.sleep, **kw)
     return s, drive
 

@@ -79,6 +79,7 @@ def test_appended_file_is_sent_once(glusterd, tmp_path):
                 [sys.executable, "-m", "streamsync", "replicate", "--follow", "-v",
                  "--engine", "rsync", "-o", "change-interval=1",
                  "-o", "hot-file-size=1048576", "-o", "log-rsync-performance=true",
+                 "-o", "copy-small-files=1048576",  # the big file goes to rsync: its --stats
                  brick, replica], stdout=subprocess.DEVNULL, stderr=fh)
         (mnt / "ready").write_bytes(b"r")  # the worker follows journals once this lands
         wait_for(lambda: os.path.exists(os.path.join(replica, "ready")),

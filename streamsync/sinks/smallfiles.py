@@ -36,6 +36,7 @@ writing the destination is a partial transfer (exit 23, the message in
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import Any, Callable, Sequence
@@ -50,6 +51,13 @@ _COPIED, _MISSED, _DELEGATE = 0, 1, 2
 _INTERNAL = GLUSTER_INTERNAL_XATTRS
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _WRITE = os.O_WRONLY | os.O_CLOEXEC
+#: files up to this size are read into memory (and filled at their CREATE); larger
+#: ones are copied descriptor to descriptor by the kernel
+_IN_MEMORY = 1 << 20
+_CHUNK = 1 << 24
+#: errors meaning "this way of copying in the kernel does not apply here"
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                             errno.EBADF})
 
 
 def gluster_internal_xattr(name: str) -> bool:
@@ -112,62 +120,80 @@ class SmallFileLane:
         got = self._source(gfid)
         if isinstance(got, int):
             return got
-        st, data = got
-        opened = _open_regular(self.dest_path(gfid))
-        if opened is None:
-            return _MISSED  # --existing: creating it is the entry op's job
-        if opened is _NOT_REGULAR:
-            return _DELEGATE
-        dfd, dst = opened
+        sfd, st = got
         try:
-            self._write(dfd, dst, st, data)
+            data = _read_all(sfd, st.st_size) if st.st_size <= _IN_MEMORY else sfd
+            opened = _open_regular(self.dest_path(gfid))
+            if opened is None:
+                return _MISSED  # --existing: creating it is the entry op's job
+            if opened is _NOT_REGULAR:
+                return _DELEGATE
+            dfd, dst = opened
+            try:
+                self._write(dfd, dst, st, data)
+            finally:
+                os.close(dfd)
         finally:
-            os.close(dfd)
+            os.close(sfd)
         return _COPIED
 
     def fill(self, gfid: str, dfd: int) -> int | None:
         """Write the bytes (and owner, mode, times) of ``gfid`` into ``dfd``, a
-        regular file just created for it, when this lane would copy it: how many
-        bytes, or ``None`` (nothing written) when it is the engine's to send, or
+        regular file just created for it, when this lane would copy it and it is
+        small (at most 1 MiB: the entry op waits for it): how many bytes, or
+        ``None`` (nothing written) when it is the engine's to send, larger, or
         gone. A replica calls this while creating the file: the data lands
         without a second open."""
         try:
-            got = self._source(gfid)
+            got = self._source(gfid, _IN_MEMORY)
             if isinstance(got, int):
                 return None
-            st, data = got
-            self._write(dfd, os.fstat(dfd), st, data)
+            sfd, st = got
+            try:
+                data = _read_all(sfd, st.st_size)
+                self._write(dfd, os.fstat(dfd), st, data)
+            finally:
+                os.close(sfd)
         except OSError:
             return None  # sent the usual way after the entries (rewritten whole)
         if self.on_copied is not None:
             self.on_copied(gfid)
         return len(data)
 
-    def _source(self, gfid: str) -> Any:
-        """``(stat, bytes)`` of a source file this lane copies, else ``_MISSED``
-        (gone) or ``_DELEGATE`` (the engine's)."""
+    def _source(self, gfid: str, limit: int | None = None) -> Any:
+        """``(open descriptor, stat)`` of a source file this lane copies (the
+        caller closes it), else ``_MISSED`` (gone) or ``_DELEGATE`` (the engine's,
+        or larger than ``limit``, default the lane's)."""
         try:
             sfd = os.open(os.path.join(self.source_root, handle_relpath(gfid)), _READ)
         except (FileNotFoundError, NotADirectoryError):
             return _MISSED  # vanished on the source: not sent, as rsync --ignore-missing-args
         except OSError:
             return _DELEGATE  # a symlink (ELOOP) or anything odd: rsync's call
+        cap = self.limit if limit is None else min(limit, self.limit)
         try:
             st = os.fstat(sfd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size > self.limit:
+            if not stat.S_ISREG(st.st_mode) or st.st_size > cap or (
+                    self.xattrs and not all(map(gluster_internal_xattr, os.listxattr(sfd)))):
+                os.close(sfd)
                 return _DELEGATE
-            if self.xattrs and not all(map(gluster_internal_xattr, os.listxattr(sfd))):
-                return _DELEGATE
-            return st, _read_all(sfd, st.st_size)
-        finally:
+        except BaseException:
             os.close(sfd)
+            raise
+        return sfd, st
 
-    def _write(self, dfd: int, dst: os.stat_result, st: os.stat_result, data: bytes) -> None:
-        """rsync -a's result on an open destination: bytes, length, owner, mode, times
+    def _write(self, dfd: int, dst: os.stat_result, st: os.stat_result,
+               data: bytes | int) -> None:
+        """rsync -a's result on an open destination: bytes (``data``, or all that
+        can be read from the descriptor ``data``), length, owner, mode, times
         (every call a round trip on a volume: only those that change something)."""
-        _write_all(dfd, data)
-        if dst.st_size > len(data):
-            os.ftruncate(dfd, len(data))
+        if isinstance(data, int):
+            size = _copy_all(data, dfd)
+        else:
+            _write_all(dfd, data)
+            size = len(data)
+        if dst.st_size > size:
+            os.ftruncate(dfd, size)
         chowned = self._root and (dst.st_uid, dst.st_gid) != (st.st_uid, st.st_gid)
         if chowned:
             os.fchown(dfd, st.st_uid, st.st_gid)  # before the mode: chown clears set-id bits
@@ -215,6 +241,39 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _copy_all(sfd: int, dfd: int) -> int:
+    """Copy from ``sfd``'s offset to its end into ``dfd`` in the kernel (no bytes
+    through Python): ``copy_file_range``, else ``sendfile`` where the two files'
+    filesystems do not allow it (a brick into a FUSE mount), else read and write.
+    Returns the number of bytes copied (the file may have grown since its fstat)."""
+    total = 0
+    for copy in (_by_copy_file_range, _by_sendfile, _by_read_write):
+        try:
+            while True:
+                n = copy(sfd, dfd)
+                if not n:
+                    return total
+                total += n
+        except OSError as exc:
+            if total or exc.errno not in _NO_KERNEL_COPY:
+                raise
+    return total  # pragma: no cover - read and write always work or raise
+
+
+def _by_copy_file_range(sfd: int, dfd: int) -> int:
+    return os.copy_file_range(sfd, dfd, _CHUNK)
+
+
+def _by_sendfile(sfd: int, dfd: int) -> int:
+    return os.sendfile(dfd, sfd, None, _CHUNK)
+
+
+def _by_read_write(sfd: int, dfd: int) -> int:
+    chunk = os.read(sfd, 1 << 20)
+    _write_all(dfd, chunk)
+    return len(chunk)
 
 
 def lane_for(engine: Any, source_root: str, dest_path: Callable[[str], str],
