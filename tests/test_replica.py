@@ -457,11 +457,13 @@ def test_symlink_cut_short_is_adopted_by_symlink_and_rename(root, sink):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_threaded_create_runs_equal_serial_application(tmp_path, seed):
-    """Long CREATE runs go to threads; with odd cases mixed in (existing names and
-    gfids, missing parents, hostile names, repeated names) the replica and the
-    failures are exactly those of one-by-one application."""
+def test_batched_create_runs_equal_serial_application(tmp_path, seed, monkeypatch):
+    """Long CREATE runs are checked together and created in a row, on threads when
+    the creates wait; with odd cases mixed in (existing names and gfids, missing
+    parents, hostile names, repeated names) the replica and the failures are
+    exactly those of one-by-one application, inline and on threads."""
     import random
+    import streamsync.sinks.replica as replica_mod
     rng = random.Random(seed)
     pre = [mkdir(G(1), R, "d"), mkdir(G(2), R, "e"), create(G(3), G(1), "taken"),
            create(G(4), R, "other")]
@@ -476,20 +478,30 @@ def test_threaded_create_runs_equal_serial_application(tmp_path, seed):
         if rng.random() < 0.02:
             ops.append(EntryOp("UNLINK", G(3), G(1), "taken"))
     results = []
-    runs = []
-    for threads in (1, 4):
-        root = str(tmp_path / f"t{threads}")
+    ways = {"one by one": (1, 10 ** 9, False), "in a row": (1, 32, False),
+            "on threads": (4, 32, True)}
+    batched = {}
+    monkeypatch.setattr(replica_mod, "_PROBE", 4)  # runs here are short: time 4 first
+    for way, (threads, shortest, waits) in ways.items():
+        monkeypatch.setattr(replica_mod, "_MIN_PARALLEL", shortest)
+        root = str(tmp_path / way.replace(" ", "_"))
         s = ReplicaSink(root, threads=threads)
-        real = s._parallel_creates
-        s._parallel_creates = lambda run, real=real: runs.append(len(run)) or real(run)
+        s._slow = lambda per_call, waits=waits: waits  # as if the filesystem made them wait
+        pooled = []
+        s._pool = lambda real=s._pool: pooled.append(1) or real()
+        real = s._create_run
+        runs = batched[way] = []
+        s._create_run = lambda run, real=real, runs=runs: runs.append(len(run)) or real(run)
         s.apply_entries(pre)
         fails = s.apply_entries(ops)
         s.close()
         results.append(([(f.op, f.errno, f.info) for f in fails], tree_without_inodes(root)))
-    assert results[0] == results[1]
-    # many of the ops really went through the threads (a run stops before an op
+        assert bool(pooled) == waits, way
+    assert results[0] == results[1] == results[2]
+    # many of the ops really went through the batches (a run stops before an op
     # that waits behind a failed one: a fifth of these ops fail, so fewer than half)
-    assert sum(runs) > 75
+    assert batched["one by one"] == [] and sum(batched["in a row"]) > 75
+    assert batched["on threads"] == batched["in a row"]
 
 
 def tree_without_inodes(root):
@@ -515,3 +527,25 @@ def test_several_processes_may_set_up_the_same_fresh_replica_at_once(tmp_path):
             assert pool.map(_open_sink, [root] * 8) == ["ok"] * 8
         assert os.readlink(os.path.join(root, ".glusterfs", "00", "00",
                                         "00000000-0000-0000-0000-000000000001")) == "../../.."
+
+
+def test_a_run_goes_to_threads_only_when_its_first_calls_are_slow(tmp_path, monkeypatch):
+    """The first calls of a run are timed on the calling thread: slow ones (here a
+    sleep, as a create on a busy disk) send the rest to the pool; quick ones (a
+    create on tmpfs) stay on the thread. Results keep their order either way."""
+    import time
+    import streamsync.sinks.replica as replica_mod
+    s = ReplicaSink(str(tmp_path / "r"), threads=2)
+    pooled = []
+    real = s._pool
+    s._pool = lambda: pooled.append(1) or real()
+    items = list(range(100))
+    assert s._in_slices(lambda x: time.sleep(0.001) or -x, items) == [-x for x in items]
+    assert pooled
+    pooled.clear()
+    # quick calls: timed over many, so that a preemption cannot make them look slow
+    monkeypatch.setattr(replica_mod, "_PROBE", 20_000)
+    items = list(range(50_000))
+    assert s._in_slices(lambda x: -x, items) == [-x for x in items]
+    assert not pooled
+    s.close()

@@ -50,6 +50,7 @@ import errno as E
 import logging
 import os
 import stat as S
+import time
 import uuid
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -70,8 +71,13 @@ GLUSTERFS_DIR = ".glusterfs"
 _ROOT_LINK = "../../.."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_DEPTH = 4096
-#: shortest CREATE run worth the thread pool
+#: shortest CREATE run taken as a batch (checked together, created in a row)
 _MIN_PARALLEL = 32
+#: calls of a batch timed on the calling thread before deciding on the pool
+_PROBE = 32
+#: seconds per call above which a batch goes to the pool: a create on tmpfs or a
+#: disk keeping up takes 40-70 µs, on a disk that makes it wait 300 µs or more
+_SLOW_CALL = 150e-6
 
 
 def _ensure_dir(dfd: int, name: str) -> bool:
@@ -186,11 +192,8 @@ class ReplicaSink:
             os.makedirs(self.root, exist_ok=True)
             self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._closed = False
-        #: worker threads for runs of independent CREATEs (1: strictly serial). Two:
-        #: on a disk that makes the creates wait they overlap the waits (0.8x
-        #: rsync -a's time against 1.5x with one), while the work in Python
-        #: contends for the interpreter (tmpfs: 1.56x with one, 1.64-1.73x with
-        #: two, 2.1-2.9x with four); see benchmarks/README.md (bench_replicate.py)
+        #: most threads for a run of independent CREATEs, used only while the
+        #: creates wait for the filesystem (:meth:`_in_slices`); 1: none
         self.threads = max(1, int(threads))
         self._executor = None
         if gfid_xattr is None:
@@ -641,9 +644,10 @@ class ReplicaSink:
 
         A run of consecutive CREATEs with distinct names and gfids is
         order-independent (a CREATE only adds a file name), so long runs are
-        applied on a few threads; anything unusual in such a run (an existing
-        name or gfid, a missing parent, ...) falls back to the one-by-one path,
-        in order, so the result is the same as applying the ops serially.
+        checked together and created in a row (on a few threads while the
+        creates wait for the filesystem); anything unusual in such a run (an
+        existing name or gfid, a missing parent, ...) falls back to the one-by-one
+        path, in order, so the result is the same as applying the ops serially.
         """
         self._drop_caches()
         ops = list(ops)
@@ -651,12 +655,12 @@ class ReplicaSink:
         order = EntryOrder(waiting)  # (open ledger rows: what they hold, held here too)
         i, n = 0, len(ops)
         while i < n:
-            if self.threads > 1 and ops[i].op == "CREATE":
+            if ops[i].op == "CREATE":
                 j = create_run_end(ops, i)
                 if order:  # the run ends before the first op that must wait
                     j = next((k for k in range(i, j) if order.held(ops[k])), j)
                 if j - i >= _MIN_PARALLEL:
-                    for op in self._parallel_creates(ops[i:j]):
+                    for op in self._create_run(ops[i:j]):
                         self._apply_one(op, order, failures)
                     i = j
                     continue
@@ -677,9 +681,9 @@ class ReplicaSink:
             order.failed(f)
             failures.append(f)
 
-    def _parallel_creates(self, run: Sequence[EntryOp]) -> list[EntryOp]:
-        """Create the plain cases of a CREATE run on threads; return the ops left
-        for the serial path (in order)."""
+    def _create_run(self, run: Sequence[EntryOp]) -> list[EntryOp]:
+        """Create the plain cases of a CREATE run (:meth:`_in_slices`); return the
+        ops left for the serial path (in order)."""
         todo: list[tuple[int, EntryOp, int, int, str, tuple[int, int]]] = []
         parents: dict[int, tuple[int, int]] = {}  # pfd -> (mode, gid): a run changes neither
         rest: dict[int, EntryOp] = {}
@@ -720,18 +724,33 @@ class ReplicaSink:
         return [rest[k] for k in sorted(rest)]
 
     def _in_slices(self, fn, items: list) -> list:
-        """``[fn(x) for x in items]`` on the pool, one contiguous slice per thread
-        (one task per thread: no per-item future overhead)."""
-        if not items:
-            return []
-        n = min(self.threads, len(items))
-        size = -(-len(items) // n)
-        slices = [items[i:i + size] for i in range(0, len(items), size)]
+        """``[fn(x) for x in items]``: the first items on this thread, timed; the
+        rest on the pool (one contiguous slice per thread: no per-item future
+        overhead) only when those took long enough to be mostly the kernel's work
+        or waits (:meth:`_slow`), which threads overlap. Quick calls (tmpfs, a disk
+        keeping up) stay here: on threads they only contend for the interpreter
+        (tmpfs: 1.2x rsync -a's time here, 1.4-2.1x on two threads)."""
+        if self.threads == 1 or len(items) < 2 * _PROBE:
+            return [fn(x) for x in items]
+        start = time.perf_counter()
+        out = [fn(x) for x in items[:_PROBE]]
+        rest = items[_PROBE:]
+        if not self._slow((time.perf_counter() - start) / _PROBE):
+            out.extend(fn(x) for x in rest)
+            return out
+        n = min(self.threads, len(rest))
+        size = -(-len(rest) // n)
+        slices = [rest[i:i + size] for i in range(0, len(rest), size)]
         futures = [self._pool().submit(lambda sl: [fn(x) for x in sl], sl) for sl in slices]
-        out: list = []
         for f in futures:
             out.extend(f.result())
         return out
+
+    @staticmethod
+    def _slow(seconds_per_call: float) -> bool:
+        """Whether calls taking this long are mostly the kernel's work or waits,
+        which threads overlap (the Python around one create is ~20-30 µs)."""
+        return seconds_per_call > _SLOW_CALL
 
     def _create_plain(self, item: tuple[int, EntryOp, int, int, str, tuple[int, int]]) -> bool:
         """Thread body: the plain CREATE (name free, gfid new). False -> serial path."""
