@@ -98,7 +98,10 @@ def brick(tmp_path_factory):
 
 
 def _fresh(path: str) -> str:
+    """``path`` removed, and the disk's dirty pages written out (untimed): each
+    timed run starts with the same writeback backlog, none."""
     shutil.rmtree(path, ignore_errors=True)
+    os.sync()
     return path
 
 
