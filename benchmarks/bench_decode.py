@@ -75,3 +75,41 @@ def test_parse_processed_vs_bare_line_split(benchmark, processed):
     ref = _best(lambda: [line.split() for line in processed.split(b"\n")])
     records = benchmark.pedantic(lambda: list(parse_processed(processed)), rounds=5, iterations=1)
     _report(benchmark, "parse processed -> records", ref, len(records))
+
+
+def test_decode_ascii_floor(benchmark, raw_ascii):
+    """Where the raw decoder's time goes, each part as a ratio to the bare split:
+    the whole-body check alone (one expression in C), and the records alone (the
+    decoder's own unchecked walk: decode to text, split, one immutable record per
+    entry, the collector paused), i.e. the least any decoder handing out one
+    Python record per journal entry does. Their sum is the floor of a checked
+    decoder; the issue's goal was 6x."""
+    import gc
+    import re
+
+    from streamsync import decode as D
+    header = D.read_header(raw_ascii)
+    body_re = D._BODY_RE[header.delete_path_slot]
+    ref = _best(lambda: raw_ascii.split(b"\0"))
+    check = _best(lambda: body_re.match(raw_ascii, header.body_offset))
+    saved = dict(D._BODY_RE)
+
+    def records_only():
+        gc.disable()
+        try:
+            return D._ascii_fast(raw_ascii, header)
+        finally:
+            gc.enable()
+    D._BODY_RE.update({k: re.compile(b"") for k in saved})  # accepts anything: no check
+    try:
+        records = _best(records_only)
+        n = len(records_only())
+    finally:
+        D._BODY_RE.update(saved)
+    whole = benchmark.pedantic(decode_journal, (raw_ascii,), rounds=5, iterations=1)
+    ours = benchmark.stats.stats.min
+    assert len(whole) == n
+    benchmark.extra_info.update(check=round(check / ref, 2), records=round(records / ref, 2),
+                                decode=round(ours / ref, 2))
+    print(f"\ndecode ascii: check alone {check / ref:.1f}x, records alone {records / ref:.1f}x,"
+          f" floor {(check + records) / ref:.1f}x; decode_journal {ours / ref:.1f}x the split")
