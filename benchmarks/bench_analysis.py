@@ -108,3 +108,47 @@ def test_dask_local_cluster_2_workers(benchmark, journal_dir):
                                                            scheduler=client))
     assert s == single
     _report("dask-2-workers", secs, n, benchmark)
+
+
+def test_dask_ideal_two_workers(benchmark, journal_dir):
+    """The most two worker processes could give with a :class:`Summary` as the result,
+    measured piecewise in this process: each half of the journals summarised (the
+    two would run side by side: the slower half counts), the two half summaries
+    unpickled on the client (what arrives from the workers; their pickling is
+    the workers' and not counted) and merged there. No scheduler, no process
+    start, no contention for the two cores: a bound, not a forecast."""
+    import pickle
+
+    from streamsync.analysis.summary import merge
+    from streamsync.discover import discover
+    d, n = journal_dir
+    journals = list(discover([str(d)]))
+    paths = [c.path for c in journals]
+    halves = [paths[: len(paths) // 2], paths[len(paths) // 2:]]
+
+    def piecewise():
+        t0 = time.perf_counter()
+        single = summarize_paths([d], bucket="1h")
+        t1 = time.perf_counter()
+        parts, part_s = [], []
+        for half in halves:
+            t = time.perf_counter()
+            parts.append(summarize_paths(half, bucket="1h"))
+            part_s.append(time.perf_counter() - t)
+        blobs = [pickle.dumps(p) for p in parts]
+        t = time.perf_counter()
+        got = [pickle.loads(b) for b in blobs]
+        unpickle = time.perf_counter() - t
+        t = time.perf_counter()
+        whole = merge(*got)
+        merged = time.perf_counter() - t
+        assert whole == single
+        return t1 - t0, max(part_s), unpickle, merged, sum(map(len, blobs))
+
+    one, half, unpickle, merged, size = benchmark.pedantic(piecewise, rounds=1, iterations=1)
+    ideal = half + unpickle + merged
+    benchmark.extra_info.update(single_s=one, slower_half_s=half, unpickle_s=unpickle,
+                                merge_s=merged, pickled_bytes=size, bound=round(one / ideal, 2))
+    print(f"\nideal 2 workers: slower half {half:.2f} s + unpickle {unpickle:.2f} s "
+          f"({size / 1e6:.0f} MB) + merge {merged:.2f} s = {ideal:.2f} s against one "
+          f"process {one:.2f} s: at most {one / ideal:.2f}x (goal 1.6x)")
