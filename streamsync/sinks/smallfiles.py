@@ -1,11 +1,14 @@
-"""Small files copied in-process: no rsync run for a file of a few KiB.
+"""Files copied in-process: no rsync run for a file a local target can take directly.
 
 An rsync run costs tens of milliseconds before it moves a byte and then a
 handful of round trips per file; into a GlusterFS volume through FUSE it lands
 260-310 small files/s per process. :class:`SmallFileLane` wraps a local data
 engine and copies the files it can copy exactly as ``rsync -a --inplace
 --existing --numeric-ids --super`` would (bytes, length, owner, mode, times)
-itself, handing everything else to the wrapped engine:
+itself: up to 1 MiB read and written from memory, larger ones descriptor to
+descriptor by the kernel (``copy_file_range``, else ``sendfile``, else read and
+write), which is what a local rsync's whole-file ``--inplace`` copy amounts to.
+It hands everything else to the wrapped engine:
 
 * a source that is not a regular file, or larger than ``limit`` bytes;
 * a source carrying an extended attribute that is not GlusterFS's own
