@@ -167,6 +167,32 @@ def test_a_kernel_copy_failing_half_way_is_a_partial_transfer(dirs, monkeypatch)
     assert "Input/output error" in res.stderr and g in res.stderr
 
 
+def test_when_no_way_of_copying_works_the_file_is_reported_not_emptied(dirs, monkeypatch):
+    """Both kernel copies refused and the read failing too: an error naming the
+    file (retried, then ledgered), never an empty destination taken as copied."""
+    src, dst = dirs
+    g = _g(22)
+    _source(src, g, os.urandom(2 << 20))
+    with open(os.path.join(dst, g), "wb") as fh:
+        fh.write(b"older bytes")
+    real_read = os.read
+
+    def refuse(*a):
+        raise _NO_SENDFILE
+
+    def failing_read(fd, n):
+        if n == 1 << 20:  # the lane's chunked read of a large file
+            raise OSError(22, "Invalid argument")
+        return real_read(fd, n)
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    monkeypatch.setattr(os, "sendfile", refuse)
+    monkeypatch.setattr(os, "read", failing_read)
+    lane, inner = _lane(src, dst, limit=8 << 20)
+    res = lane.transfer([g])
+    assert res.returncode == 23 and res.missed == (g,) and g in res.stderr
+    assert open(os.path.join(dst, g), "rb").read() == b"older bytes"
+
+
 def test_a_destination_symlink_is_not_followed(dirs, tmp_path):
     src, dst = dirs
     g = _g(8)

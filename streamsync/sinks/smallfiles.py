@@ -249,10 +249,11 @@ def _write_all(fd: int, data: bytes) -> None:
 def _copy_all(sfd: int, dfd: int) -> int:
     """Copy from ``sfd``'s offset to its end into ``dfd`` in the kernel (no bytes
     through Python): ``copy_file_range``, else ``sendfile`` where the two files'
-    filesystems do not allow it (a brick into a FUSE mount), else read and write.
-    Returns the number of bytes copied (the file may have grown since its fstat)."""
+    filesystems do not allow it (a brick into a FUSE mount), else read and write,
+    whose errors are the caller's. Returns the number of bytes copied (the file
+    may have grown since its fstat)."""
     total = 0
-    for copy in (_by_copy_file_range, _by_sendfile, _by_read_write):
+    for copy in (_by_copy_file_range, _by_sendfile):
         try:
             while True:
                 n = copy(sfd, dfd)
@@ -262,7 +263,11 @@ def _copy_all(sfd: int, dfd: int) -> int:
         except OSError as exc:
             if total or exc.errno not in _NO_KERNEL_COPY:
                 raise
-    return total  # pragma: no cover - read and write always work or raise
+    while True:
+        n = _by_read_write(sfd, dfd)
+        if not n:
+            return total
+        total += n
 
 
 def _by_copy_file_range(sfd: int, dfd: int) -> int:
