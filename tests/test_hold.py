@@ -21,7 +21,9 @@ from streamsync.crawl.select import run_worker
 from streamsync.hold import Held, HoldRule, stime_floor
 from streamsync.options import Options
 from streamsync.records import DataRecord, Stime
+from streamsync.sinks.replica import handle_relpath
 from streamsync.sinks.rsync import RsyncEngine
+from streamsync.sinks.smallfiles import SmallFileLane
 from streamsync.sinks.tar import TarEngine
 from streamsync.state import SqliteState
 from streamsync.verify import verify
@@ -33,9 +35,14 @@ MiB = 1 << 20
 
 
 class Handed(collections.defaultdict):
-    """gfid -> the sizes handed over; ``root``: the brick they are read from."""
+    """gfid -> the sizes handed over; ``root``: the brick they are read from;
+    ``by_engine``: the gfids a tar or rsync run was handed."""
 
     root = ""
+
+    def __init__(self, *a) -> None:
+        super().__init__(*a)
+        self.by_engine: set[str] = set()
 
 
 @pytest.fixture
@@ -50,11 +57,21 @@ def handed(monkeypatch):
             for g in gfids:
                 path = os.path.join(sent.root, ".glusterfs", g[:2], g[2:4], g)
                 sent[g].append(os.stat(path).st_size if os.path.exists(path) else 0)
+                sent.by_engine.add(g)
             return original(self, gfids)
         monkeypatch.setattr(cls, "transfer", transfer)
 
     wrap(TarEngine)
     wrap(RsyncEngine)
+    copy = SmallFileLane._copy
+
+    def lane_copy(self, g):  # what rsync's in-process lane copies itself
+        size = os.stat(os.path.join(sent.root, handle_relpath(g))).st_size
+        how = copy(self, g)
+        if how == 0:  # copied here, not handed on to rsync
+            sent[g].append(size)
+        return how
+    monkeypatch.setattr(SmallFileLane, "_copy", lane_copy)
     return sent
 
 
@@ -127,8 +144,10 @@ def _stopped_while_holding(b: Brick, tmp_path, appends: int, chunk: int) -> str:
     return state_path
 
 
-@pytest.mark.parametrize("engine", ["tar", "rsync"])
+@pytest.mark.parametrize("engine", ["tar", "rsync", "rsync's lane"])
 def test_file_appended_over_journals_is_sent_once(tmp_path, handed, engine):
+    """tar; rsync for files over 1 MiB; and the default, where rsync's in-process
+    lane copies files up to 1 GiB itself (the big one by the kernel)."""
     b, big = _big_brick(tmp_path, handed)
     small = b.create("small", b"s")
     b.rollover(T0)
@@ -137,13 +156,16 @@ def test_file_appended_over_journals_is_sent_once(tmp_path, handed, engine):
     def touch_small(i: int) -> None:
         b.write("small", b"%d" % i, append=True)
 
-    s, drive = _live(b, tmp_path / "r", engine, ["hot-file-size=1048576"],
+    lane = ["copy-small-files=1073741824"] if engine == "rsync's lane" else []
+    s, drive = _live(b, tmp_path / "r", engine.split("'")[0], ["hot-file-size=1048576", *lane],
                      _append_steps(b, "big", chunk, 11, T0 + 1, also=touch_small))
     final = os.path.getsize(b.path("big"))
     assert final == 24 * MiB
-    # the big file went to the engine once, whole; the small one in every batch
+    # the big file was sent once, whole; the small one in every batch (with rsync
+    # the first time at its CREATE, written into the file being created: not a send)
     assert handed[big] == [final]
-    assert len(handed[small]) == 12 if engine == "tar" else len(handed[small]) == 0
+    assert (big in handed.by_engine) == (engine != "rsync's lane")
+    assert len(handed[small]) == (12 if engine == "tar" else 11)
     assert verify(b.root, tmp_path / "r", gfids=True) == []
     # the data stime never passed the first journal whose data was held
     held_stimes = drive.stimes[1:12]

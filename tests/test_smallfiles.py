@@ -333,3 +333,26 @@ def test_a_file_gone_from_the_source_is_not_filled_nor_a_failure(tmp_path):
     s = replicate(b.root, str(tmp_path / "r"))
     assert s.open_failures == 0
     assert verify(b.root, str(tmp_path / "r"), gfids=True) == []
+
+
+def test_a_large_file_whose_copy_fails_once_is_retried_and_lands(tmp_path, monkeypatch):
+    """The kernel copy of the 3 MiB file fails half-way in the first attempt (EIO
+    after 1 MiB): the batch retries it, the replica ends equal, nothing is
+    ledgered."""
+    from streamsync.replicate import replicate
+    from streamsync.verify import verify
+    b, _small, _foreign, big = _journaled_brick(tmp_path)
+    real = os.copy_file_range
+    calls = []
+
+    def once_broken(sfd, dfd, count, *a):
+        calls.append(count)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return real(sfd, dfd, 1 << 20 if len(calls) == 1 else count)
+    monkeypatch.setattr(os, "copy_file_range", once_broken)
+    s = replicate(b.root, str(tmp_path / "r"), options=Options.from_pairs(["hot-file-size=0"]),
+                  retry_delay=0)
+    assert len(calls) >= 4  # 1 MiB, the error, then a whole copy and its end
+    assert s.open_failures == 0
+    assert verify(b.root, str(tmp_path / "r"), mtimes=True, gfids=True) == []
