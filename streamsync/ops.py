@@ -114,19 +114,18 @@ class EntryOp(NamedTuple):
         """The exact dict the seed's ``edct()`` builds for this op (``json_names``:
         names that are not UTF-8 as ``{"b64": ...}``, see :func:`name_to_json`)."""
         name = _json_name if json_names else _same
-        op = self.op
+        op, gfid, pgfid, bname, mode, uid, gid, pgfid1, bname1, st, link, source_fop = self
         if op in _MODE_OPS:
-            return {"op": op, "gfid": self.gfid,
-                    "entry": name(GFID_PREFIX + self.pgfid + "/" + self.bname),
-                    "mode": self.mode, "uid": self.uid, "gid": self.gid}
-        d: dict[str, Any] = {"op": op, "gfid": self.gfid,
-                             "entry": name(GFID_PREFIX + self.pgfid + "/" + self.bname)}
+            return {"op": op, "gfid": gfid, "entry": name(GFID_PREFIX + pgfid + "/" + bname),
+                    "mode": mode, "uid": uid, "gid": gid}
+        d: dict[str, Any] = {"op": op, "gfid": gfid,
+                             "entry": name(GFID_PREFIX + pgfid + "/" + bname)}
         if op in _STAT_OPS:
             if op == "RENAME":
-                d["entry1"] = name(f"{GFID_PREFIX}{self.pgfid1}/{self.bname1}")
-            d["stat"] = self.stat.to_dict() if self.stat is not None else {}
-            if not (op == "LINK" and self.source_fop == "MKNOD"):
-                d["link"] = None if self.link is None else name(self.link)
+                d["entry1"] = name(f"{GFID_PREFIX}{pgfid1}/{bname1}")
+            d["stat"] = st.to_dict() if st is not None else {}
+            if not (op == "LINK" and source_fop == "MKNOD"):
+                d["link"] = None if link is None else name(link)
         return d
 
     def to_dict(self) -> dict[str, Any]:
