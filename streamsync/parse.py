@@ -66,8 +66,7 @@ def well_formed(text: str) -> bool:
     """
     return _WELL_FORMED(text) is not None
 
-_GFID_MATCH = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z").match
+_GFID_MATCH = re.compile(_G + r"\Z").match
 
 
 def is_gfid(text: str) -> bool:

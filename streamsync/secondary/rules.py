@@ -25,11 +25,11 @@ from __future__ import annotations
 import errno as E
 import logging
 import os
-import re
 import stat as S
 from typing import Callable
 
 from ..ops import EntryFailure, EntryOp, FailureInfo, MetaFailure, MetaOp
+from ..parse import is_gfid
 from ..records import GFID_PREFIX, ROOT_GFID, afr_internal
 from .namespace import Absent, Namespace
 
@@ -43,7 +43,6 @@ RESERVED_AT_ROOT = frozenset({".glusterfs", ".gfid"})
 #: ``MetaFailure.what`` of a meta op whose object the target does not have
 MISSING = "missing"
 
-_GFID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 def valid_gfid(gfid: object) -> bool:
@@ -52,7 +51,7 @@ def valid_gfid(gfid: object) -> bool:
     >>> valid_gfid(ROOT_GFID), valid_gfid("../../etc")
     (True, False)
     """
-    return isinstance(gfid, str) and _GFID(gfid) is not None
+    return isinstance(gfid, str) and is_gfid(gfid)
 
 
 def valid_name(name: object) -> bool:
