@@ -62,7 +62,8 @@ KEEP = -1
 
 _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
-_XATTR_DATA_FOPS = frozenset({"SETXATTR", "XATTROP", "FXATTROP"})
+#: M fops that queue data when xattrs/ACLs travel (:func:`xattrs_as_data`)
+XATTR_DATA_FOPS = frozenset({"SETXATTR", "XATTROP", "FXATTROP"})
 
 
 def _is_link(st: Stat | None) -> bool:
@@ -161,7 +162,7 @@ def classify_records(records: Iterable[Record], *, view: SourceView,
             yield COUNT, "SETXATTR" if fop == "FSETXATTR" else fop
             if fop == "SETATTR":
                 yield META, r.gfid
-            elif xattr_data and fop in _XATTR_DATA_FOPS:
+            elif xattr_data and fop in XATTR_DATA_FOPS:
                 yield DATA, r.gfid
         else:
             if hot_tier:

@@ -31,17 +31,14 @@ from ..fops import FOP_NUMBERS, NEWENTRY_FOPS
 from ..ops import ChangelogPlan, EntryOp
 from ..options import Options
 from ..parse import parse_line, parse_processed, split_entry, well_formed
-from ..records import Changelog, Stat
+from ..records import Changelog
 from ..views.base import SourceView
-from .classify import DATA, UNDATA, entry_rule, xattrs_as_data
+from .classify import DATA, UNDATA, XATTR_DATA_FOPS, entry_rule, xattrs_as_data
 from .gate import GATED_UNCOUNTED
 from .plan import finish_stats
 
 __all__ = ["fused_plan", "text_lookups"]
 
-_S_IFMT = 0o170000
-_S_IFLNK = 0o120000
-_XATTR_DATA = frozenset({"SETXATTR", "XATTROP", "FXATTROP"})
 _NEWENTRY = NEWENTRY_FOPS
 
 
@@ -146,7 +143,7 @@ def _plan(changelog: Changelog, lines: list[str], view: SourceView, options: Opt
             count("SETXATTR" if fop == "FSETXATTR" else fop)
             if fop == "SETATTR":
                 metas.add(gfid)
-            elif xattr_data and fop in _XATTR_DATA:
+            elif xattr_data and fop in XATTR_DATA_FOPS:
                 add_data(gfid)
         else:
             parts = line.split(" ")        # ["E", gfid, fop, ...]
