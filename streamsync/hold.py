@@ -38,12 +38,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
+from .options import Options
+
 __all__ = ["Held", "HoldRule", "stime_floor", "held_from_json", "held_to_json"]
-
-#: ``hot-file-size`` and ``hot-file-max-wait`` by default
-DEFAULT_SIZE = 16 << 20
-DEFAULT_WAIT = 600.0
-
 
 class Held(NamedTuple):
     """A file whose data is held: since when (wall clock), the first journal
@@ -66,12 +63,16 @@ class HoldRule(NamedTuple):
 
     @classmethod
     def from_options(cls, options: Any) -> "HoldRule | None":
-        """The rule of ``hot-file-size`` and ``hot-file-max-wait`` (``None`` when
-        ``hot-file-size`` is 0: nothing is held)."""
-        size = None if options is None else options.get("hot-file-size")
-        wait = None if options is None else options.get("hot-file-max-wait")
-        size = DEFAULT_SIZE if size is None else int(size)
-        return cls(size, DEFAULT_WAIT if wait is None else float(wait)) if size > 0 else None
+        """The rule of ``hot-file-size`` and ``hot-file-max-wait`` (their defaults
+        when ``options`` lacks them; ``None`` when ``hot-file-size`` is 0: nothing
+        is held)."""
+        defaults = Options()
+
+        def value(name: str) -> Any:
+            v = None if options is None else options.get(name)
+            return defaults.get(name) if v is None else v
+        size = int(value("hot-file-size"))
+        return cls(size, float(value("hot-file-max-wait"))) if size > 0 else None
 
     def hold(self, *, size: int | None, hot: bool, held: Held | None, now: float) -> bool:
         """Whether a file of ``size`` bytes (``None``: not a regular file on the
