@@ -530,22 +530,28 @@ def test_several_processes_may_set_up_the_same_fresh_replica_at_once(tmp_path):
 
 
 def test_a_run_goes_to_threads_only_when_its_first_calls_are_slow(tmp_path, monkeypatch):
-    """The first calls of a run are timed on the calling thread: slow ones (here a
-    sleep, as a create on a busy disk) send the rest to the pool; quick ones (a
-    create on tmpfs) stay on the thread. Results keep their order either way."""
-    import time
+    """The first calls of a run are timed on the calling thread: slow ones (a
+    create on a busy disk, here 1 ms each on the sink's clock) send the rest to
+    the pool; quick ones (a create on tmpfs, here 10 µs) stay on the thread.
+    Results keep their order either way."""
+    import types
     import streamsync.sinks.replica as replica_mod
+    clock = [0.0]
+    monkeypatch.setattr(replica_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def taking(seconds):
+        def call(x):
+            clock[0] += seconds
+            return -x
+        return call
     s = ReplicaSink(str(tmp_path / "r"), threads=2)
     pooled = []
     real = s._pool
     s._pool = lambda: pooled.append(1) or real()
     items = list(range(100))
-    assert s._in_slices(lambda x: time.sleep(0.001) or -x, items) == [-x for x in items]
+    assert s._in_slices(taking(1e-3), items) == [-x for x in items]
     assert pooled
     pooled.clear()
-    # quick calls: timed over many, so that a preemption cannot make them look slow
-    monkeypatch.setattr(replica_mod, "_PROBE", 20_000)
-    items = list(range(50_000))
-    assert s._in_slices(lambda x: -x, items) == [-x for x in items]
+    assert s._in_slices(taking(10e-6), items) == [-x for x in items]
     assert not pooled
     s.close()
