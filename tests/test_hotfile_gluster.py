@@ -3,7 +3,7 @@
 
 A live worker follows a real GlusterFS brick (rollover 1 s) into a local replica
 with the rsync engine and ``log-rsync-performance``, so rsync itself reports
-what it moved. A file is appended every 0.2 s for several journals; rsync's
+what it moved. A file is appended every 0.2 s until six journals wrote it; rsync's
 ``Total transferred file size`` over the whole run must stay within 1.2x the
 file's final size, while the brick's journals show the file written in at least
 five of them (gsyncd would send it whole once per batch).
@@ -88,15 +88,19 @@ def test_appended_file_is_sent_once(glusterd, tmp_path):
         with open(big, "wb") as fh:
             fh.write(os.urandom(2 * MiB))
             fh.flush()
-            until = time.monotonic() + 7
-            while time.monotonic() < until:  # a journal every second writes it
-                fh.write(os.urandom(MiB // 2))
+            gfid = str(uuid.UUID(bytes=os.getxattr(os.path.join(brick, "big.log"),
+                                                   "trusted.gfid")))
+            # a writer that keeps appending (it never pauses for a whole change
+            # interval) until six published journals have written the file
+            give_up = time.monotonic() + 60
+            while _journals_writing(brick, gfid) < 6:
+                assert time.monotonic() < give_up, "six journals writing big.log"
+                fh.write(os.urandom(MiB // 8))
                 fh.flush()
-                time.sleep(0.2)  # the pace of the writer, not a wait for a condition
+                time.sleep(0.2)  # the writer's pace, not a wait for a condition
         wait_for(lambda: equal_with_gfids(brick, replica), "the replica to equal the brick",
                  timeout=120, interval=1)
         assert worker.poll() is None, err.read_text()[-2000:]
-        gfid = str(uuid.UUID(bytes=os.getxattr(os.path.join(brick, "big.log"), "trusted.gfid")))
         assert _journals_writing(brick, gfid) >= 5
         final = os.path.getsize(os.path.join(brick, "big.log"))
         sent = _transferred(err.read_text())
