@@ -42,7 +42,7 @@ from .escaping import escape, unescape
 from .fops import DELETE_FOPS, FOP_NUMBERS, NAMED_FOPS, NEWENTRY_FOPS
 from .records import DataRecord, EntryRecord, MetaRecord, Record, Stat
 
-__all__ = ["parse_processed", "parse_line", "render_record", "render_processed",
+__all__ = ["parse_processed", "parse_processed_some", "parse_line", "render_record", "render_processed",
            "is_gfid", "split_entry", "well_formed"]
 
 _G = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -54,6 +54,7 @@ _LINE = (rf"(?:D {_G}|M {_G} [A-Z_]+(?: [^\n]*)?"
          rf"|RENAME {_G}/{_N} {_G}/{_N}))")
 _WELL_FORMED = re.compile(rf"(?:{_LINE}\n)*(?:{_LINE})?\Z").match
 _MAX = 0xFFFFFFFF
+_PREFIXES = frozenset(a + b for a in "0123456789abcdef" for b in "0123456789abcdef")
 
 
 def well_formed(text: str) -> bool:
@@ -213,13 +214,57 @@ def parse_processed(data: bytes | str, *, path: str = "<string>",
     if lines[-1] == "":
         lines.pop()
     if _WELL_FORMED(text) is not None:
-        yield from _checked_lines(lines, path, errors, first_line)
+        yield from _checked_lines(enumerate(lines, first_line), path, errors)
         return
     for lineno, line in enumerate(lines, first_line):
         try:
             yield parse_line(line)
         except ValueError as exc:
             _failed(exc, line, lineno, path, errors)
+
+
+def parse_processed_some(data: bytes | str, select: frozenset[str] | set[str], *,
+                         path: str = "<string>", strays: bool = False
+                         ) -> Iterator[tuple[int, Record]]:
+    """``(index, record)`` for the lines of a processed changelog whose gfid starts
+    with one of the two-hex-digit prefixes in ``select`` (one shard of its gfids).
+
+    Only those lines are checked (as :func:`parse_processed` checks them) and the
+    first bad one raises :class:`ParseError`; ``strays=True`` also takes, and so
+    checks, every line that starts with no gfid prefix at all (a line nobody's
+    shard would hold, so always an error): with one caller passing it, shards
+    covering every prefix check the whole file together. An index is the
+    record's position in the whole file.
+
+    >>> text = (b"D 5b1c2d3e-0000-4000-8000-00000000000a\\n"
+    ...         b"D 00000000-0000-0000-0000-000000000001\\n")
+    >>> [(i, r.gfid[:8]) for i, r in parse_processed_some(text, {"00"})]
+    [(1, '00000000')]
+    >>> list(parse_processed_some(text + b"oops\\n", {"5b"}, path="C.1", strays=True))
+    Traceback (most recent call last):
+    streamsync.errors.ParseError: C.1:3: unknown record type 'o' (not E, D or M; a raw journal starts with 'GlusterFS Changelog')
+    """
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    if not text:
+        return
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if strays:
+        kept = [i for i, line in enumerate(lines)
+                if line[2:4] in select or line[2:4] not in _PREFIXES]
+    else:
+        kept = [i for i, line in enumerate(lines) if line[2:4] in select]
+    mine = [lines[i] for i in kept]
+    if _WELL_FORMED("\n".join(mine)) is not None:
+        # errors raise, so each kept index meets its record
+        yield from zip(kept, _checked_lines(zip([i + 1 for i in kept], mine), path, None))
+        return
+    for i, line in zip(kept, mine):
+        try:
+            yield i, parse_line(line)
+        except ValueError as exc:
+            _failed(exc, line, i + 1, path, None)
 
 
 def _failed(exc: ValueError, line: str, lineno: int, path: str,
@@ -230,13 +275,14 @@ def _failed(exc: ValueError, line: str, lineno: int, path: str,
     errors.append(err)
 
 
-def _checked_lines(lines: list[str], path: str, errors: list[ParseError] | None,
-                   first_line: int) -> Iterator[Record]:
-    """The records of lines :func:`well_formed` accepted: fields are sliced, not
-    re-checked; what the expression cannot tell goes through :func:`parse_line`."""
+def _checked_lines(numbered: Iterable[tuple[int, str]], path: str,
+                   errors: list[ParseError] | None) -> Iterator[Record]:
+    """The records of ``(line number, line)`` pairs :func:`well_formed` accepted:
+    fields are sliced, not re-checked; what the expression cannot tell goes through
+    :func:`parse_line`."""
     new = tuple.__new__  # a record without NamedTuple's Python-level __new__
     fops = FOP_NUMBERS
-    for lineno, line in enumerate(lines, first_line):
+    for lineno, line in numbered:
         k = line[0]
         if k == "D":
             yield new(DataRecord, (line[2:],))

@@ -20,7 +20,8 @@ USER_FACING = ["streamsync.pipeline", "streamsync.discover", "streamsync.decode"
                "streamsync.times", "streamsync.analysis", "streamsync.analysis.summary",
                "streamsync.analysis.export", "streamsync.analysis.changes",
                "streamsync.analysis.whatif", "streamsync.analysis.dask",
-               "streamsync.analysis.resolve", "streamsync.crawl.select"]
+               "streamsync.analysis.resolve", "streamsync.analysis.shard",
+               "streamsync.analysis.report", "streamsync.crawl.select"]
 
 
 @pytest.mark.parametrize("name", USER_FACING)

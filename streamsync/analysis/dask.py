@@ -1,11 +1,19 @@
 """Run the analysis over many journals with Dask (optional extra ``streamsync[dask]``).
 
-The journals are listed once (:func:`streamsync.discover.discover`), spread over
-a ``dask.bag``; each partition is summarised on a worker with the very same
-:class:`~streamsync.analysis.summary.SummaryBuilder` the single-process path
-uses, and the per-partition summaries are merged. Because summaries are a
-commutative monoid the result equals the single-process result exactly,
-whatever the partitioning or scheduler (threads, processes, ``distributed``).
+Two ways, both equal to the single-process result exactly:
+
+* :func:`report_dask`, the fast one: the report ``streamsync analyze`` prints.
+  The gfids are sharded, one shard per worker
+  (:func:`~streamsync.analysis.shard.summarize_shard`): every worker reads
+  every journal but builds records and state only for its own gfids, so no
+  per-gfid state ever travels; the workers exchange only the renames onto
+  each name and send back a few counts, top lists and the names to show
+  (:mod:`streamsync.analysis.report`).
+* :func:`summarize_dask`: the :class:`~streamsync.analysis.summary.Summary`
+  itself (to save or merge with others). The journals are spread over a
+  ``dask.bag``, each partition summarised on a worker, the partition summaries
+  merged on the client: their per-gfid maps travel and are merged in one
+  place, which costs more than it saves on a few cores.
 
 >>> s = summarize_dask(["tests/data/gluster-10.3/processed/ascii-delpath-on"],
 ...                    npartitions=3, scheduler="sync")
@@ -19,9 +27,10 @@ import os
 from typing import Any, Iterable, Sequence
 
 from ..records import Changelog, Stime
+from .resolve import Resolver
 from .summary import Summary, SummaryBuilder, merge_all
 
-__all__ = ["summarize_dask", "journal_bag", "summarize_partition"]
+__all__ = ["report_dask", "summarize_dask", "journal_bag", "summarize_partition"]
 
 
 def _require_dask():
@@ -87,11 +96,110 @@ def summarize_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
     """
     bag = journal_bag(paths, npartitions=npartitions, partition_size=partition_size)
     parts = bag.map_partitions(summarize_partition, bucket=bucket, data_stime=data_stime)
-    kw = {}
-    if scheduler is not None:
-        if isinstance(scheduler, str):
-            kw["scheduler"] = scheduler
-        else:
-            kw["scheduler"] = getattr(scheduler, "get", scheduler)
-    summaries = parts.compute(**kw)
+    summaries = parts.compute(**_compute_kw(scheduler))
     return merge_all(summaries, bucket=bucket, data_stime=data_stime)
+
+
+def _compute_kw(scheduler: Any) -> dict[str, Any]:
+    if scheduler is None:
+        return {}
+    if isinstance(scheduler, str):
+        return {"scheduler": scheduler}
+    return {"scheduler": getattr(scheduler, "get", scheduler)}
+
+
+def _workers(scheduler: Any) -> int:
+    """How many tasks can run at once: a client's worker threads, else the cores
+    (the ``processes`` scheduler, or Dask's default); 1 for the in-process ones."""
+    if scheduler is None:
+        try:
+            from distributed import default_client
+            scheduler = default_client()
+        except (ImportError, ValueError):
+            return os.cpu_count() or 1
+    nthreads = getattr(scheduler, "nthreads", None)
+    if callable(nthreads):
+        return max(1, sum(nthreads().values()))
+    if scheduler in ("processes", "multiprocessing"):
+        return os.cpu_count() or 1
+    return 1
+
+
+class _Journals:
+    """Journals a task carries along (each task its own copy, a few hundred bytes a
+    journal): in a list, Dask would look into every journal for tasks, and a list
+    shared as a task of its own must be fetched from a worker busy computing."""
+
+    __slots__ = ("journals",)
+
+    def __init__(self, journals: list[Changelog]) -> None:
+        self.journals = journals
+
+    def __iter__(self):
+        return iter(self.journals)
+
+
+def _shard_task(journals, shard: int, shards: int, top: int, bucket: int | str,
+                data_stime: Stime | int | None, brick: str | None):
+    """One shard, whole: read every journal, keep the shard's gfids, return its share of
+    the report (and of the transfer estimate). Nothing but that small share leaves."""
+    from .report import shard_part
+    from .shard import read_shard
+    read = read_shard(journals, shard, shards, bucket=bucket, data_stime=data_stime)
+    part = shard_part(read.summary, read.onto, top, parents=read.parents)
+    if brick is None:
+        return part, None
+    from ..views import BrickView
+    return part, read.summary.transfer_estimate(BrickView(brick))
+
+
+def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top: int = 20,
+                bucket: int | str = 3600, data_stime: Stime | int | None = None,
+                shards: int | None = None, scheduler: Any = None,
+                brick: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The report of every journal under ``paths`` (:meth:`Summary.to_dict`, paths
+    resolved, plus ``"transfer"`` with a ``brick``), each gfid's state on one worker.
+
+    ``shards``: gfid shards, one task each (default: as many as the scheduler
+    runs at once). Each shard's task reads every journal but builds records
+    only for its gfids (:func:`~streamsync.analysis.shard.read_shard`) and
+    returns only its share of the report (:mod:`streamsync.analysis.report`):
+    no per-gfid state travels, so any scheduler will do, ``processes``
+    included. Reading is repeated by every task, so more shards than cores
+    only cost. ``scheduler`` as in :func:`summarize_dask`; with a ``brick``,
+    the workers must see it at the same path.
+
+    >>> from streamsync.analysis.summary import summarize_paths
+    >>> corpus = "tests/data/gluster-10.3/raw/ascii-delpath-on"
+    >>> r = report_dask([corpus], scheduler="sync", shards=3, top=5)
+    >>> s = summarize_paths(corpus)
+    >>> r == s.to_dict(top=5, paths=Resolver.from_summary(s).path)
+    True
+    """
+    _require_dask()
+    import dask
+    from dask import delayed
+
+    from ._input import iter_journals, path_list
+    from .report import assemble
+    if isinstance(paths, (str, bytes, os.PathLike)) or not all(
+            isinstance(c, Changelog) for c in paths):
+        journals = list(iter_journals(path_list(paths)))  # type: ignore[arg-type]
+    else:
+        journals = list(paths)
+    n = shards or _workers(scheduler)
+    if n < 1:
+        raise ValueError(f"shards must be at least 1, not {n}")
+    where = None if brick is None else os.path.abspath(os.fspath(brick))
+    tasks = [delayed(_shard_task, pure=False)(_Journals(journals), k, n, top, bucket,
+                                              data_stime, where) for k in range(n)]
+    done = dask.compute(*tasks, **_compute_kw(scheduler))
+    parts = [part for part, _ in done]
+    names: dict[str, tuple[int, int, str, str]] = {}
+    for part in parts:
+        names.update(part.names)
+    out = assemble(parts, top, Resolver.from_names(names, brick=where).path)
+    if where is not None:
+        estimates = [t for _, t in done]
+        out["transfer"] = {key: sum(t[key] for t in estimates) for key in estimates[0]}
+    return out

@@ -247,8 +247,20 @@ class Resolver:
     def from_summary(cls, summary, **kw) -> "Resolver":
         """A resolver knowing the latest name of every gfid a
         :class:`~streamsync.analysis.summary.Summary` saw named (for reports)."""
+        return cls.from_names(summary.names, **kw)
+
+    @classmethod
+    def from_names(cls, names: Mapping[str, tuple[int, int, str, str]], **kw) -> "Resolver":
+        """A resolver knowing latest names, ``gfid -> (ts, seq, pgfid, bname)`` (the
+        shape of :attr:`Summary.names <streamsync.analysis.summary.Summary>`).
+
+        >>> from streamsync.records import ROOT_GFID
+        >>> d = "11111111-0000-4000-8000-000000000001"
+        >>> Resolver.from_names({d: (1, 0, ROOT_GFID, "top")}).path(d)
+        'top'
+        """
         ns = JournalNamespace()
-        ns.names = _LatestNames(summary.names)  # type: ignore[assignment]
+        ns.names = _LatestNames(names)  # type: ignore[assignment]
         return cls(namespace=ns, **kw)
 
     # -- brick lookups -----------------------------------------------------

@@ -29,6 +29,7 @@ True
 from __future__ import annotations
 
 import heapq
+import operator
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -45,6 +46,10 @@ __all__ = [
     "summarize_paths",
     "summarize_journals",
     "parse_duration",
+    "renames_onto",
+    "overwritten_among",
+    "gone_among",
+    "top_items",
     "NEW_FOPS",
     "REMOVE_FOPS",
 ]
@@ -80,13 +85,37 @@ def parse_duration(text: str | int) -> int:
     return value
 
 
+def _add_into(mine: dict, other: Mapping[Any, int]) -> None:
+    """``mine += other`` key by key, dropping keys whose sum is 0. Keys only one side
+    has (most gfids of two journal sets) are copied by ``dict.update``, in C."""
+    common = mine.keys() & other.keys()
+    if not common:
+        mine.update(other)
+        return
+    sums = [(k, mine[k] + other[k]) for k in common]
+    mine.update(other)
+    for k, v in sums:
+        if v:
+            mine[k] = v
+        else:
+            del mine[k]
+
+
+def _pick_into(mine: dict, other: Mapping, wins: Callable[[Any, Any], bool]) -> None:
+    """``mine[k] = other[k]`` where ``wins(other[k], mine[k])`` or ``mine`` lacks ``k``."""
+    common = mine.keys() & other.keys()
+    keep = [(k, mine[k]) for k in common if not wins(other[k], mine[k])]
+    mine.update(other)
+    for k, v in keep:
+        mine[k] = v
+
+
 def _add_counts(a: Mapping[Any, int], b: Mapping[Any, int]) -> dict[Any, int]:
     if len(a) < len(b):
         a, b = b, a
     out = dict(a)
-    for k, v in b.items():
-        out[k] = out.get(k, 0) + v
-    return {k: v for k, v in out.items() if v} if any(v == 0 for v in out.values()) else out
+    _add_into(out, b)
+    return {k: v for k, v in out.items() if v} if 0 in out.values() else out
 
 
 def _merge_nested(a: Mapping[Any, Mapping[Any, int]], b: Mapping[Any, Mapping[Any, int]]):
@@ -100,8 +129,10 @@ def _merge_with(a: Mapping, b: Mapping, pick: Callable[[Any, Any], Any]) -> dict
     if len(a) < len(b):
         a, b = b, a
     out = dict(a)
-    for k, v in b.items():
-        out[k] = pick(out[k], v) if k in out else v
+    common = out.keys() & b.keys()
+    picked = [(k, pick(out[k], b[k])) for k in common]
+    out.update(b)
+    out.update(picked)
     return out
 
 
@@ -121,6 +152,99 @@ def _opt(fn, a, b):
 def _n(count: int, noun: str) -> str:
     """``1 changelog``, ``2 changelogs``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+Onto = dict[tuple[str, str], list[tuple[int, int, str]]]
+
+
+def renames_onto(renames: Mapping[str, Iterable[tuple[int, int, str, str, str, str]]]) -> Onto:
+    """Rename destinations: ``(pgfid1, bname1) -> [(ts, seq, gfid), ...]``.
+
+    >>> renames_onto({"g": ((5, 0, "p", "a", "p", "b"),)})
+    {('p', 'b'): [(5, 0, 'g')]}
+    """
+    onto: Onto = {}
+    for g, rs in renames.items():
+        for ts, seq, _p, _b, p1, b1 in rs:
+            onto.setdefault((p1, b1), []).append((ts, seq, g))
+    return onto
+
+
+def overwritten_among(s: "Summary", onto: Mapping[tuple[str, str], list[tuple[int, int, str]]]
+                      ) -> set[str]:
+    """The gfids of ``s.names`` that lost a name to a rename in ``onto`` of another gfid.
+
+    ``onto`` may hold renames from beyond ``s`` (every shard of a summary split
+    by gfid checks its own names against the renames of all shards).
+
+    >>> g, h = "5b1c2d3e-0000-4000-8000-00000000000a", "5b1c2d3e-0000-4000-8000-00000000000b"
+    >>> s = Summary(names={g: (1, 0, "p", "a")}, created={g: (1, 0, "p", "a")})
+    >>> overwritten_among(s, {("p", "a"): [(2, 0, h)]}), overwritten_among(s, {})
+    ({'5b1c2d3e-0000-4000-8000-00000000000a'}, set())
+    """
+    if not onto:
+        return set()
+    never = (-1 << 62, 0)
+    forever = (1 << 62, 0)
+    out = set()
+    renames = s.renames
+    targets = {b for _p, b in onto}
+    for g, (ts, seq, p, b) in s.names.items():
+        if b not in targets or renames.get(g):
+            continue
+        # one name held since (ts, seq): the common case
+        cands = onto.get((p, b))
+        if cands is not None and any(g2 != g and (ts, seq) < (t2, s2) for t2, s2, g2 in cands):
+            out.add(g)
+    names = s.names
+    for g, rs in renames.items():
+        latest = names.get(g)
+        if not rs or latest is None:
+            continue
+        held = _names_held(rs, s.created.get(g), latest, never, forever)
+        for name, start, end in held:
+            if any(g2 != g and start < (t2, s2) < end for t2, s2, g2 in onto.get(name, ())):
+                out.add(g)
+                break
+    return out
+
+
+def gone_among(s: "Summary", onto: Mapping[tuple[str, str], list[tuple[int, int, str]]]
+               ) -> list[str]:
+    """The gfids ``s`` saw created that have no name left at the end, given every
+    rename onto each name (``onto``, possibly from beyond ``s``); unsorted.
+
+    >>> g = "5b1c2d3e-0000-4000-8000-00000000000a"
+    >>> gone_among(Summary(created={g: (1, 0, "p", "a")}, names={g: (1, 0, "p", "a")},
+    ...                    link_delta={g: 1}), {})
+    []
+    """
+    overwritten = overwritten_among(s, onto)
+    delta = s.link_delta.get
+    return [g for g in s.created if delta(g, 0) - (g in overwritten) <= 0]
+
+
+def top_items(counter: Mapping[str, int], n: int = 20) -> list[tuple[str, int]]:
+    """The ``n`` largest entries of a counter, ties broken by key (deterministic).
+
+    >>> top_items({"a": 1, "b": 3, "c": 3}, 2)
+    [('b', 3), ('c', 3)]
+    """
+    return heapq.nsmallest(n, counter.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _names_held(rs, born, latest, never, forever):
+    """``(name, from, until)`` for each name a renamed gfid held."""
+    first = (rs[0][0], rs[0][1])
+    held = [((rs[0][2], rs[0][3]), never, first)]
+    if born is not None and (born[2], born[3]) != (rs[0][2], rs[0][3]):
+        held.append(((born[2], born[3]), (born[0], born[1]), first))
+    for i, r in enumerate(rs):
+        end = (rs[i + 1][0], rs[i + 1][1]) if i + 1 < len(rs) else forever
+        held.append(((r[4], r[5]), (r[0], r[1]), end))
+    if (latest[0], latest[1]) > (rs[-1][0], rs[-1][1]):
+        held.append(((latest[2], latest[3]), (latest[0], latest[1]), forever))  # a later LINK
+    return held
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -200,7 +324,7 @@ class Summary:
 
     def top(self, counter: Mapping[str, int], n: int = 20) -> list[tuple[str, int]]:
         """The ``n`` largest entries of a counter, ties broken by key (deterministic)."""
-        return heapq.nsmallest(n, counter.items(), key=lambda kv: (-kv[1], kv[0]))
+        return top_items(counter, n)
 
     def hot_files(self, n: int = 20) -> list[tuple[str, int]]:
         """gfids written in the most journals: ``[(gfid, journals), ...]``."""
@@ -218,9 +342,7 @@ class Summary:
         links are counted (CREATE/LINK +1, UNLINK/RMDIR -1); an overwrite of an
         older hard-link name is not seen.
         """
-        overwritten = self.overwritten()
-        delta = self.link_delta.get
-        return sorted(g for g in self.created if delta(g, 0) - (g in overwritten) <= 0)
+        return sorted(gone_among(self, renames_onto(self.renames)))
 
     def overwritten(self) -> set[str]:
         """gfids that lost a name to a RENAME of another gfid onto it.
@@ -229,40 +351,7 @@ class Summary:
         is checked against the renames of other gfids onto that name while it
         was held.
         """
-        onto: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
-        for g, rs in self.renames.items():
-            for ts, seq, _p, _b, p1, b1 in rs:
-                onto.setdefault((p1, b1), []).append((ts, seq, g))
-        if not onto:
-            return set()
-        never = (-1 << 62, 0)
-        forever = (1 << 62, 0)
-        out = set()
-        renames = self.renames
-        for g, (ts, seq, p, b) in self.names.items():
-            rs = renames.get(g)
-            if not rs:  # one name held since (ts, seq): the common case, one lookup
-                cands = onto.get((p, b))
-                if cands is not None and any(g2 != g and (ts, seq) < (t2, s2)
-                                             for t2, s2, g2 in cands):
-                    out.add(g)
-                continue
-            born = self.created.get(g)
-            first = (rs[0][0], rs[0][1])
-            held = [((rs[0][2], rs[0][3]), never, first)]
-            if born is not None and (born[2], born[3]) != (rs[0][2], rs[0][3]):
-                held.append(((born[2], born[3]), (born[0], born[1]), first))
-            for i, r in enumerate(rs):
-                end = (rs[i + 1][0], rs[i + 1][1]) if i + 1 < len(rs) else forever
-                held.append(((r[4], r[5]), (r[0], r[1]), end))
-            if (ts, seq) > (rs[-1][0], rs[-1][1]):  # a LINK after the last rename
-                held.append(((p, b), (ts, seq), forever))
-            for name, start, end in held:
-                if any(g2 != g and start < (t2, s2) < end
-                       for t2, s2, g2 in onto.get(name, ())):
-                    out.add(g)
-                    break
-        return out
+        return overwritten_among(self, renames_onto(self.renames))
 
     def wasted_records(self, gone: Iterable[str] | None = None) -> int:
         """Records spent on inodes created and gone inside the window (work a replica
@@ -332,41 +421,13 @@ class Summary:
         return out
 
     def to_dict(self, *, top: int = 20, paths: Callable[[str], str] | None = None) -> dict[str, Any]:
-        """A JSON-safe report (orjson), the shape ``streamsync analyze --json`` prints.
+        """A JSON-safe report (orjson), the shape ``streamsync analyze --json`` prints
+        (:func:`streamsync.analysis.report.report` of this summary).
 
         ``paths`` maps a gfid to a display path (e.g. a :class:`~streamsync.analysis.resolve.Resolver`).
         """
-        show = paths or (lambda g: g)
-        dirs = self.top(self.dir_activity(), top)
-        gone = self.created_then_deleted()
-        return {
-            "changelogs": self.changelogs,
-            "records": self.records,
-            "journal_bytes": self.journal_bytes,
-            "first_ts": self.first_ts,
-            "last_ts": self.last_ts,
-            "bucket": self.bucket,
-            "types": dict(sorted(self.types.items())),
-            "fops": dict(sorted(self.fops.items())),
-            "timeline": [{"start": b, "changelogs": self.bucket_changelogs.get(b, 0),
-                          "fops": dict(sorted(self.buckets.get(b, {}).items()))}
-                         for b in sorted(self.buckets.keys() | self.bucket_changelogs.keys())],
-            "gfids": len(self.gfid_records),
-            "hot_dirs": [{"gfid": g, "path": show(g), "records": n} for g, n in dirs],
-            "hot_files": [{"gfid": g, "path": show(g), "changelogs": n}
-                          for g, n in self.hot_files(top)],
-            "churn": {
-                "created": len(self.created),
-                "created_then_deleted": len(gone),
-                "wasted_records": self.wasted_records(gone),
-                "written_files": len(self.data_changelogs),
-                "data_resends": self.resends(),
-                "renamed": len(self.renames),
-                "rename_chains": [{"gfid": g, "path": show(g), "renames": n}
-                                  for g, n in self.rename_chains(top)],
-            },
-            "lag": self.lag(),
-        }
+        from .report import report
+        return report([self], top, paths)
 
 
 def _stime_sec(value: Stime | int | None) -> int | None:
@@ -464,15 +525,32 @@ class SummaryBuilder:
 
     def add_changelog(self, changelog: Changelog, records: Iterable[Record]) -> None:
         """Account one journal and its records (in file order)."""
+        self.add_records(changelog, enumerate(records))
+
+    def add_records(self, changelog: Changelog, records: Iterable[tuple[int, Record]], *,
+                    journal: bool = True) -> None:
+        """Account ``(index in the journal, record)`` pairs of one journal, in file order:
+        all of its records, or some of them (a gfid shard,
+        :func:`streamsync.analysis.shard.summarize_shard`). ``journal``: also count
+        the journal itself (once per journal over all shards).
+
+        >>> from streamsync.records import DataRecord, ROOT_GFID
+        >>> b = SummaryBuilder()
+        >>> b.add_records(Changelog("CHANGELOG.7200", 7200, 1), [(4, DataRecord(ROOT_GFID))],
+        ...               journal=False)
+        >>> b.changelogs, b.records
+        (0, 1)
+        """
         ts = changelog.ts
-        self.changelogs += 1
-        self.journal_bytes += changelog.size
-        if self.first_ts is None or ts < self.first_ts:
-            self.first_ts = ts
-        if self.last_ts is None or ts > self.last_ts:
-            self.last_ts = ts
         bstart = ts - ts % self.bucket
-        self.bucket_changelogs[bstart] = self.bucket_changelogs.get(bstart, 0) + 1
+        if journal:
+            self.changelogs += 1
+            self.journal_bytes += changelog.size
+            if self.first_ts is None or ts < self.first_ts:
+                self.first_ts = ts
+            if self.last_ts is None or ts > self.last_ts:
+                self.last_ts = ts
+            self.bucket_changelogs[bstart] = self.bucket_changelogs.get(bstart, 0) + 1
         local: dict[str, int] = {}
         gfid_records = self.gfid_records
         gfid_dm = self.gfid_dm
@@ -481,7 +559,7 @@ class SummaryBuilder:
         names = self.names
         written: set[str] = set()
         n = n_e = n_m = 0
-        for seq, rec in enumerate(records):
+        for seq, rec in records:
             n += 1
             g = rec.gfid
             gfid_records[g] = gfid_records.get(g, 0) + 1
@@ -536,9 +614,10 @@ class SummaryBuilder:
             if c:
                 types[key] = types.get(key, 0) + c
         if self.data_stime is not None and ts >= self.data_stime:
-            self.pending_changelogs += 1
             self.pending_records += n
-            self.pending_bytes += changelog.size
+            if journal:
+                self.pending_changelogs += 1
+                self.pending_bytes += changelog.size
 
     def update(self, s: Summary) -> None:
         """Merge a finished summary into this builder (same configuration)."""
@@ -549,25 +628,13 @@ class SummaryBuilder:
         self.first_ts = _opt(min, self.first_ts, s.first_ts)
         self.last_ts = _opt(max, self.last_ts, s.last_ts)
         for name in _COUNTER_FIELDS:
-            mine = getattr(self, name)
-            for k, v in getattr(s, name).items():
-                nv = mine.get(k, 0) + v
-                if nv:
-                    mine[k] = nv
-                else:
-                    mine.pop(k, None)
+            _add_into(getattr(self, name), getattr(s, name))
         for b, counts in s.buckets.items():
             mine = self.buckets.setdefault(b, {})
             for k, v in counts.items():
                 mine[k] = mine.get(k, 0) + v
-        for g, key in s.created.items():
-            old = self.created.get(g)
-            if old is None or key < old:
-                self.created[g] = key
-        for g, key in s.names.items():
-            old = self.names.get(g)
-            if old is None or key > old:
-                self.names[g] = key
+        _pick_into(self.created, s.created, operator.lt)
+        _pick_into(self.names, s.names, operator.gt)
         for g, rs in s.renames.items():
             self.renames.setdefault(g, []).extend(rs)
 

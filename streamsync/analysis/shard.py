@@ -1,0 +1,238 @@
+"""Split a summary by gfid, so its per-gfid state can live on several workers.
+
+Every map of a :class:`~streamsync.analysis.summary.Summary` keyed by a gfid
+(``gfid_records``, ``names``, ``renames``... and ``dir_entries``, keyed by the
+parent's gfid) is cut into ``shards`` parts by the gfid's first two hex digits;
+the fields not keyed by a gfid (totals, fops, the timeline, the lag) go to shard
+0. Splitting loses nothing: the shards merge back to the summary, and the shards
+of several summaries merge shard by shard, which is how the Dask report keeps
+each gfid's state on one worker (:func:`streamsync.analysis.dask.report_dask`).
+
+>>> from streamsync.analysis import merge_all, summarize_paths
+>>> s = summarize_paths("tests/data/gluster-10.3/processed/ascii-delpath-on")
+>>> parts = split(s, 3)
+>>> sum(len(p.gfid_records) for p in parts) == len(s.gfid_records)
+True
+>>> merge_all(parts) == s
+True
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Iterable, Iterator
+
+from ..decode import decode_journal, is_raw_journal
+from ..discover import read_changelog_bytes
+from ..parse import parse_processed_some
+from ..escaping import unescape
+from ..records import Changelog, Record, Stime
+from .summary import Onto, Summary, SummaryBuilder
+
+__all__ = ["split", "shard_of", "prefixes", "read_shard", "summarize_shard",
+           "ShardRead", "GFID_FIELDS"]
+
+#: the summary fields keyed by a gfid (``dir_entries`` by a parent directory's)
+GFID_FIELDS = ("gfid_records", "data_changelogs", "gfid_dm", "link_delta", "created",
+               "names", "renames", "dir_entries")
+_HEX = "0123456789abcdef"
+_HEAD_FIELDS = ("changelogs", "records", "journal_bytes", "first_ts", "last_ts",
+                "pending_changelogs", "pending_records", "pending_bytes")
+
+
+def shard_of(gfid: str, shards: int) -> int:
+    """The shard (``0 <= n < shards``) a gfid's state belongs to; the same in every process.
+
+    >>> shard_of("5b1c2d3e-0000-4000-8000-00000000000a", 2)  # 0x5b is odd
+    1
+    """
+    if len(gfid) >= 2 and gfid[0] in _HEX and gfid[1] in _HEX:
+        return int(gfid[:2], 16) % shards
+    return zlib.crc32(gfid.encode("utf-8", "surrogateescape")) % shards
+
+
+def _key_sets(maps: list[dict], shards: int) -> list[set[str]]:
+    """Every key of ``maps`` by shard (each key's shard computed once)."""
+    table = {a + b: int(a + b, 16) % shards for a in _HEX for b in _HEX}
+    lists: list[list[str]] = [[] for _ in range(shards)]
+    adds = [x.append for x in lists]
+    seen: set[str] = set()
+    for m in maps:
+        for g in m.keys() - seen if seen else m:
+            k = table.get(g[:2])
+            adds[shard_of(g, shards) if k is None else k](g)
+        seen.update(m)
+    return [set(x) for x in lists]
+
+
+def _subset(mapping: dict, keys: set[str]) -> dict:
+    """``{k: mapping[k] for k in keys & mapping}`` with the copying done in C."""
+    ks = list(mapping.keys() & keys)
+    if len(ks) < 2:
+        return {k: mapping[k] for k in ks}
+    return dict(zip(ks, itemgetter(*ks)(mapping)))
+
+
+def split(s: Summary | SummaryBuilder, shards: int) -> list[Summary]:
+    """``shards`` summaries holding ``s``'s per-gfid state by gfid; they merge back to ``s``.
+
+    A :class:`SummaryBuilder` is split without freezing it first (a worker's
+    partition goes straight into shards).
+
+    >>> from streamsync.analysis import summarize_paths
+    >>> s = summarize_paths("tests/data/gluster-10.3/processed/ascii-delpath-on")
+    >>> a, b = split(s, 2)
+    >>> a.records, b.records, len(a.names) + len(b.names) == len(s.names)
+    (4472, 0, True)
+    """
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, not {shards}")
+    builder = isinstance(s, SummaryBuilder)
+    maps = {name: getattr(s, name) for name in GFID_FIELDS}
+    if builder:  # a builder's maps may hold zeros and unsorted rename lists
+        maps["dir_entries"] = {k: v for k, v in s.dir_entries.items() if v}
+        maps["link_delta"] = {k: v for k, v in s.link_delta.items() if v}
+        maps["renames"] = {g: tuple(sorted(r)) for g, r in s.renames.items()}
+    if shards == 1:
+        keys = None
+    else:
+        keys = _key_sets(list(maps.values()), shards)
+    cut = {name: [dict(m)] if keys is None else [_subset(m, ks) for ks in keys]
+           for name, m in maps.items()}
+    head: dict[str, Any] = {name: getattr(s, name) for name in _HEAD_FIELDS}
+    head["types"] = dict(s.types)
+    head["fops"] = dict(s.fops)
+    head["buckets"] = {b: dict(c) for b, c in s.buckets.items() if c}
+    head["bucket_changelogs"] = dict(s.bucket_changelogs)
+    out = []
+    for k in range(shards):
+        fields = {name: cut[name][k] for name in GFID_FIELDS}
+        out.append(Summary(bucket=s.bucket, data_stime=s.data_stime,
+                           **(head if k == 0 else {}), **fields))
+    return out
+
+
+def prefixes(shard: int, shards: int) -> frozenset[str]:
+    """The two-hex-digit gfid prefixes of a shard.
+
+    >>> sorted(prefixes(1, 128))[:3]
+    ['01', '81']
+    """
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not one of 0..{shards - 1}")
+    return frozenset(a + b for a in _HEX for b in _HEX if int(a + b, 16) % shards == shard)
+
+
+@dataclass(frozen=True)
+class ShardRead:
+    """One shard's reading of a set of journals: the summary of its gfids, plus
+
+    * ``onto``: every rename seen on the way, the other shards' too, keyed by
+      destination (:func:`~streamsync.analysis.summary.renames_onto`'s shape):
+      whether an inode of this shard was renamed over depends on them;
+    * ``parents``: every gfid any record names as a parent, the other shards'
+      records too (with, at worst, a few strings that are no gfid: an UNLINK's
+      path field or an M line's extra text may hold a ``/``): the directories
+      whose names the paths need.
+    """
+
+    summary: Summary
+    onto: Onto
+    parents: frozenset[str]
+
+
+def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
+               bucket: int | str = 3600, data_stime: Stime | int | None = None) -> ShardRead:
+    """Read every journal, keep the state of ``shard``'s gfids (:class:`ShardRead`).
+
+    Records are built only for the shard's gfids (shard 0 also counts the
+    journals themselves and checks the lines that name no gfid); a raw journal
+    is checked whole, a processed one line by line by the shard owning each line,
+    so the shards together check everything, as a single reader does. The
+    ``shards`` summaries merge to the summary of the journals.
+
+    >>> from streamsync.analysis import merge_all, summarize_paths
+    >>> from streamsync.discover import discover
+    >>> corpus = "tests/data/gluster-10.3/raw/ascii-delpath-on"
+    >>> reads = [read_shard(discover(corpus), k, 3) for k in range(3)]
+    >>> whole = summarize_paths(corpus)
+    >>> merge_all(r.summary for r in reads) == whole
+    True
+    >>> reads[0].onto == reads[2].onto, reads[1].parents == set(whole.dir_entries)
+    (True, True)
+    """
+    b = SummaryBuilder(bucket=bucket, data_stime=data_stime)
+    first = shard == 0
+    keep = prefixes(shard, shards)
+    onto: Onto = {}
+    parents: set[str] = set()
+    for c in changelogs:
+        data = read_changelog_bytes(c)
+        where = c.path if c.member is None else f"{c.path}[{c.member}]"
+        if is_raw_journal(data):
+            records = _raw_some(decode_journal(data, path=where), keep, c.ts, onto, parents)
+        else:
+            # a parent is the 36 characters before a "/" (a name has none)
+            parents.update(chunk[-36:] for chunk in data.split(b"/")[:-1])
+            text = data.decode("utf-8", "surrogateescape")
+            _renames_in(text, c.ts, onto)
+            records = parse_processed_some(text, keep, path=where, strays=first)
+        b.add_records(c, records, journal=first)
+    return ShardRead(b.freeze(), onto, frozenset(
+        p if isinstance(p, str) else p.decode("utf-8", "surrogateescape") for p in parents))
+
+
+def summarize_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
+                    bucket: int | str = 3600,
+                    data_stime: Stime | int | None = None) -> Summary:
+    """The summary of the records of ``changelogs`` whose gfid is in ``shard``
+    (:func:`read_shard`'s summary).
+
+    >>> from streamsync.analysis import merge_all, summarize_paths
+    >>> from streamsync.discover import discover
+    >>> js = list(discover("tests/data/gluster-10.3/processed/ascii-delpath-on"))
+    >>> merge_all(summarize_shard(js, k, 3) for k in range(3)) == summarize_paths(
+    ...     "tests/data/gluster-10.3/processed/ascii-delpath-on")
+    True
+    """
+    return read_shard(changelogs, shard, shards, bucket=bucket, data_stime=data_stime).summary
+
+
+def _raw_some(records: Iterable[Record], keep: frozenset[str], ts: int, onto: Onto,
+              parents: set) -> Iterator[tuple[int, Record]]:
+    """The shard's ``(index, record)`` pairs of a decoded raw journal; every rename
+    goes to ``onto``, every entry record's parents to ``parents``."""
+    for i, r in enumerate(records):
+        if r.TYPE == "E":
+            parents.add(r.pgfid)  # type: ignore[union-attr]
+            if r.fop == "RENAME":  # type: ignore[union-attr]
+                parents.add(r.pgfid1)  # type: ignore[union-attr]
+                onto.setdefault((r.pgfid1, r.bname1), []).append((ts, i, r.gfid))  # type: ignore
+        if r.gfid[:2] in keep:
+            yield i, r
+
+
+def _renames_in(text: str, ts: int, onto: Onto) -> None:
+    """Every rename of a processed journal's text, whoever's gfid: a line
+    ``E <gfid> RENAME <p>/<b> <p1>/<b1>`` (whether it is valid is for the shard
+    owning it to say; found by ``str.find``, most lines are never looked at)."""
+    find = text.find
+    at = find(" RENAME ")
+    line = 0
+    counted = 0
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        end = find("\n", at)
+        if end < 0:
+            end = len(text)
+        line += text.count("\n", counted, start)
+        counted = start
+        if at - start == 38 and text.startswith("E ", start):
+            fields = text[at + 8:end].split(" ")
+            if len(fields) == 2 and fields[1][36:37] == "/":
+                f1 = fields[1]
+                onto.setdefault((f1[:36], unescape(f1[37:])), []).append(
+                    (ts, line, text[start + 2:at]))
+        at = find(" RENAME ", end)
