@@ -83,13 +83,39 @@ def test_brick_path_matches_readme_totals(capsys, tmp_path):
     assert doc["transfer"]["bytes"] >= 4_195_304  # data/blob.bin
 
 
-def test_dask_prints_the_same_result(capsys):
+def test_dask_prints_the_same_result(capsys, tmp_path):
     src = DATA / "raw" / "ascii-delpath-off"
     plain, _ = _analyze_json(capsys, src, "--bucket", "15m")
-    dasked, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--partitions", "4")
+    # the default: a local cluster started for the run, one shard per worker
+    dasked, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask")
     assert dasked == plain
-    sync, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--scheduler", "sync")
+    sync, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--scheduler", "sync",
+                            "--shards", "3")
     assert sync == plain
+    # with --save, the whole summary is computed (bag partitions), then reported
+    saved = tmp_path / "s.json"
+    bag, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--scheduler", "threads",
+                           "--partitions", "4", "--save", saved)
+    assert bag == plain and saved.stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--shards", "2"], "--shards: only with --dask"),
+    (["--scheduler", "sync", "--partitions", "2"], "--scheduler, --partitions: only with --dask"),
+    (["--dask", "--partitions", "2"], "--partitions: only with --save or --merge"),
+    (["--dask", "--shards", "2", "--save", "{tmp}/s.json"], "--shards: not with --save"),
+    (["--dask", "--shards", "0"], "not a positive whole number: '0'"),
+])
+def test_dask_options_in_the_wrong_place(capsys, tmp_path, args, says):
+    src = DATA / "raw" / "ascii-delpath-off"
+    code = None
+    try:
+        code = main(["analyze", str(src), *[a.format(tmp=tmp_path) for a in args]])
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert says in err.strip().splitlines()[-1]  # the last line says what is wrong
 
 
 def test_text_report_and_lag(capsys):
