@@ -10,15 +10,24 @@ A large journal set is generated (seeded, :mod:`journalgen`) as processed
   analysis must do on the same bytes;
 * :func:`streamsync.analysis.summarize_paths` in one process;
 * :func:`streamsync.analysis.dask.summarize_dask` on a
-  ``distributed.LocalCluster(n_workers=2, processes=True)``.
+  ``distributed.LocalCluster(n_workers=2, processes=True)``;
+* the report ``streamsync analyze`` prints, in one process against
+  :func:`streamsync.analysis.dask.report_dask` (gfid shards) on the same
+  cluster, interleaved round by round; the same split timed piecewise in one
+  process (the bound of the design); one shard's reading in this process and
+  on a worker (what a Dask worker costs); and the whole ``streamsync analyze``
+  command with and without ``--dask`` on growing journal counts (break-even).
 
-Ratios are printed and stored in each benchmark's ``extra_info``; the Dask
+Ratios are printed and stored in each benchmark's ``extra_info``; every Dask
 result is asserted equal to the single-process result.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import subprocess
+import sys
 import time
 
 import pytest
@@ -152,3 +161,160 @@ def test_dask_ideal_two_workers(benchmark, journal_dir):
     print(f"\nideal 2 workers: slower half {half:.2f} s + unpickle {unpickle:.2f} s "
           f"({size / 1e6:.0f} MB) + merge {merged:.2f} s = {ideal:.2f} s against one "
           f"process {one:.2f} s: at most {one / ideal:.2f}x (goal 1.6x)")
+
+
+def _one_process_report(d) -> dict:
+    """What ``streamsync analyze --json`` computes without Dask."""
+    from streamsync.analysis.resolve import Resolver
+    s = summarize_paths([d], bucket="1h")
+    return s.to_dict(top=20, paths=Resolver.from_summary(s).path)
+
+
+def _spread(values) -> str:
+    return (f"{statistics.median(values):.2f}x [{min(values):.2f}-{max(values):.2f}]")
+
+
+def test_dask_report_2_workers(benchmark, journal_dir):
+    """The sharded report on 2 worker processes against one process, interleaved."""
+    distributed = pytest.importorskip("distributed")
+    from streamsync.analysis.dask import report_dask
+    d, n = journal_dir
+    rounds = int(os.environ.get("BENCH_ANALYSIS_ROUNDS", "5"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        want = _one_process_report(d)
+        assert report_dask([d], bucket="1h", scheduler=client) == want  # warm the workers
+        one, two = [], []
+
+        def interleaved():
+            for _ in range(rounds):
+                t = time.perf_counter()
+                _one_process_report(d)
+                one.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                got = report_dask([d], bucket="1h", scheduler=client)
+                two.append(time.perf_counter() - t)
+                assert got == want
+        benchmark.pedantic(interleaved, rounds=1, iterations=1)
+    ratios = [a / b for a, b in zip(one, two)]
+    benchmark.extra_info.update(one_process_s=one, dask_s=two,
+                                speedup_median=round(statistics.median(ratios), 2),
+                                speedup_min=round(min(ratios), 2),
+                                speedup_max=round(max(ratios), 2))
+    print(f"\nreport, {n:,} records: one process {statistics.median(one):.2f} s, "
+          f"report_dask on 2 workers {statistics.median(two):.2f} s: {_spread(ratios)} "
+          f"(goal 1.6x)")
+
+
+def test_dask_report_ideal_two_shards(benchmark, journal_dir):
+    """The bound of the sharded design on 2 workers, timed piecewise in this process:
+    each shard's reading and its part of the report (side by side on two workers:
+    the slower counts), then the client's assembly, against one process's report.
+    No scheduler, no worker process, no contention."""
+    from streamsync.analysis.report import assemble, shard_part
+    from streamsync.analysis.resolve import Resolver
+    from streamsync.analysis.shard import read_shard
+    from streamsync.discover import discover
+    d, n = journal_dir
+    journals = list(discover([str(d)]))
+
+    def piecewise():
+        t = time.perf_counter()
+        want = _one_process_report(d)
+        one = time.perf_counter() - t
+        shard_s, parts = [], []
+        for k in range(2):
+            t = time.perf_counter()
+            r = read_shard(journals, k, 2, bucket="1h")
+            parts.append(shard_part(r.summary, r.onto, 20, parents=r.parents))
+            shard_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        names = {}
+        for p in parts:
+            names.update(p.names)
+        got = assemble(parts, 20, Resolver.from_names(names).path)
+        tail = time.perf_counter() - t
+        assert got == want
+        return one, shard_s, tail
+
+    one, shard_s, tail = benchmark.pedantic(piecewise, rounds=1, iterations=1)
+    bound = one / (max(shard_s) + tail)
+    benchmark.extra_info.update(one_process_s=one, shard_s=shard_s, assemble_s=tail,
+                                bound=round(bound, 2))
+    print(f"\nsharded report, ideal 2 workers: shards {shard_s[0]:.2f} s / {shard_s[1]:.2f} s "
+          f"+ assembly {tail:.3f} s against one process {one:.2f} s: at most {bound:.2f}x")
+
+
+def _timed_shard(journals, k):
+    from streamsync.analysis.shard import read_shard
+    t = time.perf_counter()
+    read_shard(journals, k, 2, bucket="1h")
+    return time.perf_counter() - t
+
+
+def test_dask_worker_penalty(benchmark, journal_dir):
+    """One shard's reading in this process, then on a LocalCluster worker while the
+    other worker reads the other shard: what running inside Dask costs."""
+    distributed = pytest.importorskip("distributed")
+    from streamsync.discover import discover
+    d, _ = journal_dir
+    journals = list(discover([str(d)]))
+    here, there = [], []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        client.gather([client.submit(_timed_shard, journals, k, pure=False) for k in (0, 1)])
+
+        def interleaved():
+            for _ in range(3):
+                here.append(_timed_shard(journals, 0))
+                there.append(client.gather(client.submit(_timed_shard, journals, 0,
+                                                         pure=False)))
+                client.gather([client.submit(_timed_shard, journals, k, pure=False)
+                               for k in (0, 1)])
+        benchmark.pedantic(interleaved, rounds=1, iterations=1)
+        both = client.gather([client.submit(_timed_shard, journals, k, pure=False)
+                              for k in (0, 1)])
+    ratios = [b / a for a, b in zip(here, there)]
+    benchmark.extra_info.update(in_process_s=here, on_worker_s=there, both_on_workers_s=both)
+    print(f"\none shard's reading: {statistics.median(here):.2f} s here, "
+          f"{statistics.median(there):.2f} s on a worker ({_spread(ratios)} of here), "
+          f"{max(both):.2f} s with both workers busy")
+
+
+def test_cli_break_even(benchmark, journal_dir, tmp_path):
+    """The whole ``streamsync analyze --json`` command (process start, imports, for
+    --dask a local cluster started and stopped) with and without ``--dask``, on the
+    first N journals of the set."""
+    pytest.importorskip("distributed")
+    d, _ = journal_dir
+    names = sorted(os.listdir(d))
+    counts = [c for c in (100, 250, 500, 1000, 2000, 4000) if c <= len(names)]
+    rows = []
+
+    def run(args) -> tuple[float, bytes]:
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "streamsync", "analyze", "--json", *args],
+                             check=True, capture_output=True).stdout
+        return time.perf_counter() - t, out
+
+    def sweep():
+        for c in counts:
+            sub = tmp_path / f"j{c}"
+            sub.mkdir()
+            for name in names[:c]:
+                os.link(os.path.join(d, name), sub / name)
+            plain, dasked = [], []
+            for _ in range(2):
+                a, out_a = run([str(sub)])
+                b, out_b = run(["--dask", str(sub)])
+                assert out_a == out_b
+                plain.append(a)
+                dasked.append(b)
+            rows.append((c, min(plain), min(dasked)))
+    benchmark.pedantic(sweep, rounds=1, iterations=1)
+    benchmark.extra_info["rows"] = rows
+    print("\njournals  analyze  analyze --dask  speedup")
+    for c, a, b in rows:
+        print(f"{c:8d}  {a:6.2f} s  {b:8.2f} s      {a / b:.2f}x")

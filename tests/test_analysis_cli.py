@@ -86,9 +86,12 @@ def test_brick_path_matches_readme_totals(capsys, tmp_path):
 def test_dask_prints_the_same_result(capsys, tmp_path):
     src = DATA / "raw" / "ascii-delpath-off"
     plain, _ = _analyze_json(capsys, src, "--bucket", "15m")
-    # the default: a local cluster started for the run, one shard per worker
+    # the default: one process per core, one shard each
     dasked, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask")
     assert dasked == plain
+    # a distributed cluster started for the run
+    local, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--scheduler", "local")
+    assert local == plain
     sync, _ = _analyze_json(capsys, src, "--bucket", "15m", "--dask", "--scheduler", "sync",
                             "--shards", "3")
     assert sync == plain

@@ -103,6 +103,10 @@ def summarize_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
 def _compute_kw(scheduler: Any) -> dict[str, Any]:
     if scheduler is None:
         return {}
+    if scheduler in ("processes", "multiprocessing"):
+        # the process pool otherwise sends tasks in batches of 6: a few big tasks would
+        # run one after the other in one process
+        return {"scheduler": scheduler, "chunksize": 1}
     if isinstance(scheduler, str):
         return {"scheduler": scheduler}
     return {"scheduler": getattr(scheduler, "get", scheduler)}
