@@ -38,6 +38,7 @@ __all__ = ["split", "shard_of", "prefixes", "read_shard", "summarize_shard",
 GFID_FIELDS = ("gfid_records", "data_changelogs", "gfid_dm", "link_delta", "created",
                "names", "renames", "dir_entries")
 _HEX = "0123456789abcdef"
+_LAST_36 = itemgetter(slice(-36, None))
 _HEAD_FIELDS = ("changelogs", "records", "journal_bytes", "first_ts", "last_ts",
                 "pending_changelogs", "pending_records", "pending_bytes")
 
@@ -175,7 +176,9 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
             records = _raw_some(decode_journal(data, path=where), keep, c.ts, onto, parents)
         else:
             # a parent is the 36 characters before a "/" (a name has none)
-            parents.update(chunk[-36:] for chunk in data.split(b"/")[:-1])
+            chunks = data.split(b"/")
+            chunks.pop()
+            parents.update(map(_LAST_36, chunks))
             text = data.decode("utf-8", "surrogateescape")
             _renames_in(text, c.ts, onto)
             records = parse_processed_some(text, keep, path=where, strays=first)
