@@ -153,6 +153,8 @@ def _n(count: int, noun: str) -> str:
     """``1 changelog``, ``2 changelogs``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
+
+#: rename destinations: ``(pgfid1, bname1) -> [(ts, seq, gfid), ...]``
 Onto = dict[tuple[str, str], list[tuple[int, int, str]]]
 
 
