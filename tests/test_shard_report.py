@@ -198,7 +198,19 @@ def test_distributed_cluster_default_shards():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        from streamsync.analysis.dask import _workers
+        from streamsync.analysis.dask import _report_scheduler, _workers
         assert _workers(client) == 2
         assert report_dask(corpus, scheduler=client) == _single(corpus)
-        assert report_dask(corpus) == _single(corpus)  # the active client, by default
+        assert _report_scheduler(None) is client  # the active client, by default
+        assert report_dask(corpus) == _single(corpus)
+
+
+def test_default_scheduler_is_the_process_pool_unless_dask_says_otherwise():
+    import dask
+    from streamsync.analysis.dask import _report_scheduler, _workers
+    assert _report_scheduler(None) == "processes"
+    assert _workers("processes") >= 1 and _workers("threads") == 1
+    with dask.config.set(scheduler="sync"):
+        assert _report_scheduler(None) == "sync"
+    corpus = DATA / "processed" / "ascii-delpath-on"
+    assert report_dask([str(corpus)]) == _single([corpus])

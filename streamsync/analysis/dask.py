@@ -112,15 +112,27 @@ def _compute_kw(scheduler: Any) -> dict[str, Any]:
     return {"scheduler": getattr(scheduler, "get", scheduler)}
 
 
+def _report_scheduler(scheduler: Any) -> Any:
+    """The scheduler :func:`report_dask` runs on: the one given, else the one Dask is
+    configured with (``dask.config.set(scheduler=...)``), else the active
+    ``distributed`` client, else the process pool (threads would only take turns
+    at the interpreter)."""
+    if scheduler is not None:
+        return scheduler
+    import dask
+    configured = dask.config.get("scheduler", None)
+    if configured is not None and configured not in ("dask.distributed", "distributed"):
+        return configured  # a client sets "dask.distributed": it is found next
+    try:
+        from distributed import default_client
+        return default_client()
+    except (ImportError, ValueError):
+        return "processes" if configured is None else configured
+
+
 def _workers(scheduler: Any) -> int:
-    """How many tasks can run at once: a client's worker threads, else the cores
-    (the ``processes`` scheduler, or Dask's default); 1 for the in-process ones."""
-    if scheduler is None:
-        try:
-            from distributed import default_client
-            scheduler = default_client()
-        except (ImportError, ValueError):
-            return os.cpu_count() or 1
+    """How many tasks can run at once: a client's worker threads, the cores for the
+    process pool, 1 for the in-process schedulers."""
     nthreads = getattr(scheduler, "nthreads", None)
     if callable(nthreads):
         return max(1, sum(nthreads().values()))
@@ -164,14 +176,16 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
     """The report of every journal under ``paths`` (:meth:`Summary.to_dict`, paths
     resolved, plus ``"transfer"`` with a ``brick``), each gfid's state on one worker.
 
+    ``scheduler``: as in :func:`summarize_dask`, but by default (``None``) the one
+    Dask is configured with, else the active ``distributed`` client, else the
+    process pool (in a script, call it under ``if __name__ == "__main__":``).
     ``shards``: gfid shards, one task each (default: as many as the scheduler
     runs at once). Each shard's task reads every journal but builds records
     only for its gfids (:func:`~streamsync.analysis.shard.read_shard`) and
     returns only its share of the report (:mod:`streamsync.analysis.report`):
     no per-gfid state travels, so any scheduler will do, ``processes``
     included. Reading is repeated by every task, so more shards than cores
-    only cost. ``scheduler`` as in :func:`summarize_dask`; with a ``brick``,
-    the workers must see it at the same path.
+    only cost. With a ``brick``, the workers must see it at the same path.
 
     >>> from streamsync.analysis.summary import summarize_paths
     >>> corpus = "tests/data/gluster-10.3/raw/ascii-delpath-on"
@@ -191,6 +205,7 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
         journals = list(iter_journals(path_list(paths)))  # type: ignore[arg-type]
     else:
         journals = list(paths)
+    scheduler = _report_scheduler(scheduler)
     n = shards or _workers(scheduler)
     if n < 1:
         raise ValueError(f"shards must be at least 1, not {n}")
