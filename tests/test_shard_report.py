@@ -158,7 +158,7 @@ def test_a_bad_line_fails_as_in_one_process(tmp_path, bad, what):
         with pytest.raises(ParseError) as sharded:
             report_dask([str(tmp_path)], scheduler="sync", shards=shards)
         assert str(sharded.value) == str(single.value)
-        assert f"CHANGELOG.1700000000:3:" in str(sharded.value) and what in str(sharded.value)
+        assert "CHANGELOG.1700000000:3:" in str(sharded.value) and what in str(sharded.value)
 
 
 def test_a_damaged_raw_journal_fails_in_every_shard(tmp_path):
