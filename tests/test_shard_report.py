@@ -184,6 +184,13 @@ def test_brick_paths_and_transfer(tmp_path):
                            brick=brick) == want
 
 
+def test_a_brick_the_workers_cannot_see_is_an_error(tmp_path):
+    from streamsync.errors import SourceError
+    with pytest.raises(SourceError, match="no such brick on the Dask worker"):
+        report_dask([str(DATA / "raw" / "ascii-delpath-on")], scheduler="sync", shards=2,
+                    brick=tmp_path / "gone")
+
+
 def test_processes_scheduler_and_empty_input():
     corpus = DATA / "processed" / "ascii-delpath-on"
     assert report_dask([str(corpus)], scheduler="processes", shards=2) == _single([corpus])

@@ -165,6 +165,10 @@ def _shard_task(journals, shard: int, shards: int, top: int, bucket: int | str,
     part = shard_part(read.summary, read.onto, top, parents=read.parents)
     if brick is None:
         return part, None
+    if not os.path.isdir(brick):  # else every written file would count as gone
+        from ..errors import SourceError
+        raise SourceError(f"{brick}: no such brick on the Dask worker (the workers must "
+                          f"see the brick at the same path)")
     from ..views import BrickView
     return part, read.summary.transfer_estimate(BrickView(brick))
 
