@@ -40,9 +40,8 @@ from .options import Options
 from .parse import parse_processed, render_processed
 from .records import Changelog, Record, Stime
 from .stages.batch import batch_plans
-from .stages.classify import classify
-from .stages.gate import StimeTracker, gate_plan
-from .stages.plan import fold_plan
+from .stages.gate import StimeTracker
+from .stages.plan import plan_records
 from .stages.skip import skip_processed
 from .views.base import SourceView
 
@@ -78,25 +77,6 @@ def load_changelog(changelog: Changelog) -> tuple[Changelog, list[Record]]:
     if size != changelog.size:
         changelog = changelog._replace(size=size)
     return changelog, records
-
-
-def plan_records(changelog: Changelog, records: Iterable[Record], *, view: SourceView,
-                 options: Options, gated: bool = False, prefetch: bool = True
-                 ) -> ChangelogPlan:
-    """The plan of one changelog from its records (composed stages).
-
-    >>> from streamsync.discover import discover
-    >>> from streamsync.options import Options
-    >>> from streamsync.views import MemoryView
-    >>> journal = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[2]
-    >>> plan = plan_records(*load_changelog(journal), view=MemoryView(), options=Options())
-    >>> len(plan.entry_ops), plan.entry_ops[0].op, len(plan.data_gfids)
-    (16, 'CREATE', 11)
-    """
-    (cl, decisions), = classify([(changelog, records)], view=view, options=options,
-                                prefetch=prefetch)
-    p = fold_plan(cl, decisions)
-    return gate_plan(p) if gated else p
 
 
 def plan_processed_text(changelog: Changelog, data: bytes, *, view: SourceView,

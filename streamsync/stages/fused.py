@@ -35,7 +35,7 @@ from ..records import Changelog
 from ..views.base import SourceView
 from .classify import DATA, UNDATA, XATTR_DATA_FOPS, entry_rule, xattrs_as_data
 from .gate import GATED_UNCOUNTED
-from .plan import finish_stats
+from .plan import finish_stats, plan_records
 
 __all__ = ["fused_plan", "text_lookups"]
 
@@ -104,7 +104,6 @@ def fused_plan(changelog: Changelog, data: bytes | str, *, view: SourceView,
             except (_Invalid, ValueError):
                 pass
     # malformed somewhere (or an unusual shape): the strict parser names the line
-    from ..pipeline import plan_records
     where = changelog.path if changelog.member is None else \
         f"{changelog.path}[{changelog.member}]"
     records = list(parse_processed(text, path=where))

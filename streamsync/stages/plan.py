@@ -19,10 +19,13 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from ..ops import ChangelogPlan, EntryOp
-from ..records import Changelog
-from .classify import COUNT, DATA, ENTRY, META, UNDATA, Decision
+from ..options import Options
+from ..records import Changelog, Record
+from ..views.base import SourceView
+from .classify import COUNT, DATA, ENTRY, META, UNDATA, Decision, classify
+from .gate import gate_plan
 
-__all__ = ["fold_plan", "plan", "finish_stats", "STAT_NAMES"]
+__all__ = ["fold_plan", "plan", "plan_records", "finish_stats", "STAT_NAMES"]
 
 #: the counters the seed initialises for every batch, in its order
 STAT_NAMES = ("CREATE", "MKNOD", "UNLINK", "MKDIR", "RMDIR", "LINK", "SYMLINK", "RENAME",
@@ -63,3 +66,23 @@ def plan(items: Iterable[tuple[Changelog, Iterable[Decision]]]) -> Iterator[Chan
     """Stage: ``(changelog, decisions)`` -> :class:`~streamsync.ops.ChangelogPlan`."""
     for changelog, decisions in items:
         yield fold_plan(changelog, decisions)
+
+
+def plan_records(changelog: Changelog, records: Iterable[Record], *, view: SourceView,
+                 options: Options, gated: bool = False, prefetch: bool = True
+                 ) -> ChangelogPlan:
+    """The plan of one changelog from its records (composed stages).
+
+    >>> from streamsync.discover import discover
+    >>> from streamsync.options import Options
+    >>> from streamsync.pipeline import load_changelog
+    >>> from streamsync.views import MemoryView
+    >>> journal = list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[2]
+    >>> plan = plan_records(*load_changelog(journal), view=MemoryView(), options=Options())
+    >>> len(plan.entry_ops), plan.entry_ops[0].op, len(plan.data_gfids)
+    (16, 'CREATE', 11)
+    """
+    (cl, decisions), = classify([(changelog, records)], view=view, options=options,
+                                prefetch=prefetch)
+    p = fold_plan(cl, decisions)
+    return gate_plan(p) if gated else p
