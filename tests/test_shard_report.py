@@ -221,3 +221,50 @@ def test_default_scheduler_is_the_process_pool_unless_dask_says_otherwise():
         assert _report_scheduler(None) == "sync"
     corpus = DATA / "processed" / "ascii-delpath-on"
     assert report_dask([str(corpus)]) == _single([corpus])
+
+
+def test_damaged_journals_fail_or_agree_in_every_shard(tmp_path):
+    """Random damage (bytes changed, cut, doubled, newlines inserted) to a hostile
+    workload's journals: the shards together either raise the single-process error
+    type or give the single-process summary. A damaged line no shard takes would be
+    a record silently dropped."""
+    import random
+    w = synth_workload(3, ops=120, changelogs=2, names="all")
+    cdir, _ = w.write(tmp_path / "w")
+    journals = sorted(Path(cdir).glob("CHANGELOG.*"))
+    originals = {p: p.read_bytes() for p in journals}
+    rng = random.Random(13)
+    outcomes = {"error": 0, "equal": 0}
+    for _ in range(150):
+        for p, data in originals.items():
+            p.write_bytes(data)
+        victim = rng.choice(journals)
+        data = bytearray(originals[victim])
+        at = rng.randrange(len(data))
+        how = rng.choice(["byte", "cut", "newline", "double", "space"])
+        if how == "byte":
+            data[at] = rng.choice(b"EDMX /%\x00\xff0aZ-")
+        elif how == "cut":
+            del data[at:at + rng.randrange(1, 40)]
+        elif how == "newline":
+            data[at:at] = b"\n"
+        elif how == "double":
+            line_end = data.find(b"\n", at)
+            start = data.rfind(b"\n", 0, at) + 1
+            data[start:start] = data[start:line_end + 1]
+        else:
+            data[at:at] = b" "
+        victim.write_bytes(bytes(data))
+        try:
+            want = summarize_paths([cdir])
+        except ParseError as exc:
+            want = type(exc)
+        js = list(discover([cdir]))
+        for shards in (2, 3):
+            try:
+                got = merge_all(read_shard(js, k, shards).summary for k in range(shards))
+            except ParseError as exc:
+                got = type(exc)
+            assert got == want, (how, at, victim.name)
+        outcomes["error" if want is ParseError else "equal"] += 1
+    assert outcomes["error"] > 30 and outcomes["equal"] > 10  # both sides were exercised
