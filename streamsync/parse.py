@@ -207,12 +207,7 @@ def parse_processed(data: bytes | str, *, path: str = "<string>",
     >>> str(bad[0])[:32]
     "C.1:1: unknown record type 'X' ("
     """
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-    if not text:
-        return
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
+    text, lines = _text_lines(data)
     if _WELL_FORMED(text) is not None:
         yield from _checked_lines(enumerate(lines, first_line), path, errors)
         return
@@ -245,12 +240,7 @@ def parse_processed_some(data: bytes | str, select: frozenset[str] | set[str], *
     Traceback (most recent call last):
     streamsync.errors.ParseError: C.1:3: unknown record type 'o' ...
     """
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-    if not text:
-        return
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
+    _, lines = _text_lines(data)
     if strays:
         kept = [i for i, line in enumerate(lines)
                 if line[2:4] in select or line[2:4] not in _PREFIXES]
@@ -266,6 +256,16 @@ def parse_processed_some(data: bytes | str, select: frozenset[str] | set[str], *
             yield i, parse_line(line)
         except ValueError as exc:
             _failed(exc, line, i + 1, path, None)
+
+
+def _text_lines(data: bytes | str) -> tuple[str, list[str]]:
+    """The text (any byte survives, as ``surrogateescape``) and its lines, without the
+    empty one a final newline leaves."""
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return text, lines
 
 
 def _failed(exc: ValueError, line: str, lineno: int, path: str,
