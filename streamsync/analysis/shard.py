@@ -1,12 +1,16 @@
-"""Split a summary by gfid, so its per-gfid state can live on several workers.
+"""gfid shards of a summary, so its per-gfid state can live on several workers.
 
-Every map of a :class:`~streamsync.analysis.summary.Summary` keyed by a gfid
+A gfid belongs to shard ``int(gfid[:2], 16) % shards`` (:func:`shard_of`), the
+same in every process. :func:`read_shard` reads journals as one worker of
+``shards`` does: records are built only for its own gfids, and on the way it
+notes every rename and every parent gfid, all that it needs to know of the
+other shards (:mod:`streamsync.analysis.report`; the Dask report,
+:func:`streamsync.analysis.dask.report_dask`, runs one per worker).
+:func:`split` cuts a summary already made: every map keyed by a gfid
 (``gfid_records``, ``names``, ``renames``... and ``dir_entries``, keyed by the
-parent's gfid) is cut into ``shards`` parts by the gfid's first two hex digits;
-the fields not keyed by a gfid (totals, fops, the timeline, the lag) go to shard
-0. Splitting loses nothing: the shards merge back to the summary, and the shards
-of several summaries merge shard by shard, which is how the Dask report keeps
-each gfid's state on one worker (:func:`streamsync.analysis.dask.report_dask`).
+parent's gfid) by shard, the fields not keyed by a gfid (totals, fops, the
+timeline, the lag) to shard 0. Either way nothing is lost: the shards merge back
+to the summary of the whole.
 
 >>> from streamsync.analysis import merge_all, summarize_paths
 >>> s = summarize_paths("tests/data/gluster-10.3/processed/ascii-delpath-on")
