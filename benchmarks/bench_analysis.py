@@ -318,3 +318,35 @@ def test_cli_break_even(benchmark, journal_dir, tmp_path):
     print("\njournals  analyze  analyze --dask  speedup")
     for c, a, b in rows:
         print(f"{c:8d}  {a:6.2f} s  {b:8.2f} s      {a / b:.2f}x")
+
+
+def _summarize_timed(paths) -> float:
+    t = time.perf_counter()
+    summarize_paths(paths, bucket="1h")
+    return time.perf_counter() - t
+
+
+def test_two_halves_ceiling(benchmark, journal_dir):
+    """The ceiling of any two-process analysis on this machine: two pooled processes
+    each summarise half of the journals, side by side, and nothing is combined,
+    against one process summarising them all (no report on either side)."""
+    import multiprocessing as mp
+
+    from streamsync.discover import discover
+    d, _ = journal_dir
+    paths = [c.path for c in discover([str(d)])]
+    halves = [paths[: len(paths) // 2], paths[len(paths) // 2:]]
+    ratios = []
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(_summarize_timed, [paths[:5], paths[5:10]])  # started and imported
+
+        def interleaved():
+            for _ in range(3):
+                one = _summarize_timed([str(d)])
+                t = time.perf_counter()
+                pool.map(_summarize_timed, halves)
+                ratios.append(one / (time.perf_counter() - t))
+        benchmark.pedantic(interleaved, rounds=1, iterations=1)
+    benchmark.extra_info["ceiling"] = ratios
+    print(f"\ntwo processes, half the journals each, nothing combined: {_spread(ratios)} "
+          f"one process")
