@@ -350,3 +350,34 @@ def test_two_halves_ceiling(benchmark, journal_dir):
     benchmark.extra_info["ceiling"] = ratios
     print(f"\ntwo processes, half the journals each, nothing combined: {_spread(ratios)} "
           f"one process")
+
+
+def test_dask_report_process_pool(benchmark, journal_dir):
+    """The sharded report on Dask's ``processes`` scheduler with a pool of 2 started
+    once (what ``analyze --dask`` uses, without its start), against one process."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import dask
+
+    from streamsync.analysis.dask import report_dask
+    d, _ = journal_dir
+    want = _one_process_report(d)
+    one, two = [], []
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool, \
+            dask.config.set(pool=pool):
+        assert report_dask([d], bucket="1h", scheduler="processes") == want  # warm
+
+        def interleaved():
+            for _ in range(4):
+                t = time.perf_counter()
+                _one_process_report(d)
+                one.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                got = report_dask([d], bucket="1h", scheduler="processes")
+                two.append(time.perf_counter() - t)
+                assert got == want
+        benchmark.pedantic(interleaved, rounds=1, iterations=1)
+    ratios = [a / b for a, b in zip(one, two)]
+    benchmark.extra_info["speedup"] = ratios
+    print(f"\nreport on Dask's process pool (2, started once): {_spread(ratios)} one process")

@@ -177,3 +177,28 @@ def test_gsyncd_archive_tar_is_a_source(capsys, tmp_path):
     from_dir, _ = _analyze_json(capsys, src)
     from_tar, _ = _analyze_json(capsys, archive)
     assert from_tar == from_dir
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dask_process_pool_forked_or_spawned(capsys, monkeypatch, threads):
+    """The default pool is forked when the command runs no other thread, else Dask's
+    own spawned pool; both print the single-process report."""
+    import threading
+
+    import dask
+    src = DATA / "raw" / "binary-delpath-on"
+    plain, _ = _analyze_json(capsys, src)
+    seen = []
+    real_set = dask.config.set
+
+    def spy(*a, **kw):
+        seen.append(kw.get("pool") or (a[0].get("pool") if a else None))
+        return real_set(*a, **kw)
+    monkeypatch.setattr(threading, "active_count", lambda: threads)
+    monkeypatch.setattr(dask.config, "set", spy)
+    dasked, _ = _analyze_json(capsys, src, "--dask")
+    assert dasked == plain
+    forked = [p for p in seen if p is not None]
+    assert (len(forked) == 1) == (threads == 1)
+    if forked:
+        assert forked[0]._mp_context.get_start_method() == "fork"
