@@ -67,6 +67,17 @@ def test_plan_summary_table(tmp_path, capsysbinary):
     assert rc == 0 and "3 changelogs" in text and text.count("CHANGELOG.") == 3
 
 
+def test_plan_leaves_the_collector_as_it_found_it(tmp_path, capsysbinary):
+    """main() also runs inside other programs: the collector is paused while it
+    plans, not switched off for the rest of the caller's life."""
+    import gc
+    w = synth_workload(4, ops=50, changelogs=2)
+    cdir, spath = w.write(tmp_path)
+    assert gc.isenabled()
+    assert run_plan(capsysbinary, "--changelogs", cdir, "--source-state", spath)[0] == 0
+    assert gc.isenabled()
+
+
 def test_plan_errors_are_one_line_with_exit_2(tmp_path, capsysbinary):
     w = synth_workload(3, ops=20, changelogs=2)
     cdir, spath = w.write(tmp_path)
