@@ -240,14 +240,7 @@ def read_changelog_bytes(changelog: Changelog) -> bytes:
                 raise SourceError(f"{changelog.path}: {changelog.member} is not a file")
             return fh.read()
     except (OSError, tarfile.TarError, KeyError) as exc:
-        where = changelog.path if changelog.member is None else f"{changelog.path}[{changelog.member}]"
-        raise SourceError(f"{where}: cannot read: {exc}") from None
-
-
-def _display(changelog: Changelog) -> str:
-    if changelog.member is None:
-        return changelog.path
-    return f"{changelog.path}[{changelog.member}]"
+        raise SourceError(f"{changelog.where}: cannot read: {exc}") from None
 
 
 def read_changelog(changelog: Changelog, *, errors: list[ParseError] | None = None
@@ -265,7 +258,7 @@ def read_changelog(changelog: Changelog, *, errors: list[ParseError] | None = No
     ('MKDIR', 'top', '00000000-0000-0000-0000-000000000001')
     """
     data = read_changelog_bytes(changelog)
-    where = _display(changelog)
+    where = changelog.where
     if is_raw_journal(data):
         yield from decode_journal(data, path=where)
     else:

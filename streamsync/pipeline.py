@@ -49,12 +49,6 @@ __all__ = ["plan_changelogs", "batch_plans", "load_changelog", "plan_records",
            "plan_processed_text"]
 
 
-def _where(changelog: Changelog) -> str:
-    if changelog.member is None:
-        return changelog.path
-    return f"{changelog.path}[{changelog.member}]"
-
-
 def load_changelog(changelog: Changelog) -> tuple[Changelog, list[Record]]:
     """Read one journal: its records, and the changelog with ``size`` set to the
     byte size of its processed form (a raw journal counts as the size of its
@@ -67,7 +61,7 @@ def load_changelog(changelog: Changelog) -> tuple[Changelog, list[Record]]:
     ('CHANGELOG.1795467001', 48, [MetaRecord(gfid='00000000-0000-0000-0000-000000000001', fop='SETXATTR', stat=None)])
     """
     data = read_changelog_bytes(changelog)
-    where = _where(changelog)
+    where = changelog.where
     if is_raw_journal(data):
         records = decode_journal(data, path=where)
         size = len(render_processed(records))
@@ -147,7 +141,7 @@ def plan_changelogs(changelogs: Iterable[Changelog], *, view: SourceView, option
                 tracker.done(p.ts, bool(p.entry_ops))
                 yield p
                 continue
-            records = decode_journal(data, path=_where(changelog))
+            records = decode_journal(data, path=changelog.where)
             size = len(render_processed(records))
             if size != changelog.size:
                 changelog = changelog._replace(size=size)

@@ -176,6 +176,15 @@ class Changelog(NamedTuple):
         """The journal's basename, e.g. ``CHANGELOG.1700000000``."""
         return os.path.basename(self.member if self.member is not None else self.path)
 
+    @property
+    def where(self) -> str:
+        """How errors name the journal: its path, or ``archive.tar[member]``.
+
+        >>> Changelog("/a/archive_1.tar", 1700000000, 120, member="CHANGELOG.1700000000").where
+        '/a/archive_1.tar[CHANGELOG.1700000000]'
+        """
+        return self.path if self.member is None else f"{self.path}[{self.member}]"
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": name_to_json(self.path), "ts": self.ts,
                              "size": self.size, "kind": self.kind}

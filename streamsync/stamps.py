@@ -46,10 +46,6 @@ def check_stamp(where: str, ts: int) -> int:
     return ts
 
 
-def _where(cl: Changelog) -> str:
-    return f"{cl.path}:{cl.member}" if cl.member else cl.path
-
-
 def refuse_future(changelogs: Iterable[Changelog], *, now: float | None = None,
                   slack: int = FUTURE_SLACK) -> Iterator[Changelog]:
     """Pass ``changelogs`` through, raising :class:`SourceError` at the first one
@@ -61,7 +57,7 @@ def refuse_future(changelogs: Iterable[Changelog], *, now: float | None = None,
     limit = (time.time() if now is None else now) + slack
     for cl in changelogs:
         if cl.ts > limit:
-            raise SourceError(f"{_where(cl)}: journal stamp {cl.ts} lies "
+            raise SourceError(f"{cl.where}: journal stamp {cl.ts} lies "
                               f"{int(cl.ts - limit + slack)} s in the future of this clock; "
                               f"refusing to let its name move the sync point past journals "
                               f"not yet applied (fix the clock, or rename or remove the file)")

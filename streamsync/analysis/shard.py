@@ -175,7 +175,7 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
     parents: set[str] = set()
     for c in changelogs:
         data = read_changelog_bytes(c)
-        where = c.path if c.member is None else f"{c.path}[{c.member}]"
+        where = c.where
         if is_raw_journal(data):
             records = _raw_some(decode_journal(data, path=where), keep, c.ts, onto, parents)
         else:

@@ -11,7 +11,7 @@ import orjson
 from more_itertools import chunked
 
 from ..decode import decode_journal, is_raw_journal, iter_journal
-from ..discover import _display, discover, read_changelog_bytes
+from ..discover import discover, read_changelog_bytes
 from ..errors import StreamsyncError
 from ..times import TIME_HELP, time_arg
 from ..parse import parse_processed, render_processed
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     failed = 0
     for cl in discover(args.paths, since=args.since, until=args.until):
-        where = _display(cl)
+        where = cl.where
         try:
             records = _validated_records(read_changelog_bytes(cl), where)
         except StreamsyncError as exc:

@@ -104,9 +104,7 @@ def fused_plan(changelog: Changelog, data: bytes | str, *, view: SourceView,
             except (_Invalid, ValueError):
                 pass
     # malformed somewhere (or an unusual shape): the strict parser names the line
-    where = changelog.path if changelog.member is None else \
-        f"{changelog.path}[{changelog.member}]"
-    records = list(parse_processed(text, path=where))
+    records = list(parse_processed(text, path=changelog.where))
     return plan_records(changelog, records, view=view, options=options, gated=gated,
                         prefetch=prefetch)
 
