@@ -42,6 +42,7 @@ from .options import Options
 
 __all__ = ["Held", "HoldRule", "stime_floor", "held_from_json", "held_to_json"]
 
+
 class Held(NamedTuple):
     """A file whose data is held: since when (wall clock), the first journal
     whose data it holds (its stamp), and its ``st_ctime_ns`` when last held."""

@@ -50,8 +50,6 @@ from .replica import handle_relpath
 __all__ = ["SmallFileLane", "lane_for", "gluster_internal_xattr"]
 
 _COPIED, _MISSED, _DELEGATE = 0, 1, 2
-#: prefixes of the extended attributes GlusterFS keeps on a brick for itself
-_INTERNAL = GLUSTER_INTERNAL_XATTRS
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _WRITE = os.O_WRONLY | os.O_CLOEXEC
 #: files up to this size are read into memory (and filled at their CREATE); larger
@@ -69,7 +67,7 @@ def gluster_internal_xattr(name: str) -> bool:
     >>> gluster_internal_xattr("trusted.gfid2path.1a2b"), gluster_internal_xattr("user.tag")
     (True, False)
     """
-    return name == "trusted.gfid" or name.startswith(_INTERNAL)
+    return name == "trusted.gfid" or name.startswith(GLUSTER_INTERNAL_XATTRS)
 
 
 class SmallFileLane:
@@ -247,27 +245,21 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _copy_all(sfd: int, dfd: int) -> int:
-    """Copy from ``sfd``'s offset to its end into ``dfd`` in the kernel (no bytes
-    through Python): ``copy_file_range``, else ``sendfile`` where the two files'
-    filesystems do not allow it (a brick into a FUSE mount), else read and write,
-    whose errors are the caller's. Returns the number of bytes copied (the file
-    may have grown since its fstat)."""
+    """Copy from ``sfd``'s offset to its end into ``dfd``: in the kernel (no bytes
+    through Python) by ``copy_file_range``, else by ``sendfile`` where the two
+    files' filesystems do not allow it (a brick into a FUSE mount), else by read
+    and write, whose errors are the caller's (as are any after a first byte).
+    Returns the number of bytes copied (the file may have grown since its fstat)."""
     total = 0
-    for copy in (_by_copy_file_range, _by_sendfile):
+    for copy in _COPY_WAYS:
         try:
-            while True:
-                n = copy(sfd, dfd)
-                if not n:
-                    return total
+            while n := copy(sfd, dfd):
                 total += n
-        except OSError as exc:
-            if total or exc.errno not in _NO_KERNEL_COPY:
-                raise
-    while True:
-        n = _by_read_write(sfd, dfd)
-        if not n:
             return total
-        total += n
+        except OSError as exc:
+            if total or exc.errno not in _NO_KERNEL_COPY or copy is _COPY_WAYS[-1]:
+                raise
+    raise AssertionError("unreachable: the last way's errors propagate")
 
 
 def _by_copy_file_range(sfd: int, dfd: int) -> int:
@@ -282,6 +274,9 @@ def _by_read_write(sfd: int, dfd: int) -> int:
     chunk = os.read(sfd, 1 << 20)
     _write_all(dfd, chunk)
     return len(chunk)
+
+
+_COPY_WAYS = (_by_copy_file_range, _by_sendfile, _by_read_write)
 
 
 def lane_for(engine: Any, source_root: str, dest_path: Callable[[str], str],
