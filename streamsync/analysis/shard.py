@@ -58,33 +58,8 @@ def shard_of(gfid: str, shards: int) -> int:
     return zlib.crc32(gfid.encode("utf-8", "surrogateescape")) % shards
 
 
-def _key_sets(maps: list[dict], shards: int) -> list[set[str]]:
-    """Every key of ``maps`` by shard (each key's shard computed once)."""
-    table = {a + b: int(a + b, 16) % shards for a in _HEX for b in _HEX}
-    lists: list[list[str]] = [[] for _ in range(shards)]
-    adds = [x.append for x in lists]
-    seen: set[str] = set()
-    for m in maps:
-        for g in m.keys() - seen if seen else m:
-            k = table.get(g[:2])
-            adds[shard_of(g, shards) if k is None else k](g)
-        seen.update(m)
-    return [set(x) for x in lists]
-
-
-def _subset(mapping: dict, keys: set[str]) -> dict:
-    """``{k: mapping[k] for k in keys & mapping}`` with the copying done in C."""
-    ks = list(mapping.keys() & keys)
-    if len(ks) < 2:
-        return {k: mapping[k] for k in ks}
-    return dict(zip(ks, itemgetter(*ks)(mapping)))
-
-
-def split(s: Summary | SummaryBuilder, shards: int) -> list[Summary]:
+def split(s: Summary, shards: int) -> list[Summary]:
     """``shards`` summaries holding ``s``'s per-gfid state by gfid; they merge back to ``s``.
-
-    A :class:`SummaryBuilder` is split without freezing it first (a worker's
-    partition goes straight into shards).
 
     >>> from streamsync.analysis import summarize_paths
     >>> s = summarize_paths("tests/data/gluster-10.3/processed/ascii-delpath-on")
@@ -94,29 +69,18 @@ def split(s: Summary | SummaryBuilder, shards: int) -> list[Summary]:
     """
     if shards < 1:
         raise ValueError(f"shards must be at least 1, not {shards}")
-    builder = isinstance(s, SummaryBuilder)
-    maps = {name: getattr(s, name) for name in GFID_FIELDS}
-    if builder:  # a builder's maps may hold zeros and unsorted rename lists
-        maps["dir_entries"] = {k: v for k, v in s.dir_entries.items() if v}
-        maps["link_delta"] = {k: v for k, v in s.link_delta.items() if v}
-        maps["renames"] = {g: tuple(sorted(r)) for g, r in s.renames.items()}
-    if shards == 1:
-        keys = None
-    else:
-        keys = _key_sets(list(maps.values()), shards)
-    cut = {name: [dict(m)] if keys is None else [_subset(m, ks) for ks in keys]
-           for name, m in maps.items()}
+    cut: dict[str, list[dict]] = {}
+    for name in GFID_FIELDS:
+        parts: list[dict] = [{} for _ in range(shards)]
+        for g, v in getattr(s, name).items():
+            parts[shard_of(g, shards)][g] = v
+        cut[name] = parts
     head: dict[str, Any] = {name: getattr(s, name) for name in _HEAD_FIELDS}
-    head["types"] = dict(s.types)
-    head["fops"] = dict(s.fops)
-    head["buckets"] = {b: dict(c) for b, c in s.buckets.items() if c}
-    head["bucket_changelogs"] = dict(s.bucket_changelogs)
-    out = []
-    for k in range(shards):
-        fields = {name: cut[name][k] for name in GFID_FIELDS}
-        out.append(Summary(bucket=s.bucket, data_stime=s.data_stime,
-                           **(head if k == 0 else {}), **fields))
-    return out
+    head.update(types=dict(s.types), fops=dict(s.fops), bucket_changelogs=dict(
+        s.bucket_changelogs), buckets={b: dict(c) for b, c in s.buckets.items()})
+    return [Summary(bucket=s.bucket, data_stime=s.data_stime, **(head if k == 0 else {}),
+                    **{name: cut[name][k] for name in GFID_FIELDS})
+            for k in range(shards)]
 
 
 def prefixes(shard: int, shards: int) -> frozenset[str]:
