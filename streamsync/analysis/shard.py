@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Iterable, Iterator
 
+from .._gc import paused
 from ..decode import decode_journal, is_raw_journal
 from ..discover import read_changelog_bytes
 from ..parse import parse_processed_some
@@ -137,20 +138,21 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
     keep = prefixes(shard, shards)
     onto: Onto = {}
     parents: set[str] = set()
-    for c in changelogs:
-        data = read_changelog_bytes(c)
-        where = c.where
-        if is_raw_journal(data):
-            records = _raw_some(decode_journal(data, path=where), keep, c.ts, onto, parents)
-        else:
-            # a parent is the 36 characters before a "/" (a name has none)
-            chunks = data.split(b"/")
-            chunks.pop()
-            parents.update(map(_LAST_36, chunks))
-            text = data.decode("utf-8", "surrogateescape")
-            _renames_in(text, c.ts, onto)
-            records = parse_processed_some(text, keep, path=where, strays=first)
-        b.add_records(c, records, journal=first)
+    with paused():  # no cycles (summary.summarize)
+        for c in changelogs:
+            data = read_changelog_bytes(c)
+            where = c.where
+            if is_raw_journal(data):
+                records = _raw_some(decode_journal(data, path=where), keep, c.ts, onto, parents)
+            else:
+                # a parent is the 36 characters before a "/" (a name has none)
+                chunks = data.split(b"/")
+                chunks.pop()
+                parents.update(map(_LAST_36, chunks))
+                text = data.decode("utf-8", "surrogateescape")
+                _renames_in(text, c.ts, onto)
+                records = parse_processed_some(text, keep, path=where, strays=first)
+            b.add_records(c, records, journal=first)
     return ShardRead(b.freeze(), onto, frozenset(
         p if isinstance(p, str) else p.decode("utf-8", "surrogateescape") for p in parents))
 
