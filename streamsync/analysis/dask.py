@@ -24,6 +24,7 @@ Two ways, both equal to the single-process result exactly:
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Iterable, Sequence
 
 from ..records import Changelog, Stime
@@ -33,12 +34,13 @@ from .summary import Summary, SummaryBuilder, merge_all
 __all__ = ["report_dask", "summarize_dask", "journal_bag", "summarize_partition"]
 
 
-def _require_dask():
+def _require_dask(module: str = "dask.bag"):
+    """``module`` of Dask (only what a caller uses: each import costs start-up time)."""
+    import importlib
     try:
-        import dask.bag as db
+        return importlib.import_module(module)
     except ImportError:  # pragma: no cover - exercised only without the extra
         raise ImportError("the Dask adapter needs dask[bag]: pip install 'streamsync[dask]'") from None
-    return db
 
 
 def summarize_partition(changelogs: Iterable[Changelog], *, bucket: int | str = 3600,
@@ -105,8 +107,10 @@ def _compute_kw(scheduler: Any) -> dict[str, Any]:
         return {}
     if scheduler in ("processes", "multiprocessing"):
         # the process pool otherwise sends tasks in batches of 6: a few big tasks would
-        # run one after the other in one process
-        return {"scheduler": scheduler, "chunksize": 1}
+        # run one after the other in one process. Its function, not its name: for a
+        # name Dask imports dask.distributed to look for a client (0.2 s of start-up).
+        from dask.multiprocessing import get
+        return {"scheduler": get, "chunksize": 1}
     if isinstance(scheduler, str):
         return {"scheduler": scheduler}
     return {"scheduler": getattr(scheduler, "get", scheduler)}
@@ -123,11 +127,14 @@ def _report_scheduler(scheduler: Any) -> Any:
     configured = dask.config.get("scheduler", None)
     if configured is not None and configured not in ("dask.distributed", "distributed"):
         return configured  # a client sets "dask.distributed": it is found next
+    fallback = "processes" if configured is None else configured
+    if "distributed" not in sys.modules:
+        return fallback  # no client without it (and importing it costs 0.2 s)
     try:
         from distributed import default_client
         return default_client()
-    except (ImportError, ValueError):
-        return "processes" if configured is None else configured
+    except ValueError:
+        return fallback
 
 
 def _workers(scheduler: Any) -> int:
@@ -198,8 +205,7 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
     >>> r == s.to_dict(top=5, paths=Resolver.from_summary(s).path)
     True
     """
-    _require_dask()
-    import dask
+    dask = _require_dask("dask")
     from dask import delayed
 
     from ._input import iter_journals, path_list

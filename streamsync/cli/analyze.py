@@ -142,7 +142,7 @@ def _on_dask(job, args: argparse.Namespace):
     """``job(scheduler)`` on the scheduler ``--scheduler`` names (Dask's process pool by
     default); every failure to start it a one-line ConfigError."""
     try:
-        import dask.bag  # noqa: F401  (the extra is installed)
+        import dask  # noqa: F401  (the extra is installed)
     except ImportError:
         raise ConfigError("--dask needs Dask: pip install 'streamsync[dask]'") from None
     scheduler = args.scheduler or "processes"
