@@ -148,13 +148,17 @@ def test_cross_shard_overwrite_and_a_file_used_as_a_parent(tmp_path):
     (f"E {_gfid('ff', 9)} CREATE 33188 0 0 {ROOT}/..", "name"),          # shard 1's line
     (f"E {_gfid('00', 9)} CREATE 99999999999 0 0 {ROOT}/x", "mode"),     # past 2**32-1
     (f"M {_gfid('ab', 9)} NOSUCHFOP", "fop"),
+    ("D x3" + _gfid("00", 9)[2:], "gfid"),            # no hex first digit, an odd second
+    ("D 3x" + _gfid("00", 9)[2:], "gfid"),
+    ("D 3", "gfid"),                                   # no second digit at all
+    ("D " + _gfid("ab", 9).upper(), "gfid"),           # upper case: no prefix at all
 ])
 def test_a_bad_line_fails_as_in_one_process(tmp_path, bad, what):
     g = _gfid("00", 1)
     _write(tmp_path, 1700000000, [f"D {g}", f"E {g} CREATE 33188 0 0 {ROOT}/f", bad, f"D {g}"])
     with pytest.raises(ParseError) as single:
         summarize_paths([str(tmp_path)])
-    for shards in (2, 3):
+    for shards in (2, 3, 4, 16, 32):
         with pytest.raises(ParseError) as sharded:
             report_dask([str(tmp_path)], scheduler="sync", shards=shards)
         assert str(sharded.value) == str(single.value)
