@@ -165,7 +165,7 @@ def test_a_bad_line_fails_as_in_one_process(tmp_path, bad, what):
         assert "CHANGELOG.1700000000:3:" in str(sharded.value) and what in str(sharded.value)
 
 
-def test_a_damaged_raw_journal_fails_in_every_shard(tmp_path):
+def test_a_damaged_raw_journal_fails_as_in_one_process(tmp_path):
     src = sorted((DATA / "raw" / "ascii-delpath-on").glob("CHANGELOG.*"))[3]
     data = src.read_bytes()
     (tmp_path / src.name).write_bytes(data[:-7] + b"Dnot-a-gfid\0")
@@ -174,6 +174,70 @@ def test_a_damaged_raw_journal_fails_in_every_shard(tmp_path):
     with pytest.raises(JournalError) as sharded:
         report_dask([str(tmp_path)], scheduler="sync", shards=3)
     assert str(sharded.value) == str(single.value)
+
+
+def _outcome(run):
+    try:
+        return run()
+    except (JournalError, ParseError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize("corpus", [DATA / "raw" / "ascii-delpath-on",
+                                    REPO / "tests" / "data" / "gluster-10.3-b" / "raw"
+                                    / "binary-delpath-on"], ids=lambda p: p.name)
+def test_damaged_raw_journals_fail_as_in_one_process(tmp_path, corpus):
+    """A raw journal is checked by one shard only (the others walk it unchecked):
+    random damage to real journals must still give the single-process report, or
+    its error word for word, whichever shard checks the journal."""
+    import random
+    names = sorted(p.name for p in corpus.glob("CHANGELOG.*"))
+    originals = {n: (corpus / n).read_bytes() for n in names}
+    rng = random.Random(29)
+    seen = {"error": 0, "equal": 0}
+    for _ in range(60):
+        for n, data in originals.items():
+            (tmp_path / n).write_bytes(data)
+        victim = rng.choice(names)
+        data = bytearray(originals[victim])
+        at = rng.randrange(51, len(data))  # the body: a bad header fails everywhere
+        how = rng.choice(["byte", "cut", "nul", "double"])
+        if how == "byte":
+            data[at] = rng.choice(b"EDMX/0a9-\xff")
+        elif how == "cut":
+            del data[at:at + rng.randrange(1, 60)]
+        elif how == "nul":
+            data[at:at] = b"\0"
+        else:
+            data[at:at] = data[at:at + rng.randrange(1, 80)]
+        (tmp_path / victim).write_bytes(bytes(data))
+        want = _outcome(lambda: _single([tmp_path]))
+        for shards in (2, 3):
+            got = _outcome(lambda: report_dask([str(tmp_path)], scheduler="sync",
+                                               shards=shards))
+            assert got == want, (how, at, victim, shards)
+        seen["error" if isinstance(want, str) else "equal"] += 1
+    assert seen["error"] >= 20, seen
+
+
+@pytest.mark.parametrize("first", ["00", "01"])
+def test_bad_lines_in_two_shards_fail_with_the_first(tmp_path, first):
+    """Each shard stops at its own first bad line; the report names the file's first,
+    whichever shard holds it."""
+    g0, g1 = _gfid(first, 1), _gfid("01" if first == "00" else "00", 2)  # shards 0 and 1
+    _write(tmp_path, 1700000000, [f"D {g0}", f"D {g1}"])
+    _write(tmp_path, 1700000015, [f"D {g0}", f"M {g0} NOSUCHFOP", f"E {g1} CREATE 1 0 0 x"])
+    _write(tmp_path, 1700000030, [f"M {g0} NOSUCHFOP"])
+    want = _outcome(lambda: _single([tmp_path]))
+    assert "CHANGELOG.1700000015:2:" in want
+    for shards in (2, 3, 4):
+        assert _outcome(lambda: report_dask([str(tmp_path)], scheduler="sync",
+                                            shards=shards)) == want
+    (tmp_path / "CHANGELOG.1700000015").unlink()   # now the last journal's line 1
+    want = _outcome(lambda: _single([tmp_path]))
+    assert "CHANGELOG.1700000030:1:" in want
+    assert _outcome(lambda: report_dask([str(tmp_path)], scheduler="processes",
+                                        shards=2)) == want
 
 
 def test_brick_paths_and_transfer(tmp_path):

@@ -166,9 +166,13 @@ def _shard_task(journals, shard: int, shards: int, top: int, bucket: int | str,
                 data_stime: Stime | int | None, brick: str | None):
     """One shard, whole: read every journal, keep the shard's gfids, return its share of
     the report (and of the transfer estimate). Nothing but that small share leaves."""
+    from ..errors import JournalError, ParseError
     from .report import shard_part
     from .shard import read_shard
-    read = read_shard(journals, shard, shards, bucket=bucket, data_stime=data_stime)
+    try:
+        read = read_shard(journals, shard, shards, bucket=bucket, data_stime=data_stime)
+    except (JournalError, ParseError) as exc:  # returned: the earliest of all is raised
+        return exc, None
     part = shard_part(read.summary, read.onto, top, parents=read.parents)
     if brick is None:
         return part, None
@@ -210,6 +214,7 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
 
     from ._input import iter_journals, path_list
     from .report import assemble
+    from .shard import earliest_error
     if isinstance(paths, (str, bytes, os.PathLike)) or not all(
             isinstance(c, Changelog) for c in paths):
         journals = list(iter_journals(path_list(paths)))  # type: ignore[arg-type]
@@ -223,6 +228,9 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
     tasks = [delayed(_shard_task, pure=False)(_Journals(journals), k, n, top, bucket,
                                               data_stime, where) for k in range(n)]
     done = dask.compute(*tasks, **_compute_kw(scheduler))
+    failed = [part for part, _ in done if isinstance(part, Exception)]
+    if failed:
+        raise earliest_error(failed, journals)
     parts = [part for part, _ in done]
     names: dict[str, tuple[int, int, str, str]] = {}
     for part in parts:

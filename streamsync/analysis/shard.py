@@ -31,13 +31,14 @@ from typing import Any, Iterable, Iterator
 from .._gc import paused
 from ..decode import decode_journal, is_raw_journal
 from ..discover import read_changelog_bytes
+from ..errors import JournalError, ParseError
 from ..parse import parse_processed_some
 from ..escaping import unescape
 from ..records import Changelog, Record, Stime
 from .summary import Onto, Summary, SummaryBuilder
 
 __all__ = ["split", "shard_of", "prefixes", "read_shard", "summarize_shard",
-           "ShardRead", "GFID_FIELDS"]
+           "earliest_error", "ShardRead", "GFID_FIELDS"]
 
 #: the summary fields keyed by a gfid (``dir_entries`` by a parent directory's)
 GFID_FIELDS = ("gfid_records", "data_changelogs", "gfid_dm", "link_delta", "created",
@@ -119,9 +120,13 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
 
     Records are built only for the shard's gfids (shard 0 also counts the
     journals themselves and checks the lines that name no gfid); a raw journal
-    is checked whole, a processed one line by line by the shard owning each line,
-    so the shards together check everything, as a single reader does. The
-    ``shards`` summaries merge to the summary of the journals.
+    is checked whole by one shard (its position in ``changelogs`` modulo
+    ``shards``), a processed one line by line by the shard owning each line,
+    so the shards together check everything, as a single reader does, while
+    one shard alone does not. The ``shards`` summaries merge to the summary
+    of the journals when every shard succeeds; when some fail, the error of
+    the earliest journal (and line) is the one a single reader raises
+    (:func:`earliest_error`).
 
     >>> from streamsync.analysis import merge_all, summarize_paths
     >>> from streamsync.discover import discover
@@ -139,11 +144,13 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
     onto: Onto = {}
     parents: set[str] = set()
     with paused():  # no cycles (summary.summarize)
-        for c in changelogs:
+        for n, c in enumerate(changelogs):
             data = read_changelog_bytes(c)
             where = c.where
             if is_raw_journal(data):
-                records = _raw_some(decode_journal(data, path=where), keep, c.ts, onto, parents)
+                # checked whole by one shard, the others trust it (check=False)
+                decoded = decode_journal(data, path=where, check=n % shards == shard)
+                records = _raw_some(decoded, keep, c.ts, onto, parents)
             else:
                 # a parent is the 36 characters before a "/" (a name has none)
                 chunks = data.split(b"/")
@@ -171,6 +178,33 @@ def summarize_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
     True
     """
     return read_shard(changelogs, shard, shards, bucket=bucket, data_stime=data_stime).summary
+
+
+def earliest_error(errors: Iterable[JournalError | ParseError],
+                   changelogs: Iterable[Changelog]) -> JournalError | ParseError:
+    """Of the errors the shards of one read raised, the one a single reader raises:
+    the earliest journal's (in ``changelogs`` order), its first line or byte.
+
+    Every error a shard raises is real (a shard trusts only journals another
+    shard checks) and each shard stops at its first, so nothing stops the shard
+    that checks the single reader's error before it raises it, and nothing
+    raised is earlier.
+
+    >>> from streamsync.records import Changelog
+    >>> js = [Changelog("CHANGELOG.1", 1, 9), Changelog("CHANGELOG.2", 2, 9)]
+    >>> late, early = ParseError("x", path="CHANGELOG.2", line=1), ParseError("y", path="CHANGELOG.1", line=7)
+    >>> earliest_error([late, early], js) is early
+    True
+    """
+    order: dict[str, int] = {}
+    for n, c in enumerate(changelogs):
+        order.setdefault(c.where, n)
+    unknown = len(order)
+
+    def position(exc: JournalError | ParseError) -> tuple[int, int]:
+        at = exc.line if isinstance(exc, ParseError) else exc.offset
+        return order.get(exc.path, unknown), at
+    return min(errors, key=position)
 
 
 def _raw_some(records: Iterable[Record], keep: frozenset[str], ts: int, onto: Onto,
