@@ -53,6 +53,8 @@ __all__ = [
     "read_header",
     "is_raw_journal",
     "decode_journal",
+    "decode_journal_some",
+    "SomeRecords",
     "iter_journal",
     "decode_file",
     "journal_to_processed",
@@ -394,7 +396,60 @@ def _ascii_body_re(slot: bool) -> re.Pattern[bytes]:
 _BODY_RE = {slot: _ascii_body_re(slot) for slot in (False, True)}
 
 
-def _ascii_fast(data: bytes, header: JournalHeader, check: bool = True) -> list[Record] | None:
+class SomeRecords(NamedTuple):
+    """What :func:`decode_journal_some` returns: the records of the selected gfids
+    with their index in the journal, and of the other entry records only what
+    links them to names: their parent gfids, and each rename as ``(index, gfid,
+    new parent gfid, new name)``."""
+
+    records: list[tuple[int, Record]]
+    parents: list[str]
+    renames: list[tuple[int, str, str, str]]
+
+
+def decode_journal_some(data: bytes, select: frozenset[str], *, path: str = "<bytes>",
+                        check: bool = True) -> SomeRecords:
+    """The records of a raw journal whose gfid starts with one of the two-hex-digit
+    prefixes in ``select`` (one shard of its gfids), the others walked past
+    (:class:`SomeRecords`); checked as :func:`decode_journal` checks (and
+    ``check`` as there).
+
+    >>> raw = (b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"
+    ...        b"E5b1c2d3e-0000-4000-8000-00000000000a\\x0023\\x0033188\\x000\\x000\\x00"
+    ...        b"00000000-0000-0000-0000-000000000001/my notes\\x00"
+    ...        b"D00000000-0000-0000-0000-000000000001\\x00")
+    >>> some = decode_journal_some(raw, frozenset({"00"}))
+    >>> some.records, some.parents
+    ([(1, DataRecord(gfid='00000000-0000-0000-0000-000000000001'))], ['00000000-0000-0000-0000-000000000001'])
+    """
+    header = read_header(data, path=path)
+    if header.encoding == ASCII:
+        some = _Some(select)
+        with paused():
+            fast = _ascii_fast(data, header, check, some)
+        if fast is not None:
+            return SomeRecords(list(zip(some.at, fast)), some.parents, some.renames)
+    return _some_of(decode_journal(data, path=path), select)
+
+
+def _some_of(records: list[Record], select: frozenset[str]) -> SomeRecords:
+    """:class:`SomeRecords` of records decoded whole."""
+    picked: list[tuple[int, Record]] = []
+    parents: list[str] = []
+    renames: list[tuple[int, str, str, str]] = []
+    for i, r in enumerate(records):
+        if r.gfid[:2] in select:
+            picked.append((i, r))
+        elif r.TYPE == "E":
+            parents.append(r.pgfid)  # type: ignore[union-attr]
+            if r.fop == "RENAME":  # type: ignore[union-attr]
+                parents.append(r.pgfid1)  # type: ignore[union-attr]
+                renames.append((i, r.gfid, r.pgfid1, r.bname1))  # type: ignore[union-attr]
+    return SomeRecords(picked, parents, renames)
+
+
+def _ascii_fast(data: bytes, header: JournalHeader, check: bool = True,
+                some: _Some | None = None) -> list[Record] | None:
     """The records of an ascii journal whose whole body :func:`_ascii_body_re`
     accepts (``check=False``: taken as accepted), fields sliced without
     re-checking; ``None`` for anything else (the checked decoder then names what
@@ -404,15 +459,17 @@ def _ascii_fast(data: bytes, header: JournalHeader, check: bool = True) -> list[
     if check:
         if _BODY_RE[slot].match(data, pos) is None:
             return None
-        return _ascii_walk(data, pos, slot)
+        return _ascii_walk(data, pos, slot, some)
     try:
-        return _ascii_walk(data, pos, slot)
+        return _ascii_walk(data, pos, slot, some)
     except (IndexError, KeyError, ValueError):  # a walk off the fields: not well formed
         return None
 
 
-def _ascii_walk(data: bytes, pos: int, slot: bool) -> list[Record] | None:
-    """The records of a body taken as well formed (``None``: a number out of range)."""
+def _ascii_walk(data: bytes, pos: int, slot: bool, some: _Some | None = None
+                ) -> list[Record] | None:
+    """The records of a body taken as well formed (``None``: a number out of range);
+    with ``some``, only those of its gfids (:class:`_Some`)."""
     toks = data[pos:].decode("utf-8", "surrogateescape").split("\0")
     new = tuple.__new__  # records without NamedTuple's Python-level __new__
     fop_by_text = _FOP_BY_TEXT
@@ -420,8 +477,19 @@ def _ascii_walk(data: bytes, pos: int, slot: bool) -> list[Record] | None:
     append = out.append
     last = len(toks) - 1
     i = 0
+    if some is not None:
+        lo, hi, keys = some.lo, some.hi, some.keys
+        at = some.at.append
+        past = some.walk_past
+        skipped = 0
     while i < last:
         head = toks[i]
+        if some is not None:
+            if head[lo:hi] not in keys:
+                i = past(toks, i, slot, len(out) + skipped)
+                skipped += 1
+                continue
+            at(len(out) + skipped)
         kind = head[0]
         if kind == "D":
             append(new(DataRecord, (head[1:],)))
@@ -457,6 +525,47 @@ def _ascii_walk(data: bytes, pos: int, slot: bool) -> list[Record] | None:
                                          None, None, None)))
                 i += 3
     return out
+
+
+class _Some:
+    """Which records of a journal :func:`decode_journal_some` builds (those whose
+    head's ``[lo:hi]`` is in ``keys``), and what it notes of the others on the way
+    past them."""
+
+    __slots__ = ("lo", "hi", "keys", "at", "parents", "renames")
+
+    def __init__(self, select: frozenset[str]) -> None:
+        seconds = frozenset(p[1:2] for p in select)
+        if seconds and len(select) == 16 * len(seconds):
+            # every prefix ending in these digits (a shard count dividing 16): one decides
+            self.lo, self.hi, self.keys = 2, 3, seconds
+        else:
+            self.lo, self.hi, self.keys = 1, 3, select
+        self.at: list[int] = []
+        self.parents: list[str] = []
+        self.renames: list[tuple[int, str, str, str]] = []
+
+    def walk_past(self, toks: list[str], i: int, slot: bool, index: int) -> int:
+        """The token after the record at ``i`` (the journal's record ``index``),
+        noting its entry's parents and rename."""
+        head = toks[i]
+        if head[0] == "D":
+            return i + 1
+        fop = _FOP_BY_TEXT[toks[i + 1]]
+        if head[0] == "M":
+            return i + 2
+        if fop in NEWENTRY_FOPS:
+            self.parents.append(toks[i + 5][:36])
+            return i + 6
+        self.parents.append(toks[i + 2][:36])
+        if fop == "RENAME":
+            f1 = toks[i + 3]
+            self.parents.append(f1[:36])
+            self.renames.append((index, head[1:], f1[:36], f1[37:]))
+            return i + 4
+        if slot and fop in DELETE_FOPS:
+            return i + 4 if toks[i + 3] else i + 5
+        return i + 3
 
 
 def _remember_uint(text: str, uints: dict[str, int]) -> int:

@@ -26,10 +26,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from .._gc import paused
-from ..decode import decode_journal, is_raw_journal
+from ..decode import SomeRecords, decode_journal_some, is_raw_journal
 from ..discover import read_changelog_bytes
 from ..errors import JournalError, ParseError
 from ..parse import parse_processed_some
@@ -149,8 +149,9 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
             where = c.where
             if is_raw_journal(data):
                 # checked whole by one shard, the others trust it (check=False)
-                decoded = decode_journal(data, path=where, check=n % shards == shard)
-                records = _raw_some(decoded, keep, c.ts, onto, parents)
+                some = decode_journal_some(data, keep, path=where,
+                                           check=n % shards == shard)
+                records = _raw_some(some, c.ts, onto, parents)
             else:
                 # a parent is the 36 characters before a "/" (a name has none)
                 chunks = data.split(b"/")
@@ -207,18 +208,22 @@ def earliest_error(errors: Iterable[JournalError | ParseError],
     return min(errors, key=position)
 
 
-def _raw_some(records: Iterable[Record], keep: frozenset[str], ts: int, onto: Onto,
-              parents: set) -> Iterator[tuple[int, Record]]:
-    """The shard's ``(index, record)`` pairs of a decoded raw journal; every rename
-    goes to ``onto``, every entry record's parents to ``parents``."""
-    for i, r in enumerate(records):
+def _raw_some(some: SomeRecords, ts: int, onto: Onto, parents: set
+              ) -> list[tuple[int, Record]]:
+    """The shard's ``(index, record)`` pairs of a raw journal; every rename goes to
+    ``onto`` (in file order, as a single reader notes them), every entry record's
+    parents to ``parents``."""
+    parents.update(some.parents)
+    renames = list(some.renames)
+    for i, r in some.records:
         if r.TYPE == "E":
             parents.add(r.pgfid)  # type: ignore[union-attr]
             if r.fop == "RENAME":  # type: ignore[union-attr]
                 parents.add(r.pgfid1)  # type: ignore[union-attr]
-                onto.setdefault((r.pgfid1, r.bname1), []).append((ts, i, r.gfid))  # type: ignore
-        if r.gfid[:2] in keep:
-            yield i, r
+                renames.append((i, r.gfid, r.pgfid1, r.bname1))  # type: ignore[union-attr]
+    for i, g, p1, b1 in sorted(renames):
+        onto.setdefault((p1, b1), []).append((ts, i, g))
+    return some.records
 
 
 def _renames_in(text: str, ts: int, onto: Onto) -> None:
