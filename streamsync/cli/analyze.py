@@ -42,8 +42,8 @@ report's parts come back. By default the work runs in one process per core
 (Dask's processes scheduler); --scheduler local starts a distributed cluster
 for the run instead (about 1 s more), and an address (tcp://HOST:PORT) uses a
 running one. Whole command, two cores, journals of 500 records: --dask pays
-from about 1,000 journals (1.3x at 2,000, 1.5x at 4,000); below that, run
-without it. With --save or --merge, the whole summary is computed
+from about 250 journals (1.3x at 500, about 1.5x at 1,000-2,000); below that,
+run without it. With --save or --merge, the whole summary is computed
 on Dask and merged here, which costs more than it saves on a few cores.
 """
 
