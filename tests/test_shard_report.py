@@ -176,6 +176,27 @@ def test_a_damaged_raw_journal_fails_as_in_one_process(tmp_path):
     assert str(sharded.value) == str(single.value)
 
 
+def _damage(rng, original: bytes, start: int, junk: bytes, kinds: list[str]
+            ) -> tuple[str, int, bytes]:
+    """One random damage past ``start``: a byte changed to one of ``junk``, bytes cut,
+    a newline, NUL or space inserted, a line or a span of bytes doubled."""
+    data = bytearray(original)
+    at = rng.randrange(start, len(data))
+    how = rng.choice(kinds)
+    if how == "byte":
+        data[at] = rng.choice(junk)
+    elif how == "cut":
+        del data[at:at + rng.randrange(1, 50)]
+    elif how in ("newline", "nul", "space"):
+        data[at:at] = {"newline": b"\n", "nul": b"\0", "space": b" "}[how]
+    elif how == "line":
+        first = data.rfind(b"\n", 0, at) + 1
+        data[first:first] = data[first:data.find(b"\n", at) + 1]
+    else:
+        data[at:at] = data[at:at + rng.randrange(1, 80)]
+    return how, at, bytes(data)
+
+
 def _outcome(run):
     try:
         return run()
@@ -199,18 +220,10 @@ def test_damaged_raw_journals_fail_as_in_one_process(tmp_path, corpus):
         for n, data in originals.items():
             (tmp_path / n).write_bytes(data)
         victim = rng.choice(names)
-        data = bytearray(originals[victim])
-        at = rng.randrange(51, len(data))  # the body: a bad header fails everywhere
-        how = rng.choice(["byte", "cut", "nul", "double"])
-        if how == "byte":
-            data[at] = rng.choice(b"EDMX/0a9-\xff")
-        elif how == "cut":
-            del data[at:at + rng.randrange(1, 60)]
-        elif how == "nul":
-            data[at:at] = b"\0"
-        else:
-            data[at:at] = data[at:at + rng.randrange(1, 80)]
-        (tmp_path / victim).write_bytes(bytes(data))
+        # the body only: a bad header fails everywhere
+        how, at, data = _damage(rng, originals[victim], 51, b"EDMX/0a9-\xff",
+                                ["byte", "cut", "nul", "span"])
+        (tmp_path / victim).write_bytes(data)
         want = _outcome(lambda: _single([tmp_path]))
         for shards in (2, 3):
             got = _outcome(lambda: report_dask([str(tmp_path)], scheduler="sync",
@@ -307,22 +320,9 @@ def test_damaged_journals_fail_or_agree_in_every_shard(tmp_path):
         for p, data in originals.items():
             p.write_bytes(data)
         victim = rng.choice(journals)
-        data = bytearray(originals[victim])
-        at = rng.randrange(len(data))
-        how = rng.choice(["byte", "cut", "newline", "double", "space"])
-        if how == "byte":
-            data[at] = rng.choice(b"EDMX /%\x00\xff0aZ-")
-        elif how == "cut":
-            del data[at:at + rng.randrange(1, 40)]
-        elif how == "newline":
-            data[at:at] = b"\n"
-        elif how == "double":
-            line_end = data.find(b"\n", at)
-            start = data.rfind(b"\n", 0, at) + 1
-            data[start:start] = data[start:line_end + 1]
-        else:
-            data[at:at] = b" "
-        victim.write_bytes(bytes(data))
+        how, at, data = _damage(rng, originals[victim], 0, b"EDMX /%\x00\xff0aZ-",
+                                ["byte", "cut", "newline", "line", "space"])
+        victim.write_bytes(data)
         try:
             want = summarize_paths([cdir])
         except ParseError as exc:
