@@ -146,14 +146,8 @@ def _record_lists(data: bytes, path: str) -> Iterator[list[Record]]:
     return _decode_binary(data, header, path)
 
 
-def decode_journal(data: bytes, *, path: str = "<bytes>", check: bool = True) -> list[Record]:
+def decode_journal(data: bytes, *, path: str = "<bytes>") -> list[Record]:
     """All records of a raw journal, in file order, after validating the whole file.
-
-    ``check=False`` is for a journal that another reader checks (one shard of
-    many, :func:`streamsync.analysis.shard.read_shard`): an ascii body is then
-    walked without its whole-body check, 40 % of the time. What the walk cannot
-    take still goes through the checked decoder and raises its error, but a
-    damaged body may also decode to wrong records without one.
 
     >>> decode_journal(b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"
     ...                b"M00000000-0000-0000-0000-000000000001\\x0017\\x00")
@@ -162,7 +156,7 @@ def decode_journal(data: bytes, *, path: str = "<bytes>", check: bool = True) ->
     header = read_header(data, path=path)
     with paused():  # records make no cycles: the collector would only re-scan (2x)
         if header.encoding == ASCII:
-            fast = _ascii_fast(data, header, check)
+            fast = _ascii_fast(data, header)
             if fast is not None:
                 return fast
         return list(chain.from_iterable(_record_lists(data, path)))
@@ -411,8 +405,13 @@ def decode_journal_some(data: bytes, select: frozenset[str], *, path: str = "<by
                         check: bool = True) -> SomeRecords:
     """The records of a raw journal whose gfid starts with one of the two-hex-digit
     prefixes in ``select`` (one shard of its gfids), the others walked past
-    (:class:`SomeRecords`); checked as :func:`decode_journal` checks (and
-    ``check`` as there).
+    (:class:`SomeRecords`); checked as :func:`decode_journal` checks.
+
+    ``check=False`` is for a journal that another reader checks (one shard of
+    many, :func:`streamsync.analysis.shard.read_shard`): an ascii body is then
+    walked without its whole-body check (a quarter of the decode). What the
+    walk cannot take still goes through the checked decoder and raises its
+    error, but a damaged body may also decode to wrong records without one.
 
     >>> raw = (b"GlusterFS Changelog | version: v1.2 | encoding : 2\\n"
     ...        b"E5b1c2d3e-0000-4000-8000-00000000000a\\x0023\\x0033188\\x000\\x000\\x00"
