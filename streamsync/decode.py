@@ -42,7 +42,7 @@ from typing import Iterable, Iterator, NamedTuple
 from ._gc import paused
 from .errors import JournalError, UnsupportedJournal
 from .fops import DELETE_FOPS, FOP_NAMES, NAMED_FOPS, NEWENTRY_FOPS
-from .parse import is_gfid, render_processed
+from .parse import is_gfid, render_processed, second_digits
 from .records import DataRecord, EntryRecord, MetaRecord, Record
 
 __all__ = [
@@ -534,9 +534,8 @@ class _Some:
     __slots__ = ("lo", "hi", "keys", "at", "parents", "renames")
 
     def __init__(self, select: frozenset[str]) -> None:
-        seconds = frozenset(p[1:2] for p in select)
-        if seconds and len(select) == 16 * len(seconds):
-            # every prefix ending in these digits (a shard count dividing 16): one decides
+        seconds = second_digits(select)
+        if seconds is not None:
             self.lo, self.hi, self.keys = 2, 3, seconds
         else:
             self.lo, self.hi, self.keys = 1, 3, select

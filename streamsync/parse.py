@@ -42,8 +42,8 @@ from .escaping import escape, unescape
 from .fops import DELETE_FOPS, FOP_NUMBERS, NAMED_FOPS, NEWENTRY_FOPS
 from .records import DataRecord, EntryRecord, MetaRecord, Record, Stat
 
-__all__ = ["parse_processed", "parse_processed_some", "parse_line", "render_record",
-           "render_processed", "is_gfid", "split_entry", "well_formed"]
+__all__ = ["parse_processed", "parse_processed_some", "second_digits", "parse_line",
+           "render_record", "render_processed", "is_gfid", "split_entry", "well_formed"]
 
 _G = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _N = r"(?!\.\.?(?:[ \n]|\Z))[^ \n/\x00]+"      # an escaped basename field
@@ -255,14 +255,30 @@ def parse_processed_some(data: bytes | str, select: frozenset[str] | set[str], *
             _failed(exc, line, i + 1, path, None)
 
 
-def _select_lines(lines: list[str], select: frozenset[str] | set[str], strays: bool) -> list[int]:
-    """Indexes of the lines :func:`parse_processed_some` takes. When ``select`` holds
-    every prefix ending in its second digits (gfid shards of a count dividing 16),
-    that one character decides, a third cheaper: a line whose gfid begins with no
-    hex digit then goes to the shard its second character names, which checks it
-    as it would check any line (the line is bad either way)."""
+def second_digits(select: frozenset[str] | set[str]) -> frozenset[str] | None:
+    """The second hex digits that alone decide whether a gfid starts with one of the
+    two-digit prefixes in ``select``, when it holds every prefix ending in them (the
+    gfid shards of a count dividing 16); else ``None``. A shard's reader then
+    tests one character of each line or record, not a slice of two.
+
+    >>> sorted(second_digits({a + b for a in "0123456789abcdef" for b in "08"}))
+    ['0', '8']
+    >>> second_digits({"00", "10"}) is None
+    True
+    """
     seconds = frozenset(p[1:2] for p in select)
     if seconds and len(select) == 16 * len(seconds) and select <= _PREFIXES:
+        return seconds
+    return None
+
+
+def _select_lines(lines: list[str], select: frozenset[str] | set[str], strays: bool) -> list[int]:
+    """Indexes of the lines :func:`parse_processed_some` takes. When one character
+    decides (:func:`second_digits`), a third cheaper, a line whose gfid begins
+    with no hex digit goes to the shard its second character names, which checks
+    it as it would check any line (the line is bad either way)."""
+    seconds = second_digits(select)
+    if seconds is not None:
         if strays:  # every line but the others': strays included
             others = _HEX_DIGITS - seconds
             return [i for i, line in enumerate(lines) if line[3:4] not in others]
