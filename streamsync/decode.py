@@ -392,9 +392,9 @@ _BODY_RE = {slot: _ascii_body_re(slot) for slot in (False, True)}
 
 class SomeRecords(NamedTuple):
     """What :func:`decode_journal_some` returns: the records of the selected gfids
-    with their index in the journal, and of the other entry records only what
-    links them to names: their parent gfids, and each rename as ``(index, gfid,
-    new parent gfid, new name)``."""
+    with their index in the journal, and of every entry record, selected or not,
+    what links it to names: its parent gfids (in no set order, repeats kept), and
+    each rename as ``(index, gfid, new parent gfid, new name)``, in file order."""
 
     records: list[tuple[int, Record]]
     parents: list[str]
@@ -426,25 +426,28 @@ def decode_journal_some(data: bytes, select: frozenset[str], *, path: str = "<by
         some = _Some(select)
         with paused():
             fast = _ascii_fast(data, header, check, some)
-        if fast is not None:
-            return SomeRecords(list(zip(some.at, fast)), some.parents, some.renames)
-    return _some_of(decode_journal(data, path=path), select)
-
-
-def _some_of(records: list[Record], select: frozenset[str]) -> SomeRecords:
-    """:class:`SomeRecords` of records decoded whole."""
-    picked: list[tuple[int, Record]] = []
+        if fast is not None:  # the others' links were noted on the way past them
+            picked = list(zip(some.at, fast))
+            _note_links(picked, some.parents, some.renames)
+            some.renames.sort()
+            return SomeRecords(picked, some.parents, some.renames)
+    records = decode_journal(data, path=path)
     parents: list[str] = []
     renames: list[tuple[int, str, str, str]] = []
-    for i, r in enumerate(records):
-        if r.gfid[:2] in select:
-            picked.append((i, r))
-        elif r.TYPE == "E":
+    _note_links(enumerate(records), parents, renames)
+    return SomeRecords([(i, r) for i, r in enumerate(records) if r.gfid[:2] in select],
+                       parents, renames)
+
+
+def _note_links(pairs: Iterable[tuple[int, Record]], parents: list[str],
+                renames: list[tuple[int, str, str, str]]) -> None:
+    """The parent gfids and renames of the entry records among ``(index, record)``."""
+    for i, r in pairs:
+        if r.TYPE == "E":
             parents.append(r.pgfid)  # type: ignore[union-attr]
             if r.fop == "RENAME":  # type: ignore[union-attr]
                 parents.append(r.pgfid1)  # type: ignore[union-attr]
                 renames.append((i, r.gfid, r.pgfid1, r.bname1))  # type: ignore[union-attr]
-    return SomeRecords(picked, parents, renames)
 
 
 def _ascii_fast(data: bytes, header: JournalHeader, check: bool = True,

@@ -21,17 +21,23 @@ _DAMAGE = [b"", b"\x00", b"\x00\x00", b"/", b"0", b"4294967296", b"D", b"E", b"M
 
 
 def _expected(records, select) -> SomeRecords:
-    """Decoded whole, then cut: the shard's records, the others' parents and renames."""
+    """Decoded whole, then cut: the shard's records; every entry record's parents
+    (sorted: their order is not part of the result) and renames."""
     picked, parents, renames = [], [], []
     for i, r in enumerate(records):
         if r.gfid[:2] in select:
             picked.append((i, r))
-        elif r.TYPE == "E":
+        if r.TYPE == "E":
             parents.append(r.pgfid)
             if r.fop == "RENAME":
                 parents.append(r.pgfid1)
                 renames.append((i, r.gfid, r.pgfid1, r.bname1))
-    return SomeRecords(picked, parents, renames)
+    return SomeRecords(picked, sorted(parents), renames)
+
+
+def _some(*args, **kw) -> SomeRecords:
+    got = decode_journal_some(*args, **kw)
+    return got._replace(parents=sorted(got.parents))
 
 
 def _journal(seed: int, version: str, encoding: int) -> bytes:
@@ -48,8 +54,8 @@ def test_a_shard_of_a_journal_is_the_shard_of_the_whole(seed, version, encoding,
     raw = _journal(seed, version, encoding)
     select = prefixes(shard % shards, shards)
     want = _expected(decode_journal(raw), select)
-    assert decode_journal_some(raw, select) == want
-    assert decode_journal_some(raw, select, check=False) == want
+    assert _some(raw, select) == want
+    assert _some(raw, select, check=False) == want
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -72,7 +78,7 @@ def test_a_damaged_journal_fails_as_decoded_whole(seed, version, shards, cuts):
     for k in range(shards):
         select = prefixes(k, shards)
         try:
-            got = decode_journal_some(raw, select, path="C.1")
+            got = _some(raw, select, path="C.1")
         except JournalError as exc:
             assert isinstance(whole, JournalError) and str(exc) == str(whole)
         else:
@@ -89,7 +95,7 @@ def test_selects_of_any_shape():
     records = decode_journal(raw)
     for select in (frozenset(), frozenset({"00"}), frozenset({"00", "10", "20"}),
                    frozenset(a + b for a in "0123456789abcdef" for b in "0123")):
-        assert decode_journal_some(raw, select) == _expected(records, select)
+        assert _some(raw, select) == _expected(records, select)
 
 
 def test_a_bad_header_is_the_same_error():

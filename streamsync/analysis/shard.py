@@ -211,17 +211,9 @@ def earliest_error(errors: Iterable[JournalError | ParseError],
 def _raw_some(some: SomeRecords, ts: int, onto: Onto, parents: set
               ) -> list[tuple[int, Record]]:
     """The shard's ``(index, record)`` pairs of a raw journal; every rename goes to
-    ``onto`` (in file order, as a single reader notes them), every entry record's
-    parents to ``parents``."""
+    ``onto``, every entry record's parents to ``parents``."""
     parents.update(some.parents)
-    renames = list(some.renames)
-    for i, r in some.records:
-        if r.TYPE == "E":
-            parents.add(r.pgfid)  # type: ignore[union-attr]
-            if r.fop == "RENAME":  # type: ignore[union-attr]
-                parents.add(r.pgfid1)  # type: ignore[union-attr]
-                renames.append((i, r.gfid, r.pgfid1, r.bname1))  # type: ignore[union-attr]
-    for i, g, p1, b1 in sorted(renames):
+    for i, g, p1, b1 in some.renames:
         onto.setdefault((p1, b1), []).append((ts, i, g))
     return some.records
 
