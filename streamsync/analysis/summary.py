@@ -29,7 +29,6 @@ True
 from __future__ import annotations
 
 import heapq
-import operator
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -102,13 +101,12 @@ def _add_into(mine: dict, other: Mapping[Any, int]) -> None:
             del mine[k]
 
 
-def _pick_into(mine: dict, other: Mapping, wins: Callable[[Any, Any], bool]) -> None:
-    """``mine[k] = other[k]`` where ``wins(other[k], mine[k])`` or ``mine`` lacks ``k``."""
-    common = mine.keys() & other.keys()
-    keep = [(k, mine[k]) for k in common if not wins(other[k], mine[k])]
+def _merge_into(mine: dict, other: Mapping, pick: Callable[[Any, Any], Any]) -> None:
+    """``mine[k] = pick(mine[k], other[k])`` where both have ``k``, else ``other[k]``
+    (keys only ``other`` has are copied by ``dict.update``, in C)."""
+    picked = [(k, pick(mine[k], other[k])) for k in mine.keys() & other.keys()]
     mine.update(other)
-    for k, v in keep:
-        mine[k] = v
+    mine.update(picked)
 
 
 def _add_counts(a: Mapping[Any, int], b: Mapping[Any, int]) -> dict[Any, int]:
@@ -130,10 +128,7 @@ def _merge_with(a: Mapping, b: Mapping, pick: Callable[[Any, Any], Any]) -> dict
     if len(a) < len(b):
         a, b = b, a
     out = dict(a)
-    common = out.keys() & b.keys()
-    picked = [(k, pick(out[k], b[k])) for k in common]
-    out.update(b)
-    out.update(picked)
+    _merge_into(out, b, pick)
     return out
 
 
@@ -641,8 +636,8 @@ class SummaryBuilder:
             mine = self.buckets.setdefault(b, {})
             for k, v in counts.items():
                 mine[k] = mine.get(k, 0) + v
-        _pick_into(self.created, s.created, operator.lt)
-        _pick_into(self.names, s.names, operator.gt)
+        _merge_into(self.created, s.created, min)
+        _merge_into(self.names, s.names, max)
         for g, rs in s.renames.items():
             self.renames.setdefault(g, []).extend(rs)
 
