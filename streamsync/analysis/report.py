@@ -150,9 +150,8 @@ def report(shards: Sequence[Summary], top: int = 20,
     >>> r["records"], len(r["hot_files"])
     (4472, 3)
     """
-    onto: Onto = renames_onto(shards[0].renames) if len(shards) == 1 else {}
-    if len(shards) > 1:
-        for s in shards:
-            for name, entries in renames_onto(s.renames).items():
-                onto.setdefault(name, []).extend(entries)
+    onto: Onto = {}
+    for s in shards:
+        for name, entries in renames_onto(s.renames).items():
+            onto.setdefault(name, []).extend(entries)
     return assemble([shard_part(s, onto, top) for s in shards], top, paths)
