@@ -250,6 +250,20 @@ def test_ssh_replication_of_a_real_brick(sshd, tmp_path):
     assert {p for p in os.listdir("/tmp") if p.startswith("gsyncd-aux-ssh-")} <= aux_before
 
 
+def _wait_dead(pid: int, timeout: float = 30.0) -> None:
+    """Until ``pid`` (on this host: ssh to loopback) has exited: gone or a zombie."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rpartition(")")[2].split()[0] == "Z":
+                    return
+        except OSError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} still runs {timeout} s after SIGKILL")
+
+
 def _journaled_brick(tmp_path, T, n=4):
     b = Brick(tmp_path / "brick")
     for i in range(n):
@@ -289,7 +303,7 @@ def test_dropped_connection_mid_batch_is_resent(sshd, tmp_path, monkeypatch):
             calls.append(op)
             if len(calls) == 3:  # the third journal of the (single) batch
                 os.kill(self.remote_pid, signal.SIGKILL)  # the serve process dies
-                time.sleep(0.2)
+                _wait_dead(self.remote_pid)
 
     monkeypatch.setattr(RemoteReplica, "before_request", hook)
     s = run_worker(b.root, f"127.0.0.1:{rep}", state=st, options=sshd.options(),

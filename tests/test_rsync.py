@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import threading
-import time
 
 import pytest
 
@@ -183,8 +181,9 @@ def test_other_codes_are_fatal_with_stderr(tmp_path):
 
 
 def test_sync_jobs_run_in_parallel_and_dedupe():
-    active = []
-    peak = [0]
+    # the first three transfers meet at a barrier: only three jobs running at once get
+    # past it (one at a time, the first would wait out the timeout and break it)
+    together = threading.Barrier(3, timeout=60)
     lock = threading.Lock()
 
     class Slow:
@@ -198,12 +197,10 @@ def test_sync_jobs_run_in_parallel_and_dedupe():
 
         def transfer(self, gfids):
             with lock:
-                active.append(1)
-                peak[0] = max(peak[0], len(active))
                 self.sent.extend(gfids)
-            time.sleep(0.3)
-            with lock:
-                active.pop()
+                first = len(self.sent) <= 6
+            if first:
+                together.wait()
             return TransferResult(0, "", len(gfids))
 
     eng = Slow()
@@ -211,7 +208,7 @@ def test_sync_jobs_run_in_parallel_and_dedupe():
         s.submit([G(i) for i in range(6)])
         s.submit([G(i) for i in range(4)])  # already queued in this batch
         s.wait()
-        assert peak[0] == 3
+        assert not together.broken and together.n_waiting == 0
         assert sorted(eng.sent) == sorted(G(i) for i in range(6))
         s.new_batch()
         s.submit([G(1)])
