@@ -42,6 +42,31 @@ def test_every_help_is_plain_text_with_exit_codes_and_examples(command):
     assert "--debug" in text, command
 
 
+_LOADED = "print(sorted(m for m in sys.modules if m.startswith('streamsync.cli.')))"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_command_imports_no_other_command(command):
+    """A command line builds only its command's parser: its help is the one the full
+    parser gives, and the only command modules imported are its own and what it
+    imports itself (start-up time)."""
+    from streamsync.cli import build_parser
+
+    def py(code, *args):
+        p = subprocess.run([sys.executable, "-c", "import sys\n" + code, *args],
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    out = py("from streamsync.cli import main\ntry:\n    main(sys.argv[1:])\n"
+             "except SystemExit:\n    pass\n" + _LOADED, "--debug", command, "--help")
+    help_text, _, loaded = out.rpartition("\n[")
+    alone = py(f"import streamsync.cli.{command}\n" + _LOADED)
+    assert "[" + loaded == alone
+    assert len(eval(alone)) < len(COMMANDS)
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    assert help_text + "\n" == sub.format_help()
+
+
 def test_debug_after_the_command_shows_the_traceback():
     before = _ss("--debug", "status", "/nonexistent/state")
     after = _ss("status", "/nonexistent/state", "--debug")

@@ -69,8 +69,14 @@ def _finish_help(p: argparse.ArgumentParser) -> None:
                    help="show full tracebacks and debug logging")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (every subcommand whose module is present)."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every subcommand whose module is present, or ``only``
+    that one (what :func:`main` builds for a command line naming its command: a
+    command then imports none of the other commands' modules).
+
+    >>> sorted(build_parser("plan")._subparsers._group_actions[0].choices)
+    ['plan']
+    """
     parser = argparse.ArgumentParser(
         prog="streamsync",
         description=(
@@ -83,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show full tracebacks and debug logging (also after COMMAND)")
     parser.add_argument("--version", action="version", version=f"streamsync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -96,9 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command a command line names (its first word that is no option: the
+    top-level options take no value), or ``None`` when it names none we know."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamsync`` console script."""
-    parser = build_parser()
+    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
