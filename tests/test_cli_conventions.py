@@ -67,6 +67,15 @@ def test_a_command_imports_no_other_command(command):
     assert help_text + "\n" == sub.format_help()
 
 
+def test_help_before_a_command_still_lists_every_command():
+    whole = _ss("--help")
+    assert whole.returncode == 0
+    assert all(f"    {c}" in whole.stdout for c in COMMANDS)
+    for argv in (("-h", "plan"), ("--debug", "--help", "analyze")):
+        p = _ss(*argv)
+        assert (p.returncode, p.stdout) == (0, whole.stdout), argv
+
+
 def test_debug_after_the_command_shows_the_traceback():
     before = _ss("--debug", "status", "/nonexistent/state")
     after = _ss("status", "/nonexistent/state", "--debug")

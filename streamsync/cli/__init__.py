@@ -103,10 +103,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
-    """The command a command line names (its first word that is no option: the
-    top-level options take no value), or ``None`` when it names none we know."""
+    """The command a command line names, when only ``--debug`` comes before it;
+    else ``None`` (``-h`` there asks for the list of every command).
+
+    >>> _command_in(["--debug", "plan", "-h"]), _command_in(["-h", "plan"]), _command_in(["x"])
+    ('plan', None, None)
+    """
     for arg in argv:
-        if not arg.startswith("-"):
+        if arg != "--debug":
             return arg if arg in COMMANDS else None
     return None
 
