@@ -105,6 +105,20 @@ def test_verify_and_analyze_draw_bars(brick, tmp_path):
     assert "100%" in _final(text, "read")
 
 
+@pytest.mark.parametrize("scheduler", [None, "sync"])
+def test_analyze_on_dask_draws_the_journals_every_shard_has_read(scheduler):
+    pytest.importorskip("dask")
+    args = ["analyze", "--dask", "--json", CORPUS] + (["--scheduler", scheduler] if scheduler else [])
+    rc, text = _on_a_terminal(*args)
+    assert rc == 0, text
+    m = BAR.search(_final(text, "analyze journals"))
+    assert m and m[1] == m[2] == "34", text[-800:]
+    assert "100%" in _final(text, "read")
+    # the report itself is the one the pipe gets
+    p = _on_a_pipe(*args)
+    assert p.returncode == 0 and p.stderr == "" and p.stdout.strip() in text, p.stderr
+
+
 @pytest.mark.parametrize("quiet", [True, False])
 def test_nothing_is_drawn_on_a_pipe_or_with_q(brick, tmp_path, quiet):
     if quiet:  # a terminal, but -q

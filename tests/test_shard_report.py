@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from streamsync.analysis import merge_all, summarize_paths
+from streamsync.analysis._input import iter_journals
 from streamsync.analysis.resolve import Resolver
 from streamsync.analysis.shard import prefixes, read_shard, shard_of, split
 from streamsync.discover import discover
@@ -288,7 +289,9 @@ def test_distributed_cluster_default_shards():
             distributed.Client(cluster) as client:
         from streamsync.analysis.dask import _report_scheduler, _workers
         assert _workers(client) == 2
-        assert report_dask(corpus, scheduler=client) == _single(corpus)
+        seen: list[int] = []  # the workers are on this host: they count too
+        assert report_dask(corpus, scheduler=client, progress=seen.append) == _single(corpus)
+        assert seen[-1] == len(list(iter_journals(corpus)))
         assert _report_scheduler(None) is client  # the active client, by default
         assert report_dask(corpus) == _single(corpus)
 
@@ -336,3 +339,50 @@ def test_damaged_journals_fail_or_agree_in_every_shard(tmp_path):
             assert got == want, (how, at, victim.name)
         outcomes["error" if want is ParseError else "equal"] += 1
     assert outcomes["error"] > 30 and outcomes["equal"] > 10  # both sides were exercised
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
+def test_progress_reaches_every_journal_and_leaves_no_file(scheduler, tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the tally file goes
+    corpus = [str(p) for p in CORPUS]
+    n = len(list(iter_journals(corpus)))
+    seen: list[int] = []
+    got = report_dask(corpus, scheduler=scheduler, shards=3, progress=seen.append)
+    assert got == _single(corpus)
+    assert seen and seen[-1] == n and seen == sorted(set(seen)), seen
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_ends_when_a_shard_fails(tmp_path, monkeypatch):
+    import tempfile
+    d = tmp_path / "journals"
+    d.mkdir()
+    (d / "CHANGELOG.1795467001").write_bytes(b"D " + ROOT.encode() + b"\n")
+    (d / "CHANGELOG.1795467016").write_bytes(b"D not-a-gfid\n")
+    tally = tmp_path / "tally"
+    tally.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tally))
+    seen: list[int] = []
+    with pytest.raises(ParseError, match="CHANGELOG.1795467016:1"):
+        report_dask([str(d)], scheduler="sync", shards=2, progress=seen.append)
+    assert list(tally.iterdir()) == [] and seen[-1:] in ([], [1], [2])
+
+
+def test_a_ticker_travels_without_its_file_and_counts_nothing_where_none_is(tmp_path):
+    import pickle
+
+    from streamsync.analysis.tally import ShardTicker, read_tally, tally_file
+    path = tally_file(3)
+    tick = ShardTicker(path, 2)
+    tick(None)
+    tick(None)
+    copy = pickle.loads(pickle.dumps(tick))
+    assert (copy.path, copy.shard, copy.count) == (path, 2, 0)
+    tick.done()
+    assert read_tally(path, 3) == [0, 0, 2]
+    elsewhere = ShardTicker(str(tmp_path / "no-such-tally"), 0)  # a worker on another host
+    elsewhere(None)
+    elsewhere.done()
+    assert not (tmp_path / "no-such-tally").exists()
+    assert read_tally(str(tmp_path / "no-such-tally"), 2) == [0, 0]

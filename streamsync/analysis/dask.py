@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..records import Changelog, Stime
 from .resolve import Resolver
@@ -163,16 +163,21 @@ class _Journals:
 
 
 def _shard_task(journals, shard: int, shards: int, top: int, bucket: int | str,
-                data_stime: Stime | int | None, brick: str | None):
+                data_stime: Stime | int | None, brick: str | None, ticker=None):
     """One shard, whole: read every journal, keep the shard's gfids, return its share of
-    the report (and of the transfer estimate). Nothing but that small share leaves."""
+    the report (and of the transfer estimate). Nothing but that small share leaves
+    (``ticker``: a :class:`~streamsync.analysis.tally.ShardTicker` counting journals)."""
     from ..errors import JournalError, ParseError
     from .report import shard_part
     from .shard import read_shard
     try:
-        read = read_shard(journals, shard, shards, bucket=bucket, data_stime=data_stime)
+        read = read_shard(journals, shard, shards, bucket=bucket, data_stime=data_stime,
+                          progress=ticker)
     except (JournalError, ParseError) as exc:  # returned: the earliest of all is raised
         return exc, None
+    finally:
+        if ticker is not None:
+            ticker.done()
     part = shard_part(read.summary, read.onto, top, parents=read.parents)
     if brick is None:
         return part, None
@@ -184,10 +189,24 @@ def _shard_task(journals, shard: int, shards: int, top: int, bucket: int | str,
     return part, read.summary.transfer_estimate(BrickView(brick))
 
 
+def _compute(dask, journals: list[Changelog], n: int, top: int, bucket: int | str,
+             data_stime: Stime | int | None, where: str | None, scheduler: Any,
+             tally: str | None) -> tuple:
+    """Every shard's ``(part, transfer estimate)``, in shard order."""
+    from dask import delayed
+
+    from .tally import ShardTicker
+    tasks = [delayed(_shard_task, pure=False)(
+        _Journals(journals), k, n, top, bucket, data_stime, where,
+        None if tally is None else ShardTicker(tally, k)) for k in range(n)]
+    return dask.compute(*tasks, **_compute_kw(scheduler))
+
+
 def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top: int = 20,
                 bucket: int | str = 3600, data_stime: Stime | int | None = None,
                 shards: int | None = None, scheduler: Any = None,
-                brick: str | os.PathLike | None = None) -> dict[str, Any]:
+                brick: str | os.PathLike | None = None,
+                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """The report of every journal under ``paths`` (:meth:`Summary.to_dict`, paths
     resolved, plus ``"transfer"`` with a ``brick``), each gfid's state on one worker.
 
@@ -201,6 +220,10 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
     no per-gfid state travels, so any scheduler will do, ``processes``
     included. Reading is repeated by every task, so more shards than cores
     only cost. With a ``brick``, the workers must see it at the same path.
+    ``progress(journals)`` is called on a thread of this process, a few times
+    a second, with the number of journals every shard has read (the shards
+    count them into a small file, :mod:`streamsync.analysis.tally`: workers on
+    other hosts are not counted); start a pool of forked workers before.
 
     >>> from streamsync.analysis.summary import summarize_paths
     >>> corpus = "tests/data/gluster-10.3/raw/ascii-delpath-on"
@@ -210,7 +233,6 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
     True
     """
     dask = _require_dask("dask")
-    from dask import delayed
 
     from ._input import iter_journals, path_list
     from .report import assemble
@@ -225,9 +247,13 @@ def report_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *, top
     if n < 1:
         raise ValueError(f"shards must be at least 1, not {n}")
     where = None if brick is None else os.path.abspath(os.fspath(brick))
-    tasks = [delayed(_shard_task, pure=False)(_Journals(journals), k, n, top, bucket,
-                                              data_stime, where) for k in range(n)]
-    done = dask.compute(*tasks, **_compute_kw(scheduler))
+    if progress is None:
+        done = _compute(dask, journals, n, top, bucket, data_stime, where, scheduler, None)
+    else:
+        from .tally import watching
+        with watching(n, progress) as tally:
+            done = _compute(dask, journals, n, top, bucket, data_stime, where, scheduler,
+                            tally)
     failed = [part for part, _ in done if isinstance(part, Exception)]
     if failed:
         raise earliest_error(failed, journals)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .._gc import paused
 from ..decode import SomeRecords, decode_journal_some, is_raw_journal
@@ -115,7 +115,8 @@ class ShardRead:
 
 
 def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
-               bucket: int | str = 3600, data_stime: Stime | int | None = None) -> ShardRead:
+               bucket: int | str = 3600, data_stime: Stime | int | None = None,
+               progress: Callable[[Changelog], None] | None = None) -> ShardRead:
     """Read every journal, keep the state of ``shard``'s gfids (:class:`ShardRead`).
 
     Records are built only for the shard's gfids (shard 0 also counts the
@@ -126,7 +127,7 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
     one shard alone does not. The ``shards`` summaries merge to the summary
     of the journals when every shard succeeds; when some fail, the error of
     the earliest journal (and line) is the one a single reader raises
-    (:func:`earliest_error`).
+    (:func:`earliest_error`). ``progress`` is called after each journal.
 
     >>> from streamsync.analysis import merge_all, summarize_paths
     >>> from streamsync.discover import discover
@@ -161,6 +162,8 @@ def read_shard(changelogs: Iterable[Changelog], shard: int, shards: int, *,
                 _renames_in(text, c.ts, onto)
                 records = parse_processed_some(text, keep, path=where, strays=first)
             b.add_records(c, records, journal=first)
+            if progress is not None:
+                progress(c)
     return ShardRead(b.freeze(), onto, frozenset(
         p if isinstance(p, str) else p.decode("utf-8", "surrogateescape") for p in parents))
 

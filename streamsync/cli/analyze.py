@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from itertools import accumulate
+from typing import Callable
 
 import orjson
 
 from .. import human
 from ..analysis._cli_common import source_brick
-from ..progress import progress_for, showing
+from ..progress import Progress, progress_for, showing
 from ..times import TIME_HELP, time_arg
 from ..analysis._input import iter_journals
 from ..analysis.resolve import Resolver
@@ -195,7 +197,24 @@ def _on_process_pool(job):
     with ProcessPoolExecutor(os.cpu_count() or 1,
                              mp_context=multiprocessing.get_context("fork")) as pool, \
             dask.config.set(pool=pool):
+        pool.submit(int).result()  # forks every worker now, before the job starts a thread
         return job("processes")
+
+
+def _shards_read(display: Progress, journals: list[Changelog]) -> Callable[[int], None]:
+    """A :func:`report_dask` progress callback drawing on ``display``: the journals
+    every shard has read, and their bytes."""
+    sizes = list(accumulate((j.size for j in journals), initial=0))
+    display.journals(len(journals))
+    display.queued(0, sizes[-1])
+    last = [0]
+
+    def read(count: int) -> None:
+        count = min(count, len(journals))
+        display.journal_done(count - last[0])
+        display.sent(0, sizes[count] - sizes[last[0]])
+        last[0] = count
+    return read
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,10 +238,17 @@ def run(args: argparse.Namespace) -> int:
     journals = list(iter_journals(args.paths, since=args.since, until=args.until))
     if args.dask and not (args.save or others):
         from ..analysis.dask import report_dask
-        report = _on_dask(lambda scheduler: report_dask(
-            journals, top=args.top, bucket=args.bucket, data_stime=args.data_stime,
-            shards=args.shards, scheduler=scheduler, brick=brick), args)
-        return _print(report, args)
+
+        def job(scheduler):
+            # the shards count into a file on this host: no display for remote workers
+            here = args.scheduler in (None, "local", *_LOCAL_SCHEDULERS)
+            display = progress_for(sys.stderr, label="analyze", data="read") if here else None
+            with showing(display):
+                return report_dask(
+                    journals, top=args.top, bucket=args.bucket, data_stime=args.data_stime,
+                    shards=args.shards, scheduler=scheduler, brick=brick,
+                    progress=None if display is None else _shards_read(display, journals))
+        return _print(_on_dask(job, args), args)
     if args.dask:
         from ..analysis.dask import summarize_dask
         summary = _on_dask(lambda scheduler: summarize_dask(
