@@ -48,3 +48,12 @@ def test_distributed_local_cluster(single):
         s2 = summarize_dask(SOURCES, bucket="10s", data_stime=1795467300, npartitions=5)
     assert s == single
     assert s2 == single
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "processes"])
+def test_progress_adds_up_the_partitions(single, scheduler):
+    seen: list[int] = []
+    s = summarize_dask(SOURCES, bucket="10s", data_stime=1795467300, npartitions=7,
+                       scheduler=scheduler, progress=seen.append)
+    assert s == single
+    assert seen and seen[-1] == single.changelogs and seen == sorted(set(seen)), seen

@@ -119,6 +119,16 @@ def test_analyze_on_dask_draws_the_journals_every_shard_has_read(scheduler):
     assert p.returncode == 0 and p.stderr == "" and p.stdout.strip() in text, p.stderr
 
 
+def test_analyze_on_dask_draws_the_journals_summarised_for_save(tmp_path):
+    pytest.importorskip("dask")
+    rc, text = _on_a_terminal("analyze", "--dask", "--partitions", "5", "--save",
+                              str(tmp_path / "s.json"), CORPUS)
+    assert rc == 0, text
+    m = BAR.search(_final(text, "analyze journals"))
+    assert m and m[1] == m[2] == "34", text[-800:]
+    assert (tmp_path / "s.json").stat().st_size > 0
+
+
 @pytest.mark.parametrize("quiet", [True, False])
 def test_nothing_is_drawn_on_a_pipe_or_with_q(brick, tmp_path, quiet):
     if quiet:  # a terminal, but -q

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..records import Changelog, Stime
 from .resolve import Resolver
 from .summary import Summary, SummaryBuilder, merge_all
+from .tally import ShardTicker
 
 __all__ = ["report_dask", "summarize_dask", "journal_bag", "summarize_partition"]
 
@@ -44,8 +45,10 @@ def _require_dask(module: str = "dask.bag"):
 
 
 def summarize_partition(changelogs: Iterable[Changelog], *, bucket: int | str = 3600,
-                        data_stime: Stime | int | None = None) -> list[Summary]:
-    """Summarise one partition of journals (runs on a worker); a one-element list.
+                        data_stime: Stime | int | None = None,
+                        progress: Callable[[Changelog], None] | None = None) -> list[Summary]:
+    """Summarise one partition of journals (runs on a worker); a one-element list
+    (``progress`` is called after each journal).
 
     >>> from streamsync.discover import discover
     >>> summarize_partition(list(discover("tests/data/gluster-10.3/raw/ascii-delpath-on"))[:3])
@@ -55,7 +58,19 @@ def summarize_partition(changelogs: Iterable[Changelog], *, bucket: int | str = 
     b = SummaryBuilder(bucket=bucket, data_stime=data_stime)
     for c in changelogs:
         b.add_changelog(c, read_records(c))
+        if progress is not None:
+            progress(c)
     return [b.freeze()]
+
+
+def _partition_task(changelogs: Iterable[Changelog], bucket: int | str,
+                    data_stime: Stime | int | None, ticker: ShardTicker) -> list[Summary]:
+    """:func:`summarize_partition`, counting its journals with ``ticker``."""
+    try:
+        return summarize_partition(changelogs, bucket=bucket, data_stime=data_stime,
+                                   progress=ticker)
+    finally:
+        ticker.done()
 
 
 def journal_bag(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
@@ -83,12 +98,14 @@ def journal_bag(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
 def summarize_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
                    bucket: int | str = 3600, data_stime: Stime | int | None = None,
                    npartitions: int | None = None, partition_size: int | None = None,
-                   scheduler: Any = None) -> Summary:
+                   scheduler: Any = None,
+                   progress: Callable[[int], None] | None = None) -> Summary:
     """The :class:`Summary` of every journal under ``paths``, computed on Dask.
 
     ``scheduler`` is passed to ``compute`` (``"sync"``, ``"threads"``,
     ``"processes"`` or a ``distributed.Client``); ``None`` uses Dask's default
-    (a ``distributed.Client`` when one is active).
+    (a ``distributed.Client`` when one is active). ``progress(journals)``: as
+    in :func:`report_dask`, the journals summarised so far.
 
     >>> from streamsync.analysis.summary import summarize_paths
     >>> corpus = "tests/data/gluster-10.3/raw/ascii-delpath-on"
@@ -97,8 +114,21 @@ def summarize_dask(paths: Iterable[str | os.PathLike] | Sequence[Changelog], *,
     (True, 34)
     """
     bag = journal_bag(paths, npartitions=npartitions, partition_size=partition_size)
-    parts = bag.map_partitions(summarize_partition, bucket=bucket, data_stime=data_stime)
-    summaries = parts.compute(**_compute_kw(scheduler))
+    if progress is None:
+        parts = bag.map_partitions(summarize_partition, bucket=bucket, data_stime=data_stime)
+        summaries = parts.compute(**_compute_kw(scheduler))
+    else:
+        import dask
+        from dask import delayed
+
+        from .tally import watching
+        partitions = bag.to_delayed()
+        with watching(len(partitions), progress, combine=sum) as tally:
+            done = dask.compute(*(
+                delayed(_partition_task, pure=False)(part, bucket, data_stime,
+                                                     ShardTicker(tally, k))
+                for k, part in enumerate(partitions)), **_compute_kw(scheduler))
+        summaries = [s for one in done for s in one]
     return merge_all(summaries, bucket=bucket, data_stime=data_stime)
 
 
@@ -194,8 +224,6 @@ def _compute(dask, journals: list[Changelog], n: int, top: int, bucket: int | st
              tally: str | None) -> tuple:
     """Every shard's ``(part, transfer estimate)``, in shard order."""
     from dask import delayed
-
-    from .tally import ShardTicker
     tasks = [delayed(_shard_task, pure=False)(
         _Journals(journals), k, n, top, bucket, data_stime, where,
         None if tally is None else ShardTicker(tally, k)) for k in range(n)]

@@ -3,7 +3,8 @@
 A shard task runs in another process (or on another host), so it cannot call
 back; it counts the journals it has read into a small file instead, eight bytes
 at its own place, a few times a second (:class:`ShardTicker`). The client polls
-that file on a thread and reports the slowest shard's count (:func:`watching`).
+that file on a thread and reports the slowest shard's count, or the sum of
+the counts of tasks that share the journals out (:func:`watching`).
 A shard on a host that does not see the file counts nothing, and nothing breaks.
 
 >>> import os
@@ -104,10 +105,12 @@ class ShardTicker:
 
 
 @contextlib.contextmanager
-def watching(shards: int, report: Callable[[int], None]) -> Iterator[str]:
+def watching(shards: int, report: Callable[[int], None], *,
+             combine: Callable[[list[int]], int] = min) -> Iterator[str]:
     """A tally file for ``shards`` while the block runs (its path is yielded);
     ``report(count)`` is called on a thread with the slowest shard's count as it
-    grows, and once more at the end. Start the block's worker processes before
+    grows (``combine=sum``: the counts added, for tasks that share the journals
+    out), and once more at the end. Start the block's worker processes before
     entering it when they are forked (a fork copies no thread safely).
 
     >>> seen = []
@@ -126,7 +129,7 @@ def watching(shards: int, report: Callable[[int], None]) -> Iterator[str]:
 
     def poll() -> None:
         while not stop.wait(INTERVAL):
-            slowest = min(read_tally(path, shards))
+            slowest = combine(read_tally(path, shards))
             if slowest > last[0]:
                 last[0] = slowest
                 report(slowest)
@@ -137,7 +140,7 @@ def watching(shards: int, report: Callable[[int], None]) -> Iterator[str]:
     finally:
         stop.set()
         thread.join()
-        slowest = min(read_tally(path, shards))
+        slowest = combine(read_tally(path, shards))
         with contextlib.suppress(OSError):
             os.unlink(path)
     if slowest > last[0]:  # the last count, once the block has succeeded

@@ -158,7 +158,6 @@ def _on_dask(job, args: argparse.Namespace):
         raise ConfigError(f"--scheduler {scheduler}: needs dask.distributed: "
                           f"pip install 'streamsync[dask]'") from None
     if scheduler == "local":
-        import dask
         # a cluster for this run only: no malloc trimming after every task (the
         # nanny's MALLOC_TRIM_THRESHOLD_, 1.07-1.12x of a shard's reading)
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_":
@@ -201,9 +200,17 @@ def _on_process_pool(job):
         return job("processes")
 
 
-def _shards_read(display: Progress, journals: list[Changelog]) -> Callable[[int], None]:
-    """A :func:`report_dask` progress callback drawing on ``display``: the journals
-    every shard has read, and their bytes."""
+def _dask_display(args: argparse.Namespace) -> Progress | None:
+    """Bars for a Dask run on a terminal, when the workers are on this host (they
+    count into a file here: :mod:`streamsync.analysis.tally`)."""
+    if args.scheduler not in (None, "local", *_LOCAL_SCHEDULERS):
+        return None
+    return progress_for(sys.stderr, label="analyze", data="read")
+
+
+def _journals_read(display: Progress, journals: list[Changelog]) -> Callable[[int], None]:
+    """A Dask progress callback drawing on ``display``: the journals read (by every
+    shard, or in all), and their bytes."""
     sizes = list(accumulate((j.size for j in journals), initial=0))
     display.journals(len(journals))
     display.queued(0, sizes[-1])
@@ -239,21 +246,25 @@ def run(args: argparse.Namespace) -> int:
     if args.dask and not (args.save or others):
         from ..analysis.dask import report_dask
 
-        def job(scheduler):
-            # the shards count into a file on this host: no display for remote workers
-            here = args.scheduler in (None, "local", *_LOCAL_SCHEDULERS)
-            display = progress_for(sys.stderr, label="analyze", data="read") if here else None
+        def report(scheduler):
+            display = _dask_display(args)
             with showing(display):
                 return report_dask(
                     journals, top=args.top, bucket=args.bucket, data_stime=args.data_stime,
                     shards=args.shards, scheduler=scheduler, brick=brick,
-                    progress=None if display is None else _shards_read(display, journals))
-        return _print(_on_dask(job, args), args)
+                    progress=None if display is None else _journals_read(display, journals))
+        return _print(_on_dask(report, args), args)
     if args.dask:
         from ..analysis.dask import summarize_dask
-        summary = _on_dask(lambda scheduler: summarize_dask(
-            journals, bucket=args.bucket, data_stime=args.data_stime,
-            npartitions=args.partitions, scheduler=scheduler), args)
+
+        def summary_of(scheduler):
+            display = _dask_display(args)
+            with showing(display):
+                return summarize_dask(
+                    journals, bucket=args.bucket, data_stime=args.data_stime,
+                    npartitions=args.partitions, scheduler=scheduler,
+                    progress=None if display is None else _journals_read(display, journals))
+        summary = _on_dask(summary_of, args)
     else:
         display = progress_for(sys.stderr, label="analyze", data="read")
         with showing(display):
