@@ -129,10 +129,10 @@ def watching(shards: int, report: Callable[[int], None], *,
 
     def poll() -> None:
         while not stop.wait(INTERVAL):
-            slowest = combine(read_tally(path, shards))
-            if slowest > last[0]:
-                last[0] = slowest
-                report(slowest)
+            count = combine(read_tally(path, shards))
+            if count > last[0]:
+                last[0] = count
+                report(count)
     thread = threading.Thread(target=poll, name="streamsync-tally", daemon=True)
     thread.start()
     try:
@@ -140,8 +140,8 @@ def watching(shards: int, report: Callable[[int], None], *,
     finally:
         stop.set()
         thread.join()
-        slowest = combine(read_tally(path, shards))
+        count = combine(read_tally(path, shards))
         with contextlib.suppress(OSError):
             os.unlink(path)
-    if slowest > last[0]:  # the last count, once the block has succeeded
-        report(slowest)
+    if count > last[0]:  # the last count, once the block has succeeded
+        report(count)
