@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from itertools import accumulate
-from typing import Callable
+from itertools import accumulate, count
+from typing import Any, Callable
 
 import orjson
 
@@ -200,28 +200,35 @@ def _on_process_pool(job):
         return job("processes")
 
 
-def _dask_display(args: argparse.Namespace) -> Progress | None:
-    """Bars for a Dask run on a terminal, when the workers are on this host (they
-    count into a file here: :mod:`streamsync.analysis.tally`)."""
-    if args.scheduler not in (None, "local", *_LOCAL_SCHEDULERS):
-        return None
-    return progress_for(sys.stderr, label="analyze", data="read")
+def _with_bars(journals: list[Changelog], work: Callable[[Callable[[int], None] | None], Any],
+               *, draw: bool = True) -> Any:
+    """``work(progress)``: on a terminal (and with ``draw``), bars of the journals read
+    and their bytes, which ``progress(count)`` moves; ``None`` for no bars."""
+    display = progress_for(sys.stderr, label="analyze", data="read") if draw else None
+    with showing(display):
+        return work(None if display is None else _journals_read(display, journals))
 
 
 def _journals_read(display: Progress, journals: list[Changelog]) -> Callable[[int], None]:
-    """A Dask progress callback drawing on ``display``: the journals read (by every
+    """A progress callback drawing on ``display``: the journals read so far (by every
     shard, or in all), and their bytes."""
     sizes = list(accumulate((j.size for j in journals), initial=0))
     display.journals(len(journals))
     display.queued(0, sizes[-1])
     last = [0]
 
-    def read(count: int) -> None:
-        count = min(count, len(journals))
-        display.journal_done(count - last[0])
-        display.sent(0, sizes[count] - sizes[last[0]])
-        last[0] = count
+    def read(n: int) -> None:
+        n = min(n, len(journals))
+        display.journal_done(n - last[0])
+        display.sent(0, sizes[n] - sizes[last[0]])
+        last[0] = n
     return read
+
+
+def _workers_here(args: argparse.Namespace) -> bool:
+    """Whether the Dask workers run on this host (they count into a file here:
+    :mod:`streamsync.analysis.tally`); not for a scheduler's address."""
+    return args.scheduler in (None, "local", *_LOCAL_SCHEDULERS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -247,37 +254,27 @@ def run(args: argparse.Namespace) -> int:
         from ..analysis.dask import report_dask
 
         def report(scheduler):
-            display = _dask_display(args)
-            with showing(display):
-                return report_dask(
-                    journals, top=args.top, bucket=args.bucket, data_stime=args.data_stime,
-                    shards=args.shards, scheduler=scheduler, brick=brick,
-                    progress=None if display is None else _journals_read(display, journals))
+            return _with_bars(journals, lambda progress: report_dask(
+                journals, top=args.top, bucket=args.bucket, data_stime=args.data_stime,
+                shards=args.shards, scheduler=scheduler, brick=brick, progress=progress),
+                draw=_workers_here(args))
         return _print(_on_dask(report, args), args)
     if args.dask:
         from ..analysis.dask import summarize_dask
 
         def summary_of(scheduler):
-            display = _dask_display(args)
-            with showing(display):
-                return summarize_dask(
-                    journals, bucket=args.bucket, data_stime=args.data_stime,
-                    npartitions=args.partitions, scheduler=scheduler,
-                    progress=None if display is None else _journals_read(display, journals))
+            return _with_bars(journals, lambda progress: summarize_dask(
+                journals, bucket=args.bucket, data_stime=args.data_stime,
+                npartitions=args.partitions, scheduler=scheduler, progress=progress),
+                draw=_workers_here(args))
         summary = _on_dask(summary_of, args)
     else:
-        display = progress_for(sys.stderr, label="analyze", data="read")
-        with showing(display):
-            if display is not None:
-                display.journals(len(journals))
-                display.queued(0, sum(j.size for j in journals))
-
-            def tick(journal: Changelog) -> None:
-                if display is not None:
-                    display.journal_done(1)
-                    display.sent(0, journal.size)
-            summary = summarize_journals(journals, bucket=args.bucket,
-                                         data_stime=args.data_stime, progress=tick)
+        def summary_here(progress):
+            done = count(1)
+            return summarize_journals(
+                journals, bucket=args.bucket, data_stime=args.data_stime,
+                progress=None if progress is None else lambda _journal: progress(next(done)))
+        summary = _with_bars(journals, summary_here)
     if others:
         from ..analysis.summary import merge
         for path, other in others:
