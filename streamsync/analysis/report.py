@@ -23,7 +23,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Sequence
 
 from .summary import Onto, Summary, gone_among, merge_all, renames_onto, top_items
 
@@ -54,8 +54,8 @@ class ShardPart:
     names: dict[str, tuple[int, int, str, str]]
 
 
-def shard_part(s: Summary, onto: Mapping[tuple[str, str], list[tuple[int, int, str]]],
-               top: int = 20, *, parents: Collection[str] = ()) -> ShardPart:
+def shard_part(s: Summary, onto: Onto, top: int = 20, *,
+               parents: Collection[str] = ()) -> ShardPart:
     """One shard's part: ``onto`` holds every shard's renames
     (:func:`~streamsync.analysis.summary.renames_onto`); the names of ``parents``
     and of the shard's top entries come along for the paths.

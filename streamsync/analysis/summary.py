@@ -167,8 +167,7 @@ def renames_onto(renames: Mapping[str, Iterable[tuple[int, int, str, str, str, s
     return onto
 
 
-def overwritten_among(s: "Summary", onto: Mapping[tuple[str, str], list[tuple[int, int, str]]]
-                      ) -> set[str]:
+def overwritten_among(s: "Summary", onto: Onto) -> set[str]:
     """The gfids of ``s.names`` that lost a name to a rename in ``onto`` of another gfid.
 
     ``onto`` may hold renames from beyond ``s`` (every shard of a summary split
@@ -206,8 +205,7 @@ def overwritten_among(s: "Summary", onto: Mapping[tuple[str, str], list[tuple[in
     return out
 
 
-def gone_among(s: "Summary", onto: Mapping[tuple[str, str], list[tuple[int, int, str]]]
-               ) -> list[str]:
+def gone_among(s: "Summary", onto: Onto) -> list[str]:
     """The gfids ``s`` saw created that have no name left at the end, given every
     rename onto each name (``onto``, possibly from beyond ``s``); unsorted.
 
