@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -251,17 +252,17 @@ def test_ssh_replication_of_a_real_brick(sshd, tmp_path):
 
 
 def _wait_dead(pid: int, timeout: float = 30.0) -> None:
-    """Until ``pid`` (on this host: ssh to loopback) has exited: gone or a zombie."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rpartition(")")[2].split()[0] == "Z":
-                    return
-        except OSError:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"process {pid} still runs {timeout} s after SIGKILL")
+    """Until ``pid`` (on this host: ssh to loopback) has exited: its pidfd turns
+    readable then (a zombie counts: it holds no descriptor any more)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:  # gone already
+        return
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    assert ready, f"process {pid} still runs {timeout} s after SIGKILL"
 
 
 def _journaled_brick(tmp_path, T, n=4):
